@@ -1,0 +1,73 @@
+"""workbench: trace Python/numpy functions, differentiate them symbolically, compile to numpy.
+
+>>> import workbench as wb
+>>> import numpy as np
+>>> float(wb.grad(lambda x: np.sin(x) * x)(0.0))
+0.0
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ArgnumsError,
+    ArgnumsTypeError,
+    BudgetExceededError,
+    HasAuxError,
+    InputTypeError,
+    LeakedTracerError,
+    NonScalarOutputError,
+    OutputTypeError,
+    ShapeError,
+    TracedConversionError,
+    UnsupportedOperationError,
+    WorkbenchError,
+)
+from .functions import (
+    abs,
+    acos,
+    asin,
+    atan,
+    atan2,
+    clip,
+    cos,
+    cosh,
+    dot,
+    exp,
+    expm1,
+    log,
+    log1p,
+    matmul,
+    maximum,
+    mean,
+    minimum,
+    power,
+    relu,
+    sigmoid,
+    sign,
+    sin,
+    sinh,
+    softplus,
+    sqrt,
+    square,
+    stop_gradient,
+    sum,
+    supported_functions,
+    tan,
+    tanh,
+    where,
+)
+from .modes import enable_grad, no_grad
+from .transforms.grad import grad, grad_and_value
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgnumsError", "ArgnumsTypeError", "BudgetExceededError", "HasAuxError", "InputTypeError",
+    "LeakedTracerError", "NonScalarOutputError", "OutputTypeError", "ShapeError",
+    "TracedConversionError", "UnsupportedOperationError", "WorkbenchError",
+    "abs", "acos", "asin", "atan", "atan2", "clip", "cos", "cosh", "dot", "exp", "expm1", "log",
+    "log1p", "matmul", "maximum", "mean", "minimum", "power", "relu", "sigmoid", "sign", "sin",
+    "sinh", "softplus", "sqrt", "square", "stop_gradient", "sum", "supported_functions", "tan",
+    "tanh", "where",
+    "enable_grad", "no_grad", "grad", "grad_and_value",
+]

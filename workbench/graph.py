@@ -1,0 +1,210 @@
+"""The expression graph: a hash-consed DAG of scalar nodes, each applying one op of ``ops``.
+
+Nodes are plain integers; a node's op, arguments, static params and concrete value live in
+parallel lists of the :class:`Graph`. Building a node folds constants and algebraic identities
+(``x * 1``, ``x + 0``, ``--x``) and reuses an existing node with the same op and arguments, so the
+graph is its own common-subexpression elimination. Nodes are appended in topological order: every
+argument has a smaller id than the node that uses it.
+
+One graph serves a whole top-level transform call, nested transforms included: ``grad(grad(f))``
+builds the derivative of the inner call as more nodes of the same graph, and the outer call
+differentiates those. Inner inputs are fresh ``alias`` nodes, never shared, which is what keeps
+levels apart (no perturbation confusion).
+
+>>> g = Graph()
+>>> x = g.input(2.0, "x")
+>>> y = g.apply("mul", x, g.apply("sin", x))
+>>> round(g.value(y), 6)
+1.818595
+>>> g.apply("mul", x, g.const(1.0)) == x
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import BudgetExceededError
+from .ops import OPS
+
+_ZERO, _ONE = 0.0, 1.0
+
+# Past this many nodes a trace is refused: element-level graphs this big belong to the tape.
+DEFAULT_MAX_NODES = 2_000_000
+
+
+class Graph:
+    """Parallel lists of op names, argument tuples, params and concrete values, one entry a node."""
+
+    __slots__ = ("op", "args", "params", "values", "_index", "_consts", "guards", "max_nodes",
+                 "_n_unique")
+
+    def __init__(self, max_nodes: int = DEFAULT_MAX_NODES) -> None:
+        self.op: list[str] = []
+        self.args: list[tuple[int, ...]] = []
+        self.params: list[tuple] = []
+        self.values: list = []
+        self._index: dict[tuple, int] = {}
+        self._consts: dict[tuple, int] = {}
+        # (boolean node, the value it had when traced): where a compiled result stays valid.
+        self.guards: list[tuple[int, bool]] = []
+        self.max_nodes = max_nodes
+        self._n_unique = 0
+
+    def __len__(self) -> int:
+        return len(self.op)
+
+    # ----- leaves -----
+    def _push(self, op: str, args: tuple[int, ...], params: tuple, value) -> int:
+        node = len(self.op)
+        if node >= self.max_nodes:
+            raise BudgetExceededError(
+                f"the trace grew past {self.max_nodes:,} scalar operations; symbolic "
+                "differentiation at this size is better done numerically: use wb.tape.grad(f), "
+                "or trace a smaller problem (raise the limit with wb.config.max_nodes)")
+        self.op.append(op)
+        self.args.append(args)
+        self.params.append(params)
+        self.values.append(value)
+        return node
+
+    def const(self, value) -> int:
+        """The node of a constant (one node per distinct value and type)."""
+        key = (type(value), value)
+        node = self._consts.get(key)
+        if node is None:
+            node = self._consts[key] = self._push("const", (), (value,), value)
+        return node
+
+    def input(self, value, label) -> int:
+        """A fresh independent variable (never shared with another)."""
+        self._n_unique += 1
+        return self._push("input", (), (label, self._n_unique), value)
+
+    def alias(self, node: int, label=None) -> int:
+        """A fresh node equal to ``node``: what an inner transform differentiates with respect to."""
+        self._n_unique += 1
+        return self._push("alias", (node,), (label, self._n_unique), self.values[node])
+
+    # ----- queries -----
+    def is_const(self, node: int) -> bool:
+        return self.op[node] == "const"
+
+    def value(self, node: int):
+        return self.values[node]
+
+    # ----- building -----
+    def apply(self, name: str, *args: int, params: tuple = ()) -> int:
+        """The node ``name(*args)``, after folding constants and identities and reusing duplicates."""
+        op_of = self.op
+        if all(op_of[a] == "const" for a in args):
+            return self.const(OPS[name].kernel(*(self.values[a] for a in args), params=params))
+        folded = _fold(self, name, args)
+        if folded is not None:
+            return folded
+        if name in ("add", "mul"):  # commutative: one node for a*b and b*a
+            args = tuple(sorted(args))
+        key = (name, args, params)
+        node = self._index.get(key)
+        if node is None:
+            value = OPS[name].kernel(*(self.values[a] for a in args), params=params)
+            node = self._index[key] = self._push(name, args, params, value)
+        return node
+
+    def add(self, *args: int) -> int:
+        terms = [a for a in args if not (self.op[a] == "const" and self.values[a] == _ZERO)]
+        if not terms:
+            return self.const(_ZERO)
+        if len(terms) == 1:
+            return terms[0]
+        return self.apply("add", *terms)
+
+    def sub(self, a: int, b: int) -> int:
+        return self.apply("sub", a, b)
+
+    def mul(self, a: int, b: int) -> int:
+        return self.apply("mul", a, b)
+
+    def div(self, a: int, b: int) -> int:
+        return self.apply("div", a, b)
+
+    def neg(self, a: int) -> int:
+        return self.apply("neg", a)
+
+    def pow(self, a: int, b: int) -> int:
+        return self.apply("pow", a, b)
+
+    def where(self, cond: int, a: int, b: int) -> int:
+        return self.apply("where", cond, a, b)
+
+    # ----- structure -----
+    def ancestors(self, roots: Iterable[int]) -> list[int]:
+        """Every node the ``roots`` depend on (roots included), in topological (id) order."""
+        seen = set()
+        stack = list(roots)
+        args = self.args
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.extend(a for a in args[node] if a not in seen)
+        return sorted(seen)
+
+    def is_const_value(self, node: int, value: float) -> bool:
+        return self.op[node] == "const" and self.values[node] == value
+
+
+def _fold(g: Graph, name: str, args: tuple[int, ...]) -> int | None:
+    """Algebraic identities with a constant operand. Returns the folded node, or None."""
+    op, values = g.op, g.values
+    if name == "mul":
+        a, b = args
+        for x, y in ((a, b), (b, a)):
+            if op[x] == "const":
+                if values[x] == _ONE:
+                    return y
+                if values[x] == _ZERO:
+                    return x
+                if values[x] == -_ONE:
+                    return g.neg(y)
+    elif name == "add":
+        if any(op[a] == "const" and values[a] == _ZERO for a in args):
+            return g.add(*args)
+        if len(args) == 1:
+            return args[0]
+    elif name == "sub":
+        a, b = args
+        if op[b] == "const" and values[b] == _ZERO:
+            return a
+        if op[a] == "const" and values[a] == _ZERO:
+            return g.neg(b)
+        if a == b:
+            return g.const(_ZERO)
+    elif name == "div":
+        a, b = args
+        if op[b] == "const" and values[b] == _ONE:
+            return a
+        if op[a] == "const" and values[a] == _ZERO:
+            return a
+    elif name == "neg":
+        (a,) = args
+        if op[a] == "neg":
+            return g.args[a][0]
+    elif name == "pow":
+        a, b = args
+        if op[b] == "const" and values[b] == _ONE:
+            return a
+        if op[b] == "const" and values[b] == _ZERO:
+            return g.const(_ONE)
+    elif name == "where":
+        c, a, b = args
+        if op[c] == "const":
+            return a if values[c] else b
+        if a == b:
+            return a
+    elif name == "stop_gradient":
+        (a,) = args
+        if op[a] == "stop_gradient":
+            return a
+    return None

@@ -1,0 +1,81 @@
+"""Pytrees: nested tuples, lists, dicts and namedtuples of leaves, as torch.func and JAX use them.
+
+``flatten`` returns the leaves in a fixed order and a hashable description of the structure;
+``unflatten`` rebuilds the same structure around new leaves. Dicts keep their insertion order
+(torch's convention). ``None`` is an empty subtree, not a leaf.
+
+>>> leaves, tree = flatten({"w": [1.0, 2.0], "b": (3.0,)})
+>>> leaves
+[1.0, 2.0, 3.0]
+>>> unflatten(tree, [10.0, 20.0, 30.0])
+{'w': [10.0, 20.0], 'b': (30.0,)}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEAF = ("*",)
+NONE = ("None",)
+
+TreeDef = tuple
+
+
+def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
+    """The leaves of ``tree`` (depth first, left to right) and its structure."""
+    leaves: list[Any] = []
+    return leaves, _flatten(tree, leaves)
+
+
+def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
+    kind = type(tree)
+    if kind is tuple or kind is list:
+        return (kind.__name__, tuple(_flatten(t, leaves) for t in tree))
+    if kind is dict:
+        keys = tuple(tree)
+        return ("dict", keys, tuple(_flatten(tree[k], leaves) for k in keys))
+    if tree is None:
+        return NONE
+    if isinstance(tree, tuple) and hasattr(kind, "_fields"):  # namedtuple
+        return ("namedtuple", kind, tuple(_flatten(t, leaves) for t in tree))
+    leaves.append(tree)
+    return LEAF
+
+
+def unflatten(treedef: TreeDef, leaves: list[Any]) -> Any:
+    """Rebuild the structure ``treedef`` with ``leaves`` in flatten's order."""
+    iterator = iter(leaves)
+    return _unflatten(treedef, iterator)
+
+
+def _unflatten(treedef: TreeDef, leaves) -> Any:
+    tag = treedef[0]
+    if treedef is LEAF or tag == "*":
+        return next(leaves)
+    if tag == "None":
+        return None
+    if tag == "tuple":
+        return tuple(_unflatten(t, leaves) for t in treedef[1])
+    if tag == "list":
+        return [_unflatten(t, leaves) for t in treedef[1]]
+    if tag == "dict":
+        return {k: _unflatten(t, leaves) for k, t in zip(treedef[1], treedef[2])}
+    if tag == "namedtuple":
+        return treedef[1](*(_unflatten(t, leaves) for t in treedef[2]))
+    raise ValueError(f"unknown tree structure {tag!r}")
+
+
+def tree_map(fn, tree: Any) -> Any:
+    """``tree`` with ``fn`` applied to every leaf."""
+    leaves, treedef = flatten(tree)
+    return unflatten(treedef, [fn(leaf) for leaf in leaves])
+
+
+def num_leaves(treedef: TreeDef) -> int:
+    tag = treedef[0]
+    if tag == "*":
+        return 1
+    if tag == "None":
+        return 0
+    children = treedef[2] if tag in ("dict", "namedtuple") else treedef[1]
+    return sum(num_leaves(c) for c in children)

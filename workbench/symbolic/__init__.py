@@ -1,0 +1,1 @@
+"""Layer 3: differentiation, compilation and display of traced graphs."""

@@ -1,0 +1,117 @@
+"""torch functions and Tensor methods on traced values (``__torch_function__``).
+
+Only imported when torch calls into a traced value, so torch stays an optional dependency.
+Elementwise functions map through the op table's ``torch_names``; the rest are listed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import trace
+from .errors import UnsupportedOperationError
+from .ops import TORCH_FUNCTIONS
+
+_REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"}
+
+
+def _reduction(fn: Callable) -> Callable:
+    def run(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
+        return fn(x, axis=dim if dim is not None else axis,
+                  keepdims=bool(keepdim if keepdims is None else keepdims))
+
+    return run
+
+
+def _max_or_maximum(fn_reduce: Callable, op: str) -> Callable:
+    def run(x, other=None, dim=None, keepdim=False, **unused):
+        if other is not None and not isinstance(other, int):
+            return trace.elementwise(op, x, other)
+        if other is not None or dim is not None:
+            raise UnsupportedOperationError(
+                f"torch.{op[:3]}(x, dim) returns data-dependent indices, which tracing cannot "
+                f"follow; use torch.a{op[:3]}(x, dim) for the values")
+        return fn_reduce(x)
+
+    return run
+
+
+def _clamp(x, min=None, max=None):
+    return trace.clip(x, min, max)
+
+
+def _softplus(x, beta=1.0, threshold=20.0):
+    if beta != 1.0 or threshold != 20.0:
+        raise UnsupportedOperationError("softplus with beta != 1 or threshold != 20 is not "
+                                        "supported by workbench tracing")
+    return trace.elementwise("softplus", x)
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "sum": _reduction(trace.sum),
+    "mean": _reduction(trace.mean),
+    "prod": _reduction(trace.prod),
+    "amax": _reduction(trace.amax),
+    "amin": _reduction(trace.amin),
+    "max": _max_or_maximum(trace.amax, "maximum"),
+    "min": _max_or_maximum(trace.amin, "minimum"),
+    "dot": trace.dot,
+    "inner": trace.dot,
+    "matmul": trace.matmul,
+    "mm": trace.matmul,
+    "mv": trace.matmul,
+    "__matmul__": trace.matmul,
+    "where": trace.where,
+    "clamp": _clamp,
+    "clip": _clamp,
+    "softplus": _softplus,
+    "pow": trace.power,
+    "__pow__": trace.power,
+    "square": lambda x: trace.elementwise("mul", x, x),
+    "reciprocal": lambda x: trace.elementwise("div", 1.0, x),
+    "rsqrt": lambda x: trace.elementwise("div", 1.0, trace.elementwise("sqrt", x)),
+    "detach": trace.stop_gradient,
+    "stack": lambda tensors, dim=0: trace.ARRAY_FUNCTIONS[__import__("numpy").stack](
+        list(tensors), axis=dim),
+    "cat": lambda tensors, dim=0: trace.ARRAY_FUNCTIONS[__import__("numpy").concatenate](
+        list(tensors), axis=dim),
+    "reshape": lambda x, shape: x.reshape(shape),
+    "flatten": lambda x: x.flatten(),
+    "t": lambda x: x.T,
+    "outer": lambda a, b: trace.ARRAY_FUNCTIONS[__import__("numpy").outer](a, b),
+    "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: trace.var(
+        x, axis=dim, keepdims=keepdim,
+        ddof=(1 if unbiased else 0) if correction is None else correction),
+    "norm": lambda x, p="fro", dim=None, keepdim=False: trace.elementwise(
+        "sqrt", trace.sum(x * x, axis=dim, keepdims=keepdim)),
+    "dim": lambda x: x.ndim,
+    "numel": lambda x: x.numel(),
+    "size": lambda x, dim=None: x.shape if dim is None else x.shape[dim],
+    "item": lambda x: x.item(),
+    "__getitem__": lambda x, index: x[index],
+    "__len__": lambda x: len(x),
+    "tanh": lambda x: trace.elementwise("tanh", x),
+    "sigmoid": lambda x: trace.elementwise("sigmoid", x),
+    "relu": lambda x, inplace=False: trace.elementwise("relu", x),
+}
+
+
+def dispatch(func: Callable, args: tuple, kwargs: dict) -> Any:
+    """Run torch function ``func`` on arguments of which at least one is traced."""
+    name = getattr(func, "__name__", str(func))
+    handler = HANDLERS.get(name)
+    if handler is not None:
+        if name in _REFLECTED:
+            args = (args[1], args[0]) + tuple(args[2:])
+        return handler(*args, **kwargs)
+    op = TORCH_FUNCTIONS.get(name)
+    if op is not None:
+        if name in _REFLECTED:
+            args = (args[1], args[0]) + tuple(args[2:])
+        if name in ("add", "sub") and "alpha" in kwargs:
+            args = (args[0], args[1] * kwargs.pop("alpha"))
+        return trace.elementwise(op, *args)
+    raise UnsupportedOperationError(
+        f"torch.{name} is not supported by workbench tracing; use the numpy or workbench "
+        "equivalent, or see wb.supported_functions()")

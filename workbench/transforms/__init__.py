@@ -1,0 +1,1 @@
+"""Layer 4: the function transforms (torch.func semantics) and pytrees."""

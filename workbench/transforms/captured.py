@@ -1,0 +1,131 @@
+"""Fingerprints of the state a function captures: closure cells, defaults and referenced globals.
+
+A compiled result bakes in every constant the function read while it was traced, so the cache key
+must change whenever that state changes -- an array captured by a closure and mutated in place,
+a global rebound to a new value. :func:`fingerprint` walks that state (depth- and size-limited)
+and returns a hashable summary: values for numbers and strings, a content digest for arrays,
+identities for modules, classes and opaque objects.
+
+>>> import numpy as np
+>>> w = np.array([1.0, 2.0])
+>>> f = lambda x: x * w
+>>> before = fingerprint(f)
+>>> w[0] = 5.0
+>>> fingerprint(f) == before
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import types
+from typing import Any
+
+import numpy as np
+
+_MISSING = object()
+_MAX_DEPTH = 4
+_MAX_ITEMS = 4096
+_SMALL_ARRAY_BYTES = 512  # below this, the bytes themselves are the key (no hash collision)
+_OPAQUE = (types.ModuleType, types.BuiltinFunctionType, type)
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+
+_global_names: dict[types.CodeType, tuple[str, ...]] = {}
+
+
+def _names_of(code: types.CodeType) -> tuple[str, ...]:
+    """Global names a code object (and the code nested in it) may read."""
+    names = _global_names.get(code)
+    if names is None:
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found.update(_names_of(const))
+        names = _global_names[code] = tuple(sorted(found))
+    return names
+
+
+def fingerprint(func: Any) -> tuple:
+    """A hashable summary of everything ``func`` captures (see the module docstring)."""
+    return _fp(func, _MAX_DEPTH, set())
+
+
+def _array_key(array: np.ndarray) -> tuple:
+    if array.dtype == object:
+        return ("object-array", id(array))
+    contiguous = np.ascontiguousarray(array)
+    if contiguous.nbytes <= _SMALL_ARRAY_BYTES:
+        data: Any = contiguous.tobytes()
+    else:
+        data = hashlib.blake2b(memoryview(contiguous).cast("B"), digest_size=16).digest()
+    return ("array", array.shape, array.dtype.str, data)
+
+
+def _fp(value: Any, depth: int, seen: set[int]) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is np.ndarray:
+        return _array_key(value)
+    if isinstance(value, np.generic):
+        return ("np", value.dtype.str, value.item())
+    if isinstance(value, _OPAQUE):
+        return ("id", id(value))
+    if depth <= 0 or id(value) in seen:
+        return ("id", id(value))
+    seen.add(id(value))
+    try:
+        return _fp_container(value, kind, depth - 1, seen)
+    finally:
+        seen.discard(id(value))
+
+
+def _fp_container(value: Any, kind: type, depth: int, seen: set[int]) -> Any:
+    if kind is tuple or kind is list:
+        if len(value) > _MAX_ITEMS:
+            return ("long", kind.__name__, id(value), len(value))
+        return (kind.__name__,) + tuple(_fp(v, depth, seen) for v in value)
+    if kind is dict:
+        if len(value) > _MAX_ITEMS:
+            return ("long-dict", id(value), len(value))
+        return ("dict",) + tuple((k, _fp(v, depth, seen)) for k, v in value.items())
+    if kind is types.FunctionType:
+        return _fp_function(value, depth, seen)
+    if kind is types.MethodType:
+        return ("method", _fp(value.__func__, depth, seen), _fp(value.__self__, depth, seen))
+    hook = getattr(value, "__wb_fingerprint__", None)
+    if hook is not None:
+        return ("wb", hook())
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return ("tensor", _array_key(value.detach().cpu().numpy()))
+    if kind.__module__ == "functools" and kind.__name__ == "partial":
+        return ("partial", _fp(value.func, depth, seen), _fp(value.args, depth, seen),
+                _fp(value.keywords, depth, seen))
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict):
+        return ("obj", id(value), _fp(attributes, depth, seen))
+    return ("id", id(value))
+
+
+def _fp_function(func: types.FunctionType, depth: int, seen: set[int]) -> tuple:
+    cells = func.__closure__ or ()
+    closure = []
+    for cell in cells:
+        try:
+            closure.append(_fp(cell.cell_contents, depth, seen))
+        except ValueError:  # an empty cell (a variable assigned later)
+            closure.append(_MISSING_KEY)
+    module_globals = func.__globals__
+    referenced = []
+    for name in _names_of(func.__code__):
+        value = module_globals.get(name, _MISSING)
+        if value is _MISSING or isinstance(value, _OPAQUE):
+            continue
+        referenced.append((name, _fp(value, depth, seen)))
+    return ("fn", id(func.__code__), tuple(closure), tuple(referenced),
+            _fp(func.__defaults__, depth, seen), _fp(func.__kwdefaults__, depth, seen))
+
+
+_MISSING_KEY = ("missing",)

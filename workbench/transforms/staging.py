@@ -1,0 +1,290 @@
+"""Trace once, compile, cache, call: the machinery under every top-level transform call.
+
+A transform is a *body*: a function of (args, kwargs) that runs while a graph is being traced and
+returns a pytree of traced values and plain objects. :class:`Staged` runs it:
+
+* inside another transform's trace (nested calls), the body just adds nodes to that trace;
+* at top level, array arguments become graph inputs, the body is traced once per call signature,
+  the nodes its outputs need are compiled to Python (``symbolic.codegen``) and cached.
+
+The cache key holds everything that can change the result: the pytree structure of the
+arguments, every array's shape and dtype, the value of every static (non-float) argument, and a
+fingerprint of the state the function captures. Float arrays and floats are *inputs* of the
+compiled code, so new values of them reuse it, wherever the guards recorded by the trace
+(``if x > 0``...) still hold; where they do not, the function is traced again and the new
+version is cached beside the old one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import pytree
+from ..errors import InputTypeError
+from ..graph import Graph
+from ..symbolic.codegen import Program, generate
+from ..trace import STATE, Traced, tracing
+from .captured import fingerprint
+
+Body = Callable[[tuple, dict], Any]
+
+_FLOAT_KINDS = "f"
+_MAX_VERSIONS = 64  # guarded versions kept per signature (oldest dropped first)
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def is_torch_tensor(x) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+@dataclass
+class LeafSpec:
+    """How one output leaf comes back: computed by the program, or a plain object."""
+
+    shape: tuple[int, ...] | None  # None: a static object, returned as it is
+    dtype: Any = None
+    static: Any = None
+
+
+@dataclass
+class Entry:
+    """One compiled version of a staged body: valid where its guards hold."""
+
+    graph: Graph
+    inputs: list[int | list[int]]
+    outputs: list[int | list[int]]
+    guards: list[tuple[int, bool]]
+    out_tree: pytree.TreeDef
+    out_specs: list[LeafSpec]
+    scalar: Program
+    _numpy: Program | None = field(default=None, repr=False)
+
+    @property
+    def numpy(self) -> Program:
+        """The numpy-backend program (batches, and IEEE results where math raises)."""
+        if self._numpy is None:
+            self._numpy = generate(self.graph, self.inputs, self.outputs, self.guards, "numpy")
+        return self._numpy
+
+    def run_scalar(self, values: list) -> tuple | None:
+        try:
+            return self.scalar.function(*values)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            with np.errstate(all="ignore"):
+                return self.numpy.function(*[_as_numpy_input(v) for v in values])
+
+
+def _as_numpy_input(v):
+    return np.array(v, dtype=np.float64) if isinstance(v, list) else np.float64(v)
+
+
+def _leaf_kind(leaf) -> str:
+    """'f': a float input of the compiled code; 's': static (part of the cache key)."""
+    if isinstance(leaf, float):
+        return "f"
+    if isinstance(leaf, np.ndarray):
+        return "f" if leaf.dtype.kind == "f" else "s"
+    if isinstance(leaf, np.floating):
+        return "f"
+    if is_torch_tensor(leaf):
+        return "f" if leaf.is_floating_point() else "s"
+    return "s"
+
+
+def _static_key(leaf) -> Any:
+    if isinstance(leaf, np.ndarray):
+        return ("array", leaf.shape, leaf.dtype.str, leaf.tobytes())
+    if is_torch_tensor(leaf):
+        return _static_key(leaf.detach().cpu().numpy())
+    if isinstance(leaf, np.generic):
+        return ("np", leaf.dtype.str, leaf.item())
+    try:
+        hash(leaf)
+    except TypeError:
+        return ("id", id(leaf))
+    return (type(leaf), leaf)
+
+
+def _to_numpy(leaf):
+    if is_torch_tensor(leaf):
+        return leaf.detach().cpu().numpy()
+    return leaf
+
+
+class Staged:
+    """A transform body with its compiled-version cache. See the module docstring."""
+
+    def __init__(self, func: Callable, body: Body, transform: str) -> None:
+        self.func = func
+        self.body = body
+        self.transform = transform
+        self.cache: dict[Any, list[Entry]] = {}
+        self._labels: list[str] | None = None
+
+    def __wb_fingerprint__(self):
+        return (self.transform, fingerprint(self.func))
+
+    def __call__(self, args: tuple, kwargs: dict) -> Any:
+        if STATE.graphs:  # inside another transform's trace: just add nodes to it
+            return self.body(args, kwargs)
+        return self.call_top(args, kwargs)
+
+    # ----- top level -----
+    def signature(self, args: tuple, kwargs: dict):
+        leaves, tree = pytree.flatten((args, kwargs))
+        kinds = []
+        for leaf in leaves:
+            kind = _leaf_kind(leaf)
+            if kind == "f":
+                kinds.append((np.shape(leaf), str(leaf.dtype) if hasattr(leaf, "dtype") else "py"))
+            else:
+                kinds.append(_static_key(leaf))
+        key = (tree, tuple(kinds), fingerprint(self.func))
+        return key, leaves, tree
+
+    def call_top(self, args: tuple, kwargs: dict) -> Any:
+        key, leaves, tree = self.signature(args, kwargs)
+        use_torch = any(is_torch_tensor(leaf) for leaf in leaves)
+        numeric = [_to_numpy(leaf) for leaf in leaves]
+        values = [_input_value(v) for v, leaf in zip(numeric, leaves) if _leaf_kind(leaf) == "f"]
+        versions = self.cache.get(key)
+        if versions:
+            for entry in versions:
+                result = entry.run_scalar(values)
+                if result is not None:
+                    return _assemble(entry, result, use_torch)
+        entry = self.trace(numeric, leaves, tree)
+        versions = self.cache.setdefault(key, [])
+        versions.insert(0, entry)
+        del versions[_MAX_VERSIONS:]
+        result = entry.run_scalar(values)
+        if result is None:  # cannot happen: a fresh trace holds at its own point
+            raise RuntimeError("workbench internal error: a fresh trace failed its own guards")
+        return _assemble(entry, result, use_torch)
+
+    def trace(self, numeric: list, leaves: list, tree) -> Entry:
+        """Trace the body at these arguments and compile what its outputs need."""
+        graph = Graph()
+        labels = self.leaf_labels(tree)
+        inputs: list[int | list[int]] = []
+        with tracing(graph):
+            traced_leaves = []
+            for k, (value, leaf) in enumerate(zip(numeric, leaves)):
+                if _leaf_kind(leaf) == "f":
+                    t = Traced.input(graph, value, labels[k])
+                    traced_leaves.append(t)
+                    ids = t.ids.ravel().tolist()
+                    inputs.append(ids[0] if t.ids.ndim == 0 else ids)
+                else:
+                    traced_leaves.append(leaf)
+            args, kwargs = pytree.unflatten(tree, traced_leaves)
+            out = self.body(args, kwargs)
+        out_leaves, out_tree = pytree.flatten(out)
+        outputs: list[int | list[int]] = []
+        specs = []
+        for leaf in out_leaves:
+            if isinstance(leaf, Traced):
+                ids = leaf.ids.ravel().tolist()
+                outputs.append(ids[0] if leaf.ids.ndim == 0 else ids)
+                specs.append(LeafSpec(leaf.shape, leaf.dtype))
+            else:
+                specs.append(LeafSpec(None, static=leaf))
+        program = generate(graph, inputs, outputs, graph.guards, "scalar")
+        return Entry(graph, inputs, outputs, list(graph.guards), out_tree, specs, program)
+
+    def leaf_labels(self, tree) -> list[str]:
+        """A readable name per argument leaf: the parameter name, plus the path inside a pytree."""
+        names = _parameter_names(self.func)
+        labels: list[str] = []
+        (args_tree, kwargs_tree) = tree[1]
+        for i, sub in enumerate(args_tree[1]):
+            base = names[i] if i < len(names) else f"arg{i}"
+            _label_tree(sub, base, labels)
+        for key, sub in zip(kwargs_tree[1], kwargs_tree[2]):
+            _label_tree(sub, str(key), labels)
+        return labels
+
+
+def _label_tree(treedef, base: str, out: list[str]) -> None:
+    tag = treedef[0]
+    if tag == "*":
+        out.append(base)
+    elif tag in ("tuple", "list"):
+        for i, sub in enumerate(treedef[1]):
+            _label_tree(sub, f"{base}{i}", out)
+    elif tag == "dict":
+        for key, sub in zip(treedef[1], treedef[2]):
+            _label_tree(sub, f"{key}" if isinstance(key, str) and key.isidentifier() else
+                        f"{base}_{key}", out)
+    elif tag == "namedtuple":
+        for name, sub in zip(treedef[1]._fields, treedef[2]):
+            _label_tree(sub, name, out)
+
+
+def _parameter_names(func) -> list[str]:
+    target = getattr(func, "__wb_wrapped__", func)
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _input_value(value):
+    """A float, or a flat list of floats, as the compiled code takes them."""
+    if isinstance(value, float):
+        return value
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return float(array)
+    return array.ravel().tolist()
+
+
+def _assemble(entry: Entry, result: tuple, use_torch: bool) -> Any:
+    leaves = []
+    computed = iter(result)
+    for spec in entry.out_specs:
+        if spec.shape is None:
+            leaves.append(spec.static)
+            continue
+        value = next(computed)
+        if spec.shape == ():
+            array = np.asarray(value, dtype=spec.dtype)
+            leaves.append(_torch().from_numpy(array.copy()) if use_torch else array[()])
+        else:
+            array = np.array(value, dtype=spec.dtype).reshape(spec.shape)
+            leaves.append(_torch().from_numpy(array) if use_torch else array)
+    return pytree.unflatten(entry.out_tree, leaves)
+
+
+def check_float_leaf(leaf, where: str) -> None:
+    """Differentiated leaves must be floats: say what to pass instead."""
+    if isinstance(leaf, Traced):
+        if leaf.dtype == np.bool_:
+            raise InputTypeError(f"{where} is a boolean traced value; only floats can be differentiated")
+        return
+    if isinstance(leaf, (bool, np.bool_)):
+        raise InputTypeError(f"{where} is a bool ({leaf!r}); only floating-point inputs can be "
+                             "differentiated")
+    if isinstance(leaf, (int, np.integer)):
+        raise InputTypeError(f"{where} is an integer ({leaf!r}); only floating-point inputs can be "
+                             f"differentiated: pass {float(leaf)!r} instead")
+    array = _to_numpy(leaf)
+    dtype = getattr(array, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind in "iub":
+        raise InputTypeError(f"{where} has integer dtype {dtype}; only floating-point inputs can be "
+                             "differentiated: convert it with .astype(float) (numpy) or .float() "
+                             "(torch)")
+    if dtype is None and not isinstance(leaf, float):
+        raise InputTypeError(f"{where} is a {type(leaf).__name__}, not a float or array; "
+                             "differentiate with respect to floats, arrays or pytrees of them")
