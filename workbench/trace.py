@@ -35,7 +35,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .graph import Graph
-from .ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
+from .ops import NUMPY_UFUNCS, OPS
 
 
 class _TraceState:
