@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .trace import STATE
+from .trace import STATE, grad_enabled
 
 
 @contextlib.contextmanager
@@ -40,3 +40,8 @@ def no_grad() -> contextlib.AbstractContextManager[None]:
 def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Context manager: switch gradient recording back on inside a ``no_grad`` block."""
     return _grad_mode(True)
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``wb.no_grad()`` or ``torch.no_grad()``: what the tape and tracer both read."""
+    return grad_enabled()
