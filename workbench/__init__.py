@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from .config import config
 from .errors import (
     ArgnumsError,
     ArgnumsTypeError,
@@ -62,6 +63,7 @@ from .transforms.grad import grad, grad_and_value
 __version__ = "0.1.0"
 
 __all__ = [
+    "config",
     "ArgnumsError", "ArgnumsTypeError", "BudgetExceededError", "HasAuxError", "InputTypeError",
     "LeakedTracerError", "NonScalarOutputError", "OutputTypeError", "ShapeError",
     "TracedConversionError", "UnsupportedOperationError", "WorkbenchError",

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .config import config
 from .errors import BudgetExceededError
 from .ops import OPS
 
 _ZERO, _ONE = 0.0, 1.0
 
-# Past this many nodes a trace is refused: element-level graphs this big belong to the tape.
-DEFAULT_MAX_NODES = 2_000_000
 
 
 class Graph:
@@ -39,7 +38,7 @@ class Graph:
     __slots__ = ("op", "args", "params", "values", "_index", "_consts", "guards", "max_nodes",
                  "_n_unique")
 
-    def __init__(self, max_nodes: int = DEFAULT_MAX_NODES) -> None:
+    def __init__(self, max_nodes: int | None = None) -> None:
         self.op: list[str] = []
         self.args: list[tuple[int, ...]] = []
         self.params: list[tuple] = []
@@ -48,7 +47,8 @@ class Graph:
         self._consts: dict[tuple, int] = {}
         # (boolean node, the value it had when traced): where a compiled result stays valid.
         self.guards: list[tuple[int, bool]] = []
-        self.max_nodes = max_nodes
+        # Past this many nodes a trace is refused: graphs this big belong to the numeric tape.
+        self.max_nodes = config.max_nodes if max_nodes is None else max_nodes
         self._n_unique = 0
 
     def __len__(self) -> int:

@@ -1,0 +1,28 @@
+"""Budgets that keep workbench from hanging a kernel: change them on ``wb.config``.
+
+>>> import workbench as wb
+>>> wb.config.max_nodes >= 1000
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    """Size and time budgets (all sizes count scalar operations or SymPy ``count_ops``)."""
+
+    #: Hard budget: a trace (forward plus derivative nodes) larger than this raises
+    #: ``BudgetExceededError`` with advice (use ``wb.tape``, or a smaller problem).
+    max_nodes: int = 2_000_000
+    #: Above this many operations, derivatives are not simplified (one line says so).
+    simplify_max_ops: int = 400
+    #: Wall-clock budget of one simplification; past it the unsimplified result is kept.
+    simplify_seconds: float = 2.0
+    #: Above this many operations, expressions are not pretty-printed as one formula.
+    pretty_max_ops: int = 2_000
+
+
+config = Config()
