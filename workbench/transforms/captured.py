@@ -28,7 +28,7 @@ _MISSING = object()
 _MAX_DEPTH = 4
 _MAX_ITEMS = 4096
 _SMALL_ARRAY_BYTES = 512  # below this, the bytes themselves are the key (no hash collision)
-_OPAQUE = (types.ModuleType, types.BuiltinFunctionType, type)
+_OPAQUE = (types.ModuleType, types.BuiltinFunctionType, type, np.ufunc)  # hold no mutable state
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 _global_names: dict[types.CodeType, tuple[str, ...]] = {}
@@ -48,6 +48,16 @@ def _names_of(code: types.CodeType) -> tuple[str, ...]:
 
 def fingerprint(func: Any) -> tuple:
     """A hashable summary of everything ``func`` captures (see the module docstring)."""
+    if type(func) is types.FunctionType and func.__closure__ is None and \
+            func.__defaults__ is None and func.__kwdefaults__ is None:
+        # The common case on the cached-call path (a plain function or lambda), kept thin.
+        module_globals = func.__globals__
+        referenced = []
+        for name in _names_of(func.__code__):
+            value = module_globals.get(name, _MISSING)
+            if value is not _MISSING and not isinstance(value, _OPAQUE):
+                referenced.append((name, _fp(value, _MAX_DEPTH - 1, set())))
+        return ("fn", id(func.__code__), (), tuple(referenced), None, None)
     return _fp(func, _MAX_DEPTH, set())
 
 

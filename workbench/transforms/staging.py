@@ -76,6 +76,18 @@ class Entry:
             self._numpy = generate(self.graph, self.inputs, self.outputs, self.guards, "numpy")
         return self._numpy
 
+    def assemble(self, result: tuple, use_torch: bool) -> Any:
+        """The user-facing output: arrays (or torch tensors) in the traced output structure."""
+        if self._scalar_out is not None and not use_torch:
+            return self._scalar_out(result[0])
+        return _assemble(self, result, use_torch)
+
+    def __post_init__(self) -> None:
+        # A single scalar output (grad of a scalar function): skip the pytree rebuild.
+        specs = self.out_specs
+        single = self.out_tree == pytree.LEAF and len(specs) == 1 and specs[0].shape == ()
+        self._scalar_out = specs[0].dtype.type if single else None
+
     def run_scalar(self, values: list) -> tuple | None:
         try:
             return self.scalar.function(*values)
@@ -153,6 +165,15 @@ class Staged:
         return key, leaves, tree
 
     def call_top(self, args: tuple, kwargs: dict) -> Any:
+        if not kwargs and all(type(a) is float for a in args):
+            # The common scalar case, kept thin: no pytree walk, no conversions.
+            versions = self.cache.get((len(args), fingerprint(self.func)))
+            if versions:
+                values = list(args)
+                for entry in versions:
+                    result = entry.run_scalar(values)
+                    if result is not None:
+                        return entry.assemble(result, False)
         key, leaves, tree = self.signature(args, kwargs)
         use_torch = any(is_torch_tensor(leaf) for leaf in leaves)
         numeric = [_to_numpy(leaf) for leaf in leaves]
@@ -162,15 +183,17 @@ class Staged:
             for entry in versions:
                 result = entry.run_scalar(values)
                 if result is not None:
-                    return _assemble(entry, result, use_torch)
+                    return entry.assemble(result, use_torch)
         entry = self.trace(numeric, leaves, tree)
-        versions = self.cache.setdefault(key, [])
-        versions.insert(0, entry)
-        del versions[_MAX_VERSIONS:]
+        for cache_key in (key, _float_key(args, kwargs, key)):
+            if cache_key is not None:
+                versions = self.cache.setdefault(cache_key, [])
+                versions.insert(0, entry)
+                del versions[_MAX_VERSIONS:]
         result = entry.run_scalar(values)
         if result is None:  # cannot happen: a fresh trace holds at its own point
             raise RuntimeError("workbench internal error: a fresh trace failed its own guards")
-        return _assemble(entry, result, use_torch)
+        return entry.assemble(result, use_torch)
 
     def trace(self, numeric: list, leaves: list, tree) -> Entry:
         """Trace the body at these arguments and compile what its outputs need."""
@@ -248,6 +271,13 @@ def _input_value(value):
     if array.ndim == 0:
         return float(array)
     return array.ravel().tolist()
+
+
+def _float_key(args: tuple, kwargs: dict, key) -> tuple | None:
+    """The fast-path key for calls whose arguments are all Python floats (else None)."""
+    if kwargs or not all(type(a) is float for a in args):
+        return None
+    return (len(args), key[2])
 
 
 def _assemble(entry: Entry, result: tuple, use_torch: bool) -> Any:
