@@ -5,8 +5,10 @@ Two backends share one generator:
 
 * ``scalar`` -- Python floats and ``math`` (fastest for single points: a cached ``grad(sin)(x)``
   is one ``math.cos`` call);
-* ``numpy`` -- every variable may be a numpy array (used for batches, and as the fallback where
-  ``math`` raises on log(0), 1/0 or overflow and numpy gives IEEE inf/nan instead).
+* ``numpy`` -- every variable may be a numpy array (the fallback where ``math`` raises on log(0),
+  1/0 or overflow and numpy gives IEEE inf/nan instead);
+* ``batch`` -- numpy, every input element a vector over a batch (``vmap``); instead of returning
+  ``None`` when a guard fails, it returns a per-example mask of where all guards hold, first.
 
 Variable names are reused once a value is dead, so a batched evaluation holds only the arrays it
 still needs. Generation is iterative (no recursion), and long n-ary sums are split into chunks,
@@ -122,6 +124,8 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
         lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = a{k}")
 
     printer_key = "py" if backend == "scalar" else "np"
+    if backend == "batch":  # guards become a per-example mask, returned first
+        lines.append("_ok = True")
     n_assign = 0
     for node in needed:
         op = op_of[node]
@@ -165,6 +169,8 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
             returns.append(expr[resolve(group)])
         else:
             returns.append("[" + ", ".join(expr[resolve(n)] for n in group) + "]")
+    if backend == "batch":
+        returns.insert(0, "_ok")
     lines.append("return (" + "".join(r + ", " for r in returns) + ")")
     source = f"def {name}({', '.join(arg_names)}):\n" + "\n".join("    " + ln for ln in lines)
     namespace = dict(RUNTIME)
@@ -177,6 +183,8 @@ def _as_list(group) -> list[int]:
 
 
 def _guard_line(name: str, expected: bool, backend: str) -> str:
+    if backend == "batch":
+        return f"_ok = _ok & {'' if expected else '~'}{name}"
     if backend == "scalar":
         return f"if {'not ' if expected else ''}{name}: return None"
     return f"if {'not _np.all' if expected else '_np.any'}({name}): return None"
