@@ -96,10 +96,12 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
     lines: list[str] = []
     expr: dict[int, str] = {}  # node -> variable name or literal
     free: list[str] = []
+    free_set: set[str] = set()  # membership of ``free`` in O(1): the list can hold thousands
     counter = [0]
 
     def new_name() -> str:
         if free:
+            free_set.discard(free[-1])
             return free.pop()
         counter[0] += 1
         return f"v{counter[0] - 1}"
@@ -144,8 +146,9 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
         for dead in dies_at.get(node, ()):
             if dead not in pinned:
                 var = expr.get(dead, "")
-                if var.startswith("v") and var not in free:
+                if var.startswith("v") and var not in free_set:
                     free.append(var)
+                    free_set.add(var)
         if chunked:
             lines.append(f"{target} = {' + '.join(arg_exprs[:_CHUNK])}")
             for start in range(_CHUNK, len(arg_exprs), _CHUNK):
