@@ -76,7 +76,20 @@ def format_float(value: float) -> str:
 
 
 # Names the generated code and the kernels may use.
-RUNTIME: dict[str, Any] = {"_m": math, "_np": np, "_nan": math.nan, "_inf": math.inf}
+def _nan_or(best: Callable[..., float]) -> Callable[..., float]:
+    """Python's max/min skip nan depending on argument order; numpy and torch return nan."""
+
+    def reduce(*args: float) -> float:
+        for a in args:
+            if a != a:
+                return a
+        return best(args)
+
+    return reduce
+
+
+RUNTIME: dict[str, Any] = {"_m": math, "_np": np, "_nan": math.nan, "_inf": math.inf,
+                           "_max_n": _nan_or(max), "_min_n": _nan_or(min)}
 
 
 def _join(sep: str) -> Printer:
@@ -136,9 +149,20 @@ def _pow_partials(b, a, o, p):
     return dx, dy
 
 
+def _atan2_partials(b, a):
+    """d atan2(y, x) = (x, -y) / (x^2 + y^2); 0 at the origin, as torch."""
+    y, x = a
+    r2 = b.add(b.mul(y, y), b.mul(x, x))
+    origin = b.apply("eq", r2, b.const(0.0))
+    return (b.where(origin, b.const(0.0), b.div(x, r2)),
+            b.where(origin, b.const(0.0), b.neg(b.div(y, r2))))
+
+
 def _max_n_partials(b, a, o, p):
-    """Ties split evenly among all maximal entries, as torch's max()/amax() backward does."""
-    hits = [b.where(b.apply("eq", x, o), b.const(1.0), b.const(0.0)) for x in a]
+    """Ties split evenly among all maximal entries, as torch's max()/amax() backward does
+    (a nan result sends the gradient to the nan entries)."""
+    hits = [b.where(b.apply("logical_or", b.apply("eq", x, o), b.apply("ne", x, x)),
+                    b.const(1.0), b.const(0.0)) for x in a]
     count = b.add(*hits)
     return tuple(b.div(h, count) for h in hits)
 
@@ -246,21 +270,20 @@ OP_LIST: list[Op] = [
            numpy_names=("ceil",)),
     _unary("relu", "({0} if not {0} <= 0.0 else 0.0)", "_np.maximum({0}, 0.0)", _custom("relu"),
            lambda b, x, o: b.apply("step", x), convention="relu'(0) = 0, as in torch"),
-    _unary("step", "(1.0 if {0} > 0.0 else 0.0)", "_np.where({0} > 0.0, 1.0, 0.0)",
+    _unary("step", "(0.0 if {0} <= 0.0 else 1.0)", "_np.where({0} <= 0.0, 0.0, 1.0)",
            lambda x, params=(): _sympy().Heaviside(x, 0), None,
            convention="the derivative of relu: 1 where x > 0, else 0 (so step(0) = 0)"),
     _unary("sigmoid", "(1.0 / (1.0 + _m.exp(-{0})))", "(1.0 / (1.0 + _np.exp(-{0})))",
            _custom("sigmoid"), lambda b, x, o: b.mul(o, b.sub(b.const(1.0), o))),
     _unary("softplus", "({0} if {0} > 20.0 else _m.log1p(_m.exp({0})))",
            "_np.where({0} > 20.0, {0}, _np.log1p(_np.exp(_np.minimum({0}, 20.0))))",
-           _custom("softplus"), lambda b, x, o: b.apply("sigmoid", x),
-           convention="softplus(x) = x for x > 20 (torch's threshold); its derivative is sigmoid(x)"),
+           _custom("softplus"),
+           lambda b, x, o: b.where(b.apply("gt", x, b.const(20.0)), b.const(1.0), b.apply("sigmoid", x)),
+           convention="softplus(x) = x for x > 20 (torch's threshold): derivative 1 there, else sigmoid(x)"),
     _unary("stop_gradient", "{0}", "{0}", _custom("stop_gradient"), None, torch_names=("detach",)),
     # ----- binary functions -----
     Op("atan2", 2, "_m.atan2({0}, {1})", "_np.arctan2({0}, {1})", _sym_fn("atan2"),
-       lambda b, a, o, p: (
-           b.div(a[1], b.add(b.mul(a[0], a[0]), b.mul(a[1], a[1]))),
-           b.neg(b.div(a[0], b.add(b.mul(a[0], a[0]), b.mul(a[1], a[1]))))),
+       lambda b, a, o, p: _atan2_partials(b, a),
        numpy_names=("arctan2",), torch_names=("atan2", "arctan2")),
     Op("maximum", 2, _MAX2_PY, "_np.maximum({0}, {1})", _sym_fn("Max"),
        lambda b, a, o, p: (b.apply("step_tie", a[0], a[1]), b.apply("step_tie", a[1], a[0])),
@@ -270,13 +293,13 @@ OP_LIST: list[Op] = [
        lambda b, a, o, p: (b.apply("step_tie", a[1], a[0]), b.apply("step_tie", a[0], a[1])),
        numpy_names=("minimum",), torch_names=("minimum", "min"),
        convention="ties split the gradient evenly (0.5 each), as in torch.minimum"),
-    Op("step_tie", 2, "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))",
-       "_np.where({0} > {1}, 1.0, _np.where({0} == {1}, 0.5, 0.0))", _custom("step_tie"), None,
-       convention="1 where a > b, 0.5 where a == b, else 0: the derivative of maximum"),
-    Op("max_n", None, lambda a, p: "max(" + ", ".join(a) + ")",
+    Op("step_tie", 2, "(0.0 if {0} < {1} else (0.5 if {0} == {1} else 1.0))",
+       "_np.where({0} < {1}, 0.0, _np.where({0} == {1}, 0.5, 1.0))", _custom("step_tie"), None,
+       convention="0 where a < b, 0.5 where a == b, else 1 (nan included, as torch): maximum's derivative"),
+    Op("max_n", None, lambda a, p: "_max_n(" + ", ".join(a) + ")",
        lambda a, p: "_np.maximum.reduce([" + ", ".join(a) + "])", _sym_fn("Max"), _max_n_partials,
        convention="ties split the gradient evenly among all maximal entries, as torch's max()"),
-    Op("min_n", None, lambda a, p: "min(" + ", ".join(a) + ")",
+    Op("min_n", None, lambda a, p: "_min_n(" + ", ".join(a) + ")",
        lambda a, p: "_np.minimum.reduce([" + ", ".join(a) + "])", _sym_fn("Min"), _max_n_partials,
        convention="ties split the gradient evenly among all minimal entries, as torch's min()"),
     Op("clip", 1, "({p0} if {0} < {p0} else ({p1} if {0} > {p1} else {0}))",

@@ -83,8 +83,11 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: trace.var(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
-    "norm": lambda x, p="fro", dim=None, keepdim=False: trace.elementwise(
-        "sqrt", trace.sum(x * x, axis=dim, keepdims=keepdim)),
+    "norm": lambda x, p="fro", dim=None, keepdim=False: trace.sqrt_zero_grad_at_zero(
+        trace.sum(x * x, axis=dim, keepdims=keepdim)),
+    "std": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: trace.std(
+        x, axis=dim, keepdims=keepdim,
+        ddof=(1 if unbiased else 0) if correction is None else correction),
     "dim": lambda x: x.ndim,
     "numel": lambda x: x.numel(),
     "size": lambda x, dim=None: x.shape if dim is None else x.shape[dim],

@@ -35,7 +35,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .graph import Graph
-from .ops import NUMPY_UFUNCS, OPS
+from .ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 
 
 class _TraceState:
@@ -415,6 +415,21 @@ class Traced:
     clamp = clip
 
 
+def _elementwise_method(op_name: str) -> Callable:
+    def method(self, *others):
+        return elementwise(op_name, self, *others)
+
+    method.__name__ = method.__qualname__ = op_name
+    return method
+
+
+# torch-style elementwise methods (x.sin(), x.exp(), x.relu(), x.maximum(y), x.gt(0)...), from the
+# op table. ``x.where(cond, y)`` means ``where(cond, x, y)`` in torch, so it is not one of them.
+for _name, _op_name in TORCH_FUNCTIONS.items():
+    if not _name.startswith("__") and _name != "where" and not hasattr(Traced, _name):
+        setattr(Traced, _name, _elementwise_method(_op_name))
+
+
 def _numpy_name(func) -> str:
     module = getattr(func, "__module__", "numpy") or "numpy"
     module = module.replace("numpy", "np", 1) if module.startswith("numpy") else module
@@ -672,7 +687,16 @@ def var(x, axis=None, keepdims=False, ddof=0, **unused):
 
 
 def std(x, axis=None, keepdims=False, ddof=0, **unused):
-    return elementwise("sqrt", var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+    return sqrt_zero_grad_at_zero(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def sqrt_zero_grad_at_zero(s: Traced) -> Traced:
+    """``sqrt(s)`` whose gradient is 0 where ``s == 0`` (torch's rule for norm and std), not 0 * inf.
+
+    The inner ``where`` keeps the unused branch finite, so no nan leaks into the gradient.
+    """
+    zero = elementwise("eq", s, 0.0)
+    return where(zero, 0.0, elementwise("sqrt", where(zero, 1.0, s)))
 
 
 def clip(x, lo=None, hi=None, **unused):
@@ -819,7 +843,7 @@ def _linalg_norm(x, ord=None, axis=None, keepdims=False):
         raise UnsupportedOperationError(
             f"np.linalg.norm with ord={ord!r} is not supported by workbench tracing; only the "
             "Euclidean/Frobenius norm is (ord=None)")
-    return elementwise("sqrt", sum(x * x, axis=axis, keepdims=keepdims))
+    return sqrt_zero_grad_at_zero(sum(x * x, axis=axis, keepdims=keepdims))
 
 
 def _cumsum(x, axis=None, **unused):
