@@ -59,6 +59,8 @@ from .functions import (
 )
 from .modes import enable_grad, no_grad
 from .transforms.grad import grad, grad_and_value
+from .transforms.linearize import hessian, jacfwd, jacrev, jvp, vjp
+from .transforms.vmap import vmap
 
 __version__ = "0.1.0"
 
@@ -72,4 +74,5 @@ __all__ = [
     "sinh", "softplus", "sqrt", "square", "stop_gradient", "sum", "supported_functions", "tan",
     "tanh", "where",
     "enable_grad", "no_grad", "grad", "grad_and_value",
+    "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap",
 ]
