@@ -92,11 +92,11 @@ def _fp(value: Any, depth: int, seen: set[int]) -> Any:
 
 
 def _fp_container(value: Any, kind: type, depth: int, seen: set[int]) -> Any:
-    if kind is tuple or kind is list:
+    if isinstance(value, (tuple, list)):  # subclasses too: namedtuples hold mutable arrays
         if len(value) > _MAX_ITEMS:
             return ("long", kind.__name__, id(value), len(value))
         return (kind.__name__,) + tuple(_fp(v, depth, seen) for v in value)
-    if kind is dict:
+    if isinstance(value, dict):  # defaultdict, OrderedDict...: their items are the state
         if len(value) > _MAX_ITEMS:
             return ("long-dict", id(value), len(value))
         return ("dict",) + tuple((k, _fp(v, depth, seen)) for k, v in value.items())
@@ -114,9 +114,21 @@ def _fp_container(value: Any, kind: type, depth: int, seen: set[int]) -> Any:
         return ("partial", _fp(value.func, depth, seen), _fp(value.args, depth, seen),
                 _fp(value.keywords, depth, seen))
     attributes = getattr(value, "__dict__", None)
-    if isinstance(attributes, dict):
-        return ("obj", id(value), _fp(attributes, depth, seen))
+    slots = _slot_values(value, kind)
+    if isinstance(attributes, dict) or slots:
+        return ("obj", id(value), _fp(attributes, depth, seen), _fp(slots, depth, seen))
     return ("id", id(value))
+
+
+def _slot_values(value: Any, kind: type) -> tuple:
+    """The attributes an object keeps in ``__slots__`` (they are not in its ``__dict__``)."""
+    found = []
+    for cls in kind.__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__"):
+                found.append((name, getattr(value, name, _MISSING_KEY)))
+    return tuple(found)
 
 
 def _fp_function(func: types.FunctionType, depth: int, seen: set[int]) -> tuple:
