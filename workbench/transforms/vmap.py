@@ -57,16 +57,26 @@ def _leaf_dims(in_dims: Any, args: tuple) -> list[int | None]:
             "give an int or None for all, or a tuple with one entry per positional argument")
     dims: list[int | None] = []
     for k, (spec, arg) in enumerate(zip(in_dims, args)):
-        leaves, tree = pytree.flatten(arg)
-        if isinstance(spec, int) or spec is None:
-            dims.extend([spec] * len(leaves))
-            continue
-        spec_leaves, spec_tree = pytree.flatten(spec)
-        if spec_tree != tree:
-            raise VmapError(f"vmap: in_dims[{k}]={spec!r} does not match the structure of "
-                            f"argument {k}")
-        dims.extend(spec_leaves)
+        _prefix_dims(spec, pytree.flatten(arg)[1], dims, f"in_dims[{k}]")
     return dims
+
+
+def _prefix_dims(spec: Any, treedef, out: list, where: str) -> None:
+    """Expand an in_dims entry over an argument's structure (an int or None covers a subtree)."""
+    if spec is None or isinstance(spec, int):
+        out.extend([spec] * pytree.num_leaves(treedef))
+        return
+    tag = treedef[0]
+    if tag in ("tuple", "list") and isinstance(spec, (tuple, list)) and len(spec) == len(treedef[1]):
+        for i, (s, sub) in enumerate(zip(spec, treedef[1])):
+            _prefix_dims(s, sub, out, f"{where}[{i}]")
+        return
+    if tag == "dict" and isinstance(spec, dict) and set(spec) == set(treedef[1]):
+        for key, sub in zip(treedef[1], treedef[2]):
+            _prefix_dims(spec[key], sub, out, f"{where}[{key!r}]")
+        return
+    raise VmapError(f"vmap: {where}={spec!r} does not match the structure of that argument; give "
+                    "an int or None, or the same structure with an int or None per leaf")
 
 
 def _batch_size(leaves: list, dims: list[int | None]) -> tuple[int, list[int | None]]:
