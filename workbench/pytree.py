@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict, defaultdict
 from typing import Any
 
 LEAF = ("*",)
@@ -34,6 +35,10 @@ def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
     if kind is dict:
         keys = tuple(tree)
         return ("dict", keys, tuple(_flatten(tree[k], leaves) for k in keys))
+    if kind is OrderedDict or kind is defaultdict:  # torch's pytrees keep these types too
+        keys = tuple(tree)
+        rebuild = ("defaultdict", tree.default_factory) if kind is defaultdict else ("OrderedDict",)
+        return ("dict", keys, tuple(_flatten(tree[k], leaves) for k in keys), rebuild)
     if tree is None:
         return NONE
     if isinstance(tree, tuple) and hasattr(kind, "_fields"):  # namedtuple
@@ -59,7 +64,12 @@ def _unflatten(treedef: TreeDef, leaves) -> Any:
     if tag == "list":
         return [_unflatten(t, leaves) for t in treedef[1]]
     if tag == "dict":
-        return {k: _unflatten(t, leaves) for k, t in zip(treedef[1], treedef[2])}
+        items = {k: _unflatten(t, leaves) for k, t in zip(treedef[1], treedef[2])}
+        if len(treedef) == 3:
+            return items
+        if treedef[3][0] == "defaultdict":
+            return defaultdict(treedef[3][1], items)
+        return OrderedDict(items)
     if tag == "namedtuple":
         return treedef[1](*(_unflatten(t, leaves) for t in treedef[2]))
     raise ValueError(f"unknown tree structure {tag!r}")
