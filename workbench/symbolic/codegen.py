@@ -27,12 +27,12 @@ def _wb_program(a0):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..graph import Graph
-from ..ops import OPS, RUNTIME, format_float, render
+from ..ops import OPS, RUNTIME, Printer, format_float, render
 
 _RENAMES = frozenset({"alias", "stop_gradient"})  # identities at run time
 _CHUNK = 48  # terms per line of a long sum (keeps the parser's nesting shallow)
@@ -53,24 +53,34 @@ def _literal(value) -> str:
 
 def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
              outputs: Sequence[int | Sequence[int]], guards: Sequence[tuple[int, bool]],
-             backend: str, name: str = "_wb_program") -> Program:
+             backend: str, name: str = "_wb_program",
+             overrides: Mapping[int, tuple[Printer, tuple[int, ...]]] | None = None,
+             unpack_from: Mapping[int, str] | None = None) -> Program:
     """Compile the nodes that ``outputs`` and ``guards`` need into ``name(a0, a1, ...)``.
 
     ``inputs[k]`` is the input node of argument ``a<k>`` (an int: the argument is one number) or
     a list of nodes (the argument is a flat sequence, unpacked in order). ``outputs`` likewise:
     an int returns one value, a list returns a list. The function returns a tuple with one entry
     per output, or ``None`` as soon as a guard fails.
+
+    ``overrides`` prints some nodes differently: ``node -> (printer, nodes it reads)``. A node id
+    past the end of the graph is a *virtual* node that exists only in the program (vectorised
+    pieces of the ``batch`` backend use this). ``unpack_from[k]`` is the expression argument
+    ``k``'s elements are unpacked from (default ``a<k>``).
     """
     op_of, args_of, params_of, values = graph.op, graph.args, graph.params, graph.values
+    overrides = overrides or {}
+    if overrides:
+        args_of = _ArgsWithOverrides(args_of, overrides)
     flat_outputs = [n for group in outputs for n in _as_list(group)]
     roots = flat_outputs + [n for n, _ in guards]
-    needed = graph.ancestors(roots)
+    needed = _ancestors(args_of, roots)
     needed_set = set(needed)
 
     # Renames (alias, stop_gradient) are identities at run time: use their argument's value.
     source_of: dict[int, int] = {}
     for node in needed:
-        if op_of[node] in _RENAMES:
+        if node not in overrides and op_of[node] in _RENAMES:
             arg = args_of[node][0]
             source_of[node] = source_of.get(arg, arg)
 
@@ -81,7 +91,7 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
     dies_at: dict[int, list[int]] = {}
     last_use: dict[int, int] = {}
     for node in needed:
-        if op_of[node] in _RENAMES or op_of[node] in ("const", "input"):
+        if node not in overrides and op_of[node] in (*_RENAMES, "const", "input"):
             continue
         for a in args_of[node]:
             last_use[resolve(a)] = node
@@ -123,14 +133,16 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
                 names.append(expr[n])
             else:
                 names.append("_")
-        lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = a{k}")
+        source = (unpack_from or {}).get(k, f"a{k}")
+        lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {source}")
 
     printer_key = "py" if backend == "scalar" else "np"
     if backend == "batch":  # guards become a per-example mask, returned first
         lines.append("_ok = True")
     n_assign = 0
     for node in needed:
-        op = op_of[node]
+        override = overrides.get(node)
+        op = op_of[node] if override is None else "override"
         if op == "const":
             expr[node] = _literal(values[node])
             continue
@@ -154,7 +166,8 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
             for start in range(_CHUNK, len(arg_exprs), _CHUNK):
                 lines.append(f"{target} = {target} + {' + '.join(arg_exprs[start:start + _CHUNK])}")
         else:
-            code = render(getattr(OPS[op], printer_key), arg_exprs, params_of[node])
+            printer = override[0] if override else getattr(OPS[op], printer_key)
+            code = render(printer, arg_exprs, () if override else params_of[node])
             target = new_name()
             lines.append(f"{target} = {code}")
         expr[node] = target
@@ -163,7 +176,7 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
             lines.append(_guard_line(target, expected, backend))
 
     for node, expected in guards:  # guards on inputs themselves
-        if op_of[resolve(node)] in ("input", "const"):
+        if resolve(node) not in overrides and op_of[resolve(node)] in ("input", "const"):
             lines.append(_guard_line(expr[resolve(node)], expected, backend))
 
     returns = []
@@ -179,6 +192,30 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
     namespace = dict(RUNTIME)
     exec(compile(source, f"<workbench {name}>", "exec"), namespace)  # our own generated code
     return Program(source, namespace[name], n_assign)
+
+
+class _ArgsWithOverrides:
+    """``graph.args`` as seen through ``overrides`` (which may add virtual nodes past the end)."""
+
+    def __init__(self, args: list, overrides: Mapping[int, tuple[Printer, tuple[int, ...]]]):
+        self.args, self.overrides = args, overrides
+
+    def __getitem__(self, node: int) -> tuple[int, ...]:
+        override = self.overrides.get(node)
+        return override[1] if override is not None else self.args[node]
+
+
+def _ancestors(args_of, roots) -> list[int]:
+    """Every node the roots read, roots included, in id (topological) order. Iterative."""
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(a for a in args_of[node] if a not in seen)
+    return sorted(seen)
 
 
 def _as_list(group) -> list[int]:
