@@ -790,8 +790,10 @@ def _structural(numpy_fn):
         traced = [a for a in _walk(args) if isinstance(a, Traced)]
         graph = graph_of(*traced)
         dtype = _result_dtype(*traced)
-        converted = _map(args, lambda a: as_ids(graph, a) if _is_leaf_operand(a) else a)
-        return Traced(graph, numpy_fn(*converted, **kwargs), dtype)
+        # Only the first argument holds data (an array or a sequence of arrays); the rest are
+        # static (shapes, axes, repeats) and must stay plain ints.
+        data = _map(args[0], lambda a: as_ids(graph, a) if _is_leaf_operand(a) else a)
+        return Traced(graph, numpy_fn(data, *args[1:], **kwargs), dtype)
 
     return run
 
