@@ -1,0 +1,41 @@
+"""What a user sees of a traced function: formulas, derivatives, step-by-step derivations.
+
+These entry points import SymPy only when called, so ``import workbench`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def trace(func: Callable, *example_args: Any):
+    """Trace ``func`` at ``example_args``; show the expressions it computes (LaTeX in Jupyter).
+
+    With no example arguments, every parameter is a scalar symbol named after it and the
+    function is traced at 0.5 (0.625, ... for the next ones): control flow is taken there.
+    The result reports the size of the traced function before and after CSE.
+
+    >>> import workbench as wb
+    >>> wb.trace(lambda x: x * x + 1).expr
+    x**2 + 1
+    """
+    from .trace import trace as run
+
+    return run(func, *example_args)
+
+
+def derivative(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 0,
+               order: int = 1, simplify: bool = True):
+    """The simplified symbolic derivative of ``func`` (see :mod:`workbench.display.derivative`).
+
+    With no example arguments, parameters are scalar symbols named after the function's
+    parameters, and control flow is taken at x = 0.5 (0.625, ... for the next parameters).
+
+    >>> import numpy as np, workbench as wb
+    >>> wb.derivative(lambda x, y: np.sin(x) * y).expr
+    y*cos(x)
+    """
+    from .derivative import derivative as run
+
+    return run(func, *example_args, argnums=argnums, order=order, simplify=simplify)

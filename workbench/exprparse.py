@@ -1,0 +1,283 @@
+"""A whitelisting parser for expression strings (the command line, the textbook corpus).
+
+Text is parsed with Python's :mod:`ast` and every node is checked against a whitelist: numbers,
+names, ``+ - * / **``, unary minus and plus, and calls of the functions in :data:`FUNCTIONS`
+(by plain name, positional arguments only). Anything else -- attribute access, subscripts,
+lambdas, comprehensions, keyword arguments, strings, ``__import__`` -- is refused with an
+:class:`ExpressionError` naming what was found. Nothing is ever passed to ``eval``, ``exec`` or
+``sympify``: the checked tree is interpreted directly, into a numpy/workbench function or into
+a SymPy expression.
+
+>>> e = parse("sin(x) * y**2 + pi")
+>>> e.variables
+('x', 'y')
+>>> f = e.function()
+>>> round(float(f(0.5, 2.0)), 6)
+5.059295
+>>> e.sympy()
+y**2*sin(x) + pi
+>>> parse("__import__('os').system('ls')")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+workbench.exprparse.ExpressionError: expression refused: attribute access ('.system') is not allowed; ...
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import WorkbenchError
+
+#: Longest expression accepted (keeps parsing and interpretation trivially bounded).
+MAX_LENGTH = 10_000
+#: Deepest nesting accepted (the interpreter recurses over the tree).
+MAX_DEPTH = 100
+
+
+class ExpressionError(WorkbenchError, ValueError):
+    """An expression string uses something the whitelist does not allow, or does not parse."""
+
+
+def _np_fn(name: str) -> Callable:
+    return getattr(np, name)
+
+
+def _wb_fn(name: str) -> Callable:
+    def call(*args):
+        from . import functions
+
+        return getattr(functions, name)(*args)
+
+    call.__name__ = name
+    return call
+
+
+def _sym(name: str, *, custom: bool = False) -> Callable[[], Callable]:
+    def get():
+        if custom:
+            from . import sympy_functions
+
+            return getattr(sympy_functions, name)
+        import sympy
+
+        return getattr(sympy, name)
+
+    return get
+
+
+def _sym_log(base: int) -> Callable[[], Callable]:
+    def get():
+        import sympy
+
+        return lambda x: sympy.log(x, base)
+
+    return get
+
+
+def _sym_lambda(build: Callable) -> Callable[[], Callable]:
+    def get():
+        import sympy
+
+        return lambda *a: build(sympy, *a)
+
+    return get
+
+
+# name -> (arity, numeric function, SymPy function getter)
+FUNCTIONS: dict[str, tuple[int, Callable, Callable[[], Callable]]] = {
+    "sin": (1, _np_fn("sin"), _sym("sin")),
+    "cos": (1, _np_fn("cos"), _sym("cos")),
+    "tan": (1, _np_fn("tan"), _sym("tan")),
+    "asin": (1, _np_fn("arcsin"), _sym("asin")),
+    "acos": (1, _np_fn("arccos"), _sym("acos")),
+    "atan": (1, _np_fn("arctan"), _sym("atan")),
+    "sinh": (1, _np_fn("sinh"), _sym("sinh")),
+    "cosh": (1, _np_fn("cosh"), _sym("cosh")),
+    "tanh": (1, _np_fn("tanh"), _sym("tanh")),
+    "asinh": (1, _np_fn("arcsinh"), _sym("asinh")),
+    "acosh": (1, _np_fn("arccosh"), _sym("acosh")),
+    "atanh": (1, _np_fn("arctanh"), _sym("atanh")),
+    "exp": (1, _np_fn("exp"), _sym("exp")),
+    "expm1": (1, _np_fn("expm1"), _sym_lambda(lambda s, x: s.exp(x) - 1)),
+    "log": (1, _np_fn("log"), _sym("log")),
+    "log1p": (1, _np_fn("log1p"), _sym_lambda(lambda s, x: s.log(1 + x))),
+    "log2": (1, _np_fn("log2"), _sym_log(2)),
+    "log10": (1, _np_fn("log10"), _sym_log(10)),
+    "sqrt": (1, _np_fn("sqrt"), _sym("sqrt")),
+    "abs": (1, _np_fn("abs"), _sym("Abs")),
+    "sign": (1, _np_fn("sign"), _sym("sign")),
+    "relu": (1, _wb_fn("relu"), _sym("relu", custom=True)),
+    "sigmoid": (1, _wb_fn("sigmoid"), _sym("sigmoid", custom=True)),
+    "softplus": (1, _wb_fn("softplus"), _sym("softplus", custom=True)),
+    "atan2": (2, _np_fn("arctan2"), _sym("atan2")),
+    "maximum": (2, _np_fn("maximum"), _sym("Max")),
+    "minimum": (2, _np_fn("minimum"), _sym("Min")),
+    "sum": (1, _wb_fn("sum"), _sym_lambda(lambda s, x: x)),
+}
+
+CONSTANTS: dict[str, tuple[float, Callable[[], Any]]] = {
+    "pi": (float(np.pi), lambda: __import__("sympy").pi),
+    "e": (float(np.e), lambda: __import__("sympy").E),
+}
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_ALLOWED_TEXT = ("allowed: numbers, variable names, + - * / **, and calls of sin, cos, exp, ...")
+
+
+def _refuse(what: str) -> ExpressionError:
+    return ExpressionError(f"expression refused: {what} is not allowed; {_ALLOWED_TEXT}")
+
+
+def _describe(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"attribute access ('.{node.attr}')"
+    if isinstance(node, ast.Subscript):
+        return "subscripting ([...])"
+    if isinstance(node, ast.Lambda):
+        return "a lambda"
+    if isinstance(node, ast.Constant):
+        return f"the constant {node.value!r}"
+    return f"{type(node).__name__} syntax"
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A checked expression: its tree and its free variables in order of first appearance."""
+
+    text: str
+    tree: ast.expr
+    variables: tuple[str, ...]
+
+    def function(self, variables: tuple[str, ...] | None = None) -> Callable:
+        """A Python function of the variables (numpy/workbench calls, so it can be traced)."""
+        order = variables or self.variables
+        _check_variables(self, order)
+        tree = self.tree
+
+        def fn(*args):
+            if len(args) != len(order):
+                raise TypeError(f"expression {self.text!r} takes {len(order)} arguments "
+                                f"({', '.join(order)}), got {len(args)}")
+            return _numeric(tree, dict(zip(order, args)))
+
+        fn.__name__ = "expression"
+        fn.__qualname__ = "expression"
+        fn.__doc__ = f"The expression ``{self.text}``."
+        fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(v, inspect.Parameter.POSITIONAL_OR_KEYWORD) for v in order])
+        return fn
+
+    def sympy(self, symbols: dict[str, Any] | None = None) -> Any:
+        """The SymPy expression (variables become the given symbols, else plain ``Symbol``)."""
+        import sympy
+
+        table = dict(symbols or {})
+        for v in self.variables:
+            table.setdefault(v, sympy.Symbol(v))
+        return _symbolic(self.tree, table)
+
+
+def parse(text: str) -> Expression:
+    """Check ``text`` against the whitelist and return the :class:`Expression`."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"an expression must be a string, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"expression refused: longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ExpressionError(f"expression {text!r} does not parse: {exc.msg} (write Python "
+                              "syntax, e.g. 'x**2 * sin(y)')") from None
+    variables: list[str] = []
+    _check(tree, variables, 0)
+    return Expression(text, tree, tuple(variables))
+
+
+def _check(node: ast.AST, variables: list[str], depth: int) -> None:
+    """Refuse anything outside the whitelist (iterating over the tree's own structure)."""
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"expression refused: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise _refuse(_describe(node))
+    elif isinstance(node, ast.Name):
+        if node.id.startswith("_"):
+            raise _refuse(f"the name {node.id!r} (names starting with '_')")
+        if node.id in FUNCTIONS:
+            raise ExpressionError(f"expression refused: {node.id!r} is a function; call it, "
+                                  f"e.g. {node.id}(x)")
+        if node.id not in CONSTANTS and node.id not in variables:
+            variables.append(node.id)
+    elif isinstance(node, ast.BinOp):
+        if type(node.op) not in _BINARY:
+            raise _refuse(f"the operator {type(node.op).__name__}")
+        _check(node.left, variables, depth + 1)
+        _check(node.right, variables, depth + 1)
+    elif isinstance(node, ast.UnaryOp):
+        if type(node.op) not in _UNARY:
+            raise _refuse(f"the operator {type(node.op).__name__}")
+        _check(node.operand, variables, depth + 1)
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise _refuse(_describe(node.func) if isinstance(node.func, ast.Attribute)
+                          else "calling anything but a function name")
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise ExpressionError(
+                f"expression refused: unknown function {name!r}; allowed functions: "
+                f"{', '.join(sorted(FUNCTIONS))}")
+        if node.keywords:
+            raise _refuse("keyword arguments")
+        arity = FUNCTIONS[name][0]
+        if len(node.args) != arity or any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExpressionError(f"expression refused: {name} takes {arity} argument"
+                                  f"{'s' if arity != 1 else ''}, got {len(node.args)}")
+        for a in node.args:
+            _check(a, variables, depth + 1)
+    else:
+        raise _refuse(_describe(node))
+
+
+def _check_variables(expr: Expression, order: tuple[str, ...]) -> None:
+    missing = [v for v in expr.variables if v not in order]
+    if missing:
+        raise ExpressionError(f"expression {expr.text!r} uses {', '.join(missing)}, which the "
+                              f"variable list ({', '.join(order)}) does not name")
+
+
+def _numeric(node: ast.expr, env: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return env[node.id] if node.id in env else CONSTANTS[node.id][0]
+    if isinstance(node, ast.BinOp):
+        return _BINARY[type(node.op)](_numeric(node.left, env), _numeric(node.right, env))
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_numeric(node.operand, env))
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # checked by _check
+    return FUNCTIONS[node.func.id][1](*(_numeric(a, env) for a in node.args))
+
+
+def _symbolic(node: ast.expr, env: dict[str, Any]) -> Any:
+    import sympy
+
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return sympy.Integer(value) if isinstance(value, int) else sympy.Rational(repr(value))
+    if isinstance(node, ast.Name):
+        return env[node.id] if node.id in env else CONSTANTS[node.id][1]()
+    if isinstance(node, ast.BinOp):
+        return _BINARY[type(node.op)](_symbolic(node.left, env), _symbolic(node.right, env))
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_symbolic(node.operand, env))
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    return FUNCTIONS[node.func.id][2]()(*(_symbolic(a, env) for a in node.args))

@@ -1,0 +1,200 @@
+"""Bounded simplification: the shortest of several equal forms, within a time and size budget.
+
+``sympy.simplify`` alone leaves textbook derivatives longer than they need to be (it keeps
+``x**(sin(x) - 1)`` apart from ``x**sin(x)``, folds ``exp(x)*(sin(x) + cos(x))`` into
+``sqrt(2)*exp(x)*sin(x + pi/4)``) and can make a result longer than its input. So
+:func:`simplify` tries a set of rewrites, each of which returns an *equal* expression, and keeps
+the shortest by SymPy's ``count_ops`` (ties: the shorter string). Besides SymPy's own
+(``factor_terms``, ``together``, ``cancel``, ``factor``, ``simplify``...) there are our passes:
+
+* :func:`drop_singular_masks` -- torch's masks of measure-zero points, e.g. the derivative of
+  ``x**y`` is 0 where ``y == 0`` (where the formula ``y*x**(y-1)`` is itself 0 or undefined);
+  displayed formulas drop them when the unmasked formula is 0 or undefined at the masked point.
+  (Exported code keeps them: it is printed from the graph, not from this formula.)
+* :func:`split_power_offsets` -- ``x**(a - 1)`` as ``x**a / x`` so ``x**a`` can be factored out;
+* :func:`common_factors` -- pull the common factors out of a sum (after the splits above);
+* :func:`expand_trig_shifts` -- ``sin(x + pi/4)`` back to ``sin(x)``, ``cos(x)`` terms.
+
+Budgets (``wb.config``): an expression with more than ``simplify_max_ops`` operations is not
+simplified at all; the whole search stops after ``simplify_seconds`` (the best form found so far
+is kept; every candidate is equal to the input, so stopping early is never wrong).
+
+>>> import sympy
+>>> x = sympy.Symbol("x", real=True)
+>>> simplify(sympy.diff(x ** sympy.sin(x), x)).expr
+x**sin(x)*(log(x)*cos(x) + sin(x)/x)
+>>> simplify(sympy.exp(x) * sympy.sin(x) + sympy.exp(x) * sympy.cos(x)).expr
+(sin(x) + cos(x))*exp(x)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import sympy
+
+from ..config import config
+
+
+@dataclass
+class Simplified:
+    """The result of :func:`simplify`: the expression and how it was obtained."""
+
+    expr: sympy.Expr
+    original: sympy.Expr
+    ops_before: int
+    ops_after: int
+    method: str  # the rewrite that gave the kept form ("as traced": none helped)
+    note: str = ""  # one line when a budget stopped the search
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise ``_OutOfTime`` inside the block after ``seconds`` (a SIGALRM timer; only in the main
+    thread -- elsewhere the block runs unbounded and the size budget is the only bound)."""
+    usable = (threading.current_thread() is threading.main_thread()
+              and hasattr(signal, "setitimer") and seconds > 0)
+    if not usable:
+        yield
+        return
+
+    def fire(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def size(expr) -> tuple[int, int]:
+    """The measure minimised: SymPy's ``count_ops``, then the length of the printed string."""
+    return sympy.count_ops(expr), len(str(expr))
+
+
+# ----- our rewriting passes (each returns an expression equal to its input) -----
+def _undefined_or_zero(expr) -> bool:
+    """True if ``expr`` is 0, or not a finite number (nan, zoo, oo) -- undefined there."""
+    if expr is sympy.nan or expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return True
+    return expr.is_zero is True
+
+
+def drop_singular_masks(expr):
+    """``Piecewise((0, Eq(a, 0) & ...), (E, True))`` -> ``E`` where ``E`` is 0 or undefined
+    whenever the condition holds (torch's pow masks at 0**0 and log(0)).
+    """
+
+    def rewrite(pw):
+        if len(pw.args) != 2 or pw.args[0].expr != 0 or pw.args[1].cond is not sympy.true:
+            return pw
+        cond, other = pw.args[0].cond, pw.args[1].expr
+        parts = cond.args if isinstance(cond, sympy.And) else (cond,)
+        for eq in parts:
+            if isinstance(eq, sympy.Eq) and eq.rhs == 0 and eq.lhs.free_symbols:
+                # E with the masked quantity set to 0 (whatever the other symbols are)
+                dummy = sympy.Dummy("u")
+                at = other.subs(eq.lhs, dummy).subs(dummy, 0)
+                if _undefined_or_zero(at):
+                    return other
+        return pw
+
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), rewrite)
+
+
+def split_power_offsets(expr):
+    """``b**(a + k)`` with a rational ``k`` and a non-constant ``a`` -> ``b**a * b**k``."""
+
+    def rewrite(p):
+        base, exponent = p.args
+        if not exponent.is_Add:
+            return p
+        k, rest = exponent.as_coeff_Add()
+        if k == 0 or not k.is_Rational or rest.is_number:
+            return p
+        return sympy.Mul(sympy.Pow(base, rest), sympy.Pow(base, k))
+
+    return expr.replace(lambda e: e.is_Pow, rewrite)
+
+
+def common_factors(expr):
+    """Pull factors common to every term of each sum out (``factor_terms``), after
+    :func:`split_power_offsets`."""
+    return sympy.factor_terms(split_power_offsets(expr))
+
+
+def expand_trig_shifts(expr):
+    """``sin(x + pi/4)``-style shifted trig functions expanded into ``sin(x)`` and ``cos(x)``."""
+    shifted = [f for f in expr.atoms(sympy.sin, sympy.cos)
+               if f.args[0].is_Add and any(t.has(sympy.pi) for t in f.args[0].args)]
+    if not shifted:
+        return expr
+    return sympy.factor_terms(sympy.expand(
+        expr.xreplace({f: sympy.expand_trig(f) for f in shifted})))
+
+
+def _flatten_piecewise_derivatives(expr):
+    return sympy.piecewise_fold(expr) if expr.has(sympy.Piecewise) else expr
+
+
+# Candidate rewrites, cheap first. Each is applied to the input and to the best form so far.
+_PASSES: list[tuple[str, Callable]] = [
+    ("factor_terms", sympy.factor_terms),
+    ("common factors", common_factors),
+    ("together", sympy.together),
+    ("cancel", sympy.cancel),
+    ("factor", sympy.factor),
+    ("powsimp", sympy.powsimp),
+    ("trigsimp", sympy.trigsimp),
+    ("shifted trig", expand_trig_shifts),
+    ("expand", sympy.expand),
+    ("simplify", lambda e: sympy.simplify(e, ratio=1)),
+    ("simplify", sympy.simplify),
+]
+
+
+def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> Simplified:
+    """The shortest equal form of ``expr`` found within the budgets (see the module docstring)."""
+    max_ops = config.simplify_max_ops if max_ops is None else max_ops
+    seconds = config.simplify_seconds if seconds is None else seconds
+    expr = sympy.sympify(expr)  # our own SymPy objects, never user text
+    before = sympy.count_ops(expr)
+    if before > max_ops:
+        return Simplified(expr, expr, before, before, "as traced",
+                          f"not simplified: {before} operations is above the budget of "
+                          f"{max_ops} (wb.config.simplify_max_ops)")
+    if not isinstance(expr, sympy.Basic) or expr.is_Atom:
+        return Simplified(expr, expr, before, before, "as traced")
+    best, best_size, method = expr, size(expr), "as traced"
+    note = ""
+    start = time.perf_counter()
+    try:
+        with deadline(seconds):
+            unmasked = _flatten_piecewise_derivatives(drop_singular_masks(expr))
+            if unmasked != expr:
+                best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
+            base = best
+            for name, rewrite in _PASSES:
+                for source in {base, best}:
+                    candidate = rewrite(source)
+                    for extra_name, extra in (("", None), (" + common factors", common_factors)):
+                        form = candidate if extra is None else extra(candidate)
+                        form_size = size(form)
+                        if form_size < best_size:
+                            best, best_size, method = form, form_size, name + extra_name
+    except _OutOfTime:
+        note = (f"simplification stopped after {time.perf_counter() - start:.1f} s "
+                "(wb.config.simplify_seconds); showing the shortest form found by then")
+    return Simplified(best, expr, before, best_size[0], method, note)
