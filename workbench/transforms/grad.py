@@ -171,6 +171,7 @@ def respecting_outer_no_grad(body: Callable[[tuple, dict], Any]) -> Callable[[tu
     def run(args: tuple, kwargs: dict) -> Any:
         if not STATE.graphs or grad_enabled():
             return body(args, kwargs)
+        saved = STATE.grad_enabled  # False under wb.no_grad; True when only torch's is off
         STATE.grad_enabled = True
         try:
             import sys
@@ -182,7 +183,7 @@ def respecting_outer_no_grad(body: Callable[[tuple, dict], Any]) -> Callable[[tu
             else:
                 out = body(args, kwargs)
         finally:
-            STATE.grad_enabled = False
+            STATE.grad_enabled = saved
         return pytree.tree_map(lambda v: stop_gradient(v) if isinstance(v, Traced) else v, out)
 
     return run
