@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import pytree
 from ..errors import InputTypeError, OutputTypeError, ShapeError
-from ..symbolic.codegen import generate
+from ..symbolic.batchgen import batch_program
 from ..trace import ARRAY_FUNCTIONS, STATE, Traced, as_ids
 from .captured import fingerprint
 from .staging import Entry, Staged, _leaf_kind, _static_key, _to_numpy, is_torch_tensor
@@ -220,8 +220,7 @@ class _BatchedFunction:
         use_torch = any(is_torch_tensor(leaf) for leaf in leaves)
         numeric = [_to_numpy(leaf) for leaf in leaves]
         k_leaves, k_tree = pytree.flatten(kwargs)
-        example0 = [np.take(v, 0, axis=d) if d is not None else v for v, d in zip(numeric, dims)]
-        key = self._key(tree, k_tree, example0, dims, k_leaves)
+        key = self._key(tree, k_tree, numeric, dims, k_leaves)
         columns = self._columns(numeric, dims, size, k_leaves)
         versions = self.cache.setdefault(key, [])
         outputs: list[np.ndarray] | None = None
@@ -234,8 +233,8 @@ class _BatchedFunction:
                 if len(versions) > 1:
                     self._warn_once(len(versions))
             entry = versions[version]
-            if outputs is None:
-                outputs = _allocate(entry, size)
+            if outputs is None:  # (batch, elements) matrices, made when results arrive
+                outputs = [None] * len(entry.outputs)
             failed = []
             for start in range(0, pending.size, chunk):
                 indices = pending[start:start + chunk]
@@ -247,11 +246,17 @@ class _BatchedFunction:
             version += 1
         return self._assemble(versions[0], outputs, use_torch)
 
-    def _key(self, tree, k_tree, example0, dims, k_leaves) -> tuple:
+    def _key(self, tree, k_tree, numeric, dims, k_leaves) -> tuple:
+        """Per-example shapes and dtypes (not the batch size), static values, captured state."""
         kinds = []
-        for v, d in zip(example0, dims):
-            kinds.append((d, np.shape(v), str(getattr(v, "dtype", "py"))) if _leaf_kind(v) == "f"
-                         else (d, _static_key(v)))
+        for v, d in zip(numeric, dims):
+            if _leaf_kind(v) != "f":
+                kinds.append((d, _static_key(v)))
+                continue
+            shape = np.shape(v)
+            if d is not None:
+                shape = shape[:d] + shape[d + 1:]
+            kinds.append((d, shape, getattr(v, "dtype", None)))
         k_kinds = tuple((np.shape(v), "f") if _leaf_kind(v) == "f" else _static_key(_to_numpy(v))
                         for v in k_leaves)
         return (tree, k_tree, tuple(kinds), k_kinds, fingerprint(self.func))
@@ -263,34 +268,32 @@ class _BatchedFunction:
         return self.staged.trace(numeric_all, all_leaves, all_tree)
 
     def _columns(self, numeric, dims, size, k_leaves) -> list:
-        """The compiled program's arguments: batched leaves as (elements, batch) matrices whose
-        rows are the per-element vectors; the rest as in the scalar path."""
+        """The batch program's arguments: a batched leaf as a ``(batch, elements)`` matrix in the
+        caller's layout (a view when the batch dimension leads), the rest as flat arrays."""
         columns = []
         for value, d in zip(list(numeric) + [_to_numpy(v) for v in k_leaves],
                             list(dims) + [None] * len(k_leaves)):
             if _leaf_kind(value) != "f":
                 continue
+            array = np.asarray(value, dtype=np.float64)
             if d is None:
-                array = np.asarray(value, dtype=np.float64)
-                columns.append(("const", array.ravel() if array.ndim else float(array)))
+                columns.append((False, array.ravel() if array.ndim else float(array)))
             else:
-                moved = np.moveaxis(np.asarray(value, dtype=np.float64), d, -1)
-                columns.append(("batch", np.ascontiguousarray(moved.reshape(-1, size)),
-                                moved.ndim == 1))
+                moved = array if d == 0 else np.moveaxis(array, d, 0)
+                columns.append((True, moved.reshape(size, -1) if moved.ndim > 1 else moved))
         return columns
 
     def _evaluate(self, entry: Entry, columns: list, indices: np.ndarray, size: int):
         """Run one compiled version on the examples ``indices``: (mask of guards held, values)."""
-        program = _batch_program(entry)
+        program = _batch_program(entry, tuple(batched for batched, _ in columns))
         subset = indices.size != size
         args = []
-        for column, group in zip(columns, entry.inputs):
-            if column[0] == "const":
-                value = column[1]
-                args.append(value if isinstance(value, float) else list(value))
-            else:
-                matrix = column[1][:, indices] if subset else column[1]
-                args.append(matrix[0] if isinstance(group, int) else matrix)
+        for (batched, value), group in zip(columns, entry.inputs):
+            if batched:
+                value = value[indices] if subset else value
+                if isinstance(group, int) and value.ndim == 2:
+                    value = value[:, 0]
+            args.append(value)
         with np.errstate(all="ignore"):
             ok, *values = program(*args)
         return np.broadcast_to(np.asarray(ok, dtype=bool), indices.shape), values
@@ -313,9 +316,10 @@ class _BatchedFunction:
             if spec.shape is None:
                 raise OutputTypeError(f"vmap: the function returned a {type(spec.static).__name__}"
                                       "; vmapped functions must return arrays (or pytrees of them)")
-            matrix = next(computed)  # (elements, batch)
-            array = matrix.reshape(spec.shape + (matrix.shape[-1],)).astype(spec.dtype, copy=False)
-            array = np.moveaxis(array, -1, d % (array.ndim))
+            matrix = next(computed)  # (batch, elements)
+            array = matrix.reshape((matrix.shape[0],) + spec.shape).astype(spec.dtype, copy=False)
+            if d % array.ndim:
+                array = np.moveaxis(array, 0, d % array.ndim)
             if use_torch:
                 torch = sys.modules["torch"]
                 array = torch.from_numpy(np.ascontiguousarray(array))
@@ -330,28 +334,39 @@ def _check_output(value) -> None:
                               "functions must return arrays or numbers (or pytrees of them)")
 
 
-def _batch_program(entry: Entry):
-    program = getattr(entry, "_batch", None)
+def _batch_program(entry: Entry, batched: tuple[bool, ...]):
+    programs = entry.__dict__.setdefault("_batch_programs", {})
+    program = programs.get(batched)
     if program is None:
-        program = generate(entry.graph, entry.inputs, entry.outputs, entry.guards, "batch").function
-        entry._batch = program  # type: ignore[attr-defined]
+        program = programs[batched] = batch_program(
+            entry.graph, entry.inputs, batched, entry.outputs, entry.guards).function
     return program
 
 
-def _allocate(entry: Entry, size: int) -> list[np.ndarray]:
-    return [np.empty((1 if isinstance(g, int) else len(g), size)) for g in entry.outputs]
-
-
-def _scatter(entry: Entry, outputs: list[np.ndarray], values: list, indices: np.ndarray,
-             ok: np.ndarray, size: int) -> None:
+def _scatter(entry: Entry, outputs: list, values: list, indices: np.ndarray, ok: np.ndarray,
+             size: int) -> None:
     """Write the results of the examples whose guards held (``ok``) into ``outputs``."""
     whole = indices.size == size and bool(ok.all())
     rows = slice(None) if whole else indices[ok]
-    for out, group, value in zip(outputs, entry.outputs, values):
-        items = [value] if isinstance(group, int) else value
-        for r, item in enumerate(items):
-            if np.ndim(item) == 0 or whole:
-                out[r, rows] = item
-            else:
-                out[r, rows] = np.asarray(item)[ok]
+    for j, (group, value) in enumerate(zip(entry.outputs, values)):
+        width = 1 if isinstance(group, int) else len(group)
+        if whole and isinstance(value, np.ndarray) and value.shape == (size, width) and \
+                outputs[j] is None:
+            outputs[j] = value  # a packed result is already the output matrix: no copy
+            continue
+        if outputs[j] is None:
+            outputs[j] = np.empty((size, width))
+        out = outputs[j]
+        if isinstance(value, list):
+            for c, item in enumerate(value):
+                out[rows, c] = item if np.ndim(item) == 0 or whole else np.asarray(item)[ok]
+            continue
+        value = np.asarray(value)
+        if value.ndim == 0:
+            out[rows, :] = value
+        elif value.ndim == 1:
+            out[rows, 0] = value if whole else value[ok]
+        else:
+            out[rows, :] = value if whole else value[ok]
+
 
