@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..graph import Graph
 from ..ops import OPS, RUNTIME, Printer, format_float, render
 
@@ -180,16 +182,31 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
             lines.append(_guard_line(expr[resolve(node)], expected, backend))
 
     returns = []
-    for group in outputs:
+    constants: dict[str, Any] = {}
+    for j, group in enumerate(outputs):
         if isinstance(group, int):
             returns.append(expr[resolve(group)])
+            continue
+        items = [expr[resolve(n)] for n in group]
+        variable = [i for i, n in enumerate(group) if op_of[resolve(n)] != "const"]
+        if backend != "batch" and len(group) > 16 and len(variable) * 2 < len(group):
+            # A mostly constant output (a sparse Jacobian or Hessian): fill a copy of the
+            # constant array, then write only the computed entries.
+            template = [values[resolve(n)] if op_of[resolve(n)] == "const" else 0.0 for n in group]
+            constants[f"_K{j}"] = np.array(template, dtype=np.float64)
+            constants[f"_I{j}"] = np.array(variable, dtype=np.intp)
+            lines.append(f"_r{j} = _K{j}.copy()")
+            if variable:
+                lines.append(f"_r{j}[_I{j}] = [" + ", ".join(items[i] for i in variable) + "]")
+            returns.append(f"_r{j}")
         else:
-            returns.append("[" + ", ".join(expr[resolve(n)] for n in group) + "]")
+            returns.append("[" + ", ".join(items) + "]")
     if backend == "batch":
         returns.insert(0, "_ok")
     lines.append("return (" + "".join(r + ", " for r in returns) + ")")
     source = f"def {name}({', '.join(arg_names)}):\n" + "\n".join("    " + ln for ln in lines)
     namespace = dict(RUNTIME)
+    namespace.update(constants)
     exec(compile(source, f"<workbench {name}>", "exec"), namespace)  # our own generated code
     return Program(source, namespace[name], n_assign)
 
