@@ -34,7 +34,7 @@ from .captured import fingerprint
 
 Body = Callable[[tuple, dict], Any]
 
-_FLOAT_KINDS = "f"
+_PY_FLOAT = ((), "py")  # the signature entry of a Python float argument
 _MAX_VERSIONS = 64  # guarded versions kept per signature (oldest dropped first)
 
 
@@ -153,16 +153,26 @@ class Staged:
 
     # ----- top level -----
     def signature(self, args: tuple, kwargs: dict):
+        """The cache key of a call, its leaves, their structure, and the compiled code's inputs."""
         leaves, tree = pytree.flatten((args, kwargs))
         kinds = []
+        values = []
+        use_torch = False
         for leaf in leaves:
-            kind = _leaf_kind(leaf)
-            if kind == "f":
-                kinds.append((np.shape(leaf), str(leaf.dtype) if hasattr(leaf, "dtype") else "py"))
+            if type(leaf) is float:
+                kinds.append(_PY_FLOAT)
+                values.append(leaf)
+                continue
+            if is_torch_tensor(leaf):
+                use_torch = True
+                leaf = leaf.detach().cpu().numpy()
+            if _leaf_kind(leaf) == "f":
+                kinds.append((np.shape(leaf), getattr(leaf, "dtype", None)))
+                values.append(_input_value(leaf))
             else:
                 kinds.append(_static_key(leaf))
         key = (tree, tuple(kinds), fingerprint(self.func))
-        return key, leaves, tree
+        return key, leaves, tree, values, use_torch
 
     def call_top(self, args: tuple, kwargs: dict) -> Any:
         if not kwargs and all(type(a) is float for a in args):
@@ -174,17 +184,14 @@ class Staged:
                     result = entry.run_scalar(values)
                     if result is not None:
                         return entry.assemble(result, False)
-        key, leaves, tree = self.signature(args, kwargs)
-        use_torch = any(is_torch_tensor(leaf) for leaf in leaves)
-        numeric = [_to_numpy(leaf) for leaf in leaves]
-        values = [_input_value(v) for v, leaf in zip(numeric, leaves) if _leaf_kind(leaf) == "f"]
+        key, leaves, tree, values, use_torch = self.signature(args, kwargs)
         versions = self.cache.get(key)
         if versions:
             for entry in versions:
                 result = entry.run_scalar(values)
                 if result is not None:
                     return entry.assemble(result, use_torch)
-        entry = self.trace(numeric, leaves, tree)
+        entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree)
         for cache_key in (key, _float_key(args, kwargs, key)):
             if cache_key is not None:
                 versions = self.cache.setdefault(cache_key, [])
