@@ -58,6 +58,8 @@ from .functions import (
     where,
 )
 from .modes import enable_grad, no_grad
+from . import tape
+from .check import check
 from .transforms.grad import grad, grad_and_value
 from .transforms.linearize import hessian, jacfwd, jacrev, jvp, vjp
 from .transforms.vmap import vmap
@@ -74,5 +76,6 @@ __all__ = [
     "sinh", "softplus", "sqrt", "square", "stop_gradient", "sum", "supported_functions", "tan",
     "tanh", "where",
     "enable_grad", "no_grad", "grad", "grad_and_value",
+    "tape", "check",
     "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap",
 ]
