@@ -343,11 +343,27 @@ class Traced:
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
 
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, unbiased=None,
+            correction=None):
+        """numpy's ``x.var(axis, ddof=0)``; torch's keywords (``unbiased``, ``correction``) too."""
+        return var(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                   ddof=_ddof(ddof, unbiased, correction))
 
-    def std(self, axis=None, keepdims=False, ddof=0):
-        return std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, unbiased=None,
+            correction=None):
+        return std(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                   ddof=_ddof(ddof, unbiased, correction))
+
+    def __getattr__(self, name: str):
+        # Tensor methods that are not elementwise ops (x.reciprocal(), x.amax(1), x.norm()...):
+        # the handlers torch's own functions use. Only reached when normal lookup fails.
+        if not name.startswith("_"):
+            from . import torch_support
+
+            handler = torch_support.HANDLERS.get(name)
+            if handler is not None:
+                return lambda *args, **kwargs: handler(self, *args, **kwargs)
+        raise AttributeError(f"'Traced' object has no attribute {name!r}")
 
     def dot(self, other):
         return dot(self, other)
@@ -461,6 +477,14 @@ def _axis(axis, dim):
 
 def _keep(keepdims, keepdim):
     return bool(keepdim) if keepdim is not None else bool(keepdims)
+
+
+def _ddof(ddof, unbiased, correction):
+    if correction is not None:
+        return correction
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    return ddof
 
 
 def _static_index(index):
