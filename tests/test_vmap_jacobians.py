@@ -242,7 +242,8 @@ def test_vmap_chunk_size_gives_the_same_result():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: wb.vmap(lambda a, b: a + b)(np.ones((3, 2)), np.ones((4, 2))), "same size"),
+    (lambda: wb.vmap(lambda a, b: a + b)(np.ones((3, 2)), np.ones((4, 2))),
+     "argument 0 has 3, argument 1 has 4"),
     (lambda: wb.vmap(lambda a: a, in_dims=None)(np.ones(3)), "at least one"),
     (lambda: wb.vmap(lambda a: a, in_dims=2)(np.ones(3)), "out of range"),
     (lambda: wb.vmap(lambda a, b: a, in_dims=(0,))(np.ones(3), np.ones(3)), "positional"),

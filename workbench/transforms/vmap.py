@@ -79,7 +79,17 @@ def _prefix_dims(spec: Any, treedef, out: list, where: str) -> None:
                     "an int or None, or the same structure with an int or None per leaf")
 
 
-def _batch_size(leaves: list, dims: list[int | None]) -> tuple[int, list[int | None]]:
+def _leaf_names(args: tuple) -> list[str]:
+    """'argument 0', or 'argument 1 (leaf 2)' inside a pytree: how errors name a leaf."""
+    names = []
+    for i, arg in enumerate(args):
+        n = len(pytree.flatten(arg)[0])
+        names.extend([f"argument {i}"] if n == 1 else [f"argument {i} (leaf {j})" for j in range(n)])
+    return names
+
+
+def _batch_size(leaves: list, dims: list[int | None],
+                names: list[str]) -> tuple[int, list[int | None]]:
     sizes = {}
     normalized: list[int | None] = []
     for k, (leaf, d) in enumerate(zip(leaves, dims)):
@@ -88,11 +98,10 @@ def _batch_size(leaves: list, dims: list[int | None]) -> tuple[int, list[int | N
             continue
         shape = leaf.shape if isinstance(leaf, Traced) else np.shape(_to_numpy(leaf))
         if not (isinstance(leaf, (Traced, np.ndarray)) or is_torch_tensor(leaf)):
-            raise VmapError(f"vmap: got in_dim={d} for leaf {k} of the arguments, a "
-                            f"{type(leaf).__name__}; only arrays can be mapped over: use None "
-                            "for it in in_dims")
+            raise VmapError(f"vmap: got in_dim={d} for {names[k]}, a {type(leaf).__name__}; only "
+                            "arrays can be mapped over: use None for it in in_dims")
         if not -len(shape) <= d < len(shape):
-            raise VmapError(f"vmap: in_dim={d} is out of range for an argument of shape "
+            raise VmapError(f"vmap: in_dim={d} is out of range for {names[k]} of shape "
                             f"{tuple(shape)} ({len(shape)} dimensions)")
         d = d % len(shape)
         normalized.append(d)
@@ -100,8 +109,10 @@ def _batch_size(leaves: list, dims: list[int | None]) -> tuple[int, list[int | N
     if not sizes:
         raise VmapError("vmap: at least one argument must be mapped over; every in_dim is None")
     if len(set(sizes.values())) > 1:
-        detail = ", ".join(f"leaf {k}: {n}" for k, n in sizes.items())
-        raise ShapeError(f"vmap: the mapped dimensions must all have the same size, got {detail}")
+        detail = ", ".join(f"{names[k]} has {n}" for k, n in sizes.items())
+        raise ShapeError(f"vmap: the mapped dimensions must all have the same size, but {detail}; "
+                         "map over equally long axes, or use None in in_dims for an argument that "
+                         "is shared by all examples")
     return next(iter(sizes.values())), normalized
 
 
@@ -140,6 +151,10 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
     """
     _check_dims_spec(in_dims, "in_dims")
     _check_dims_spec(out_dims, "out_dims")
+    if randomness not in ("error", "different", "same"):
+        raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got "
+                         f"{randomness!r} (workbench traces deterministic code, so all three "
+                         "behave alike)")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
     batched = _BatchedFunction(func, in_dims, out_dims, chunk_size)
@@ -169,7 +184,7 @@ class _BatchedFunction:
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
         leaves, tree = pytree.flatten(args)
-        size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args))
+        size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args), _leaf_names(args))
         if STATE.graphs or any(isinstance(v, Traced) for v in pytree.flatten(kwargs)[0]):
             return self.map_in_trace(args, kwargs, leaves, tree, dims, size)
         if any(d is not None and _leaf_kind(leaf) != "f" for leaf, d in zip(leaves, dims)):
