@@ -1,15 +1,15 @@
 """The workloads of issue 6 (W1-W5), written once over a namespace of math functions.
 
-Each workload is a plain function ``f(ns, *args)`` where ``ns`` supplies ``sin``, ``exp``,
-``tanh``, ``relu``, ``sum``, ``dot``, ``matmul``...: numpy through workbench (``wb`` itself),
-``jax.numpy``, SymPy, SymEngine and CasADi each get their own namespace, so every contender
-differentiates the same mathematics written in its own idiom. The builders (``build_*``) run a
-contender's whole first-call pipeline and return a callable that evaluates the compiled
-derivative at the case's example arguments, as a flat numpy vector, so results can be compared.
+Each workload is a function ``f(ns, *args)`` where ``ns`` supplies ``sin``, ``exp``, ``tanh``,
+``relu``, ``sum``, ``dot``, ``matmul``...: ``jax.numpy``, SymPy, SymEngine and CasADi each get
+their own namespace, so every contender differentiates the same mathematics in its own idiom.
+workbench gets the same workloads written as a user writes them, in plain numpy (``np_*``).
+The builders (``build_*``) run a contender's whole first-call pipeline and return the compiled
+derivative at the case's example arguments; ``result()`` flattens it so contenders compare.
 
 >>> case = CASES[("W2", 5, "grad")]
 >>> ours = build_workbench(case).result()
->>> abs(ours[0] - build_casadi(case).result()[0]) < 1e-9
+>>> bool(abs(ours[0] - build_casadi(case).result()[0]) < 1e-9)
 True
 """
 
