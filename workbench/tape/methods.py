@@ -98,6 +98,10 @@ METHODS: dict[str, Any] = {
         api.amax(self, _axis(axis, dim), api._keep(keepdims, keepdim)),
     "min": lambda self, axis=None, keepdims=False, *, dim=None, keepdim=None:
         api.amin(self, _axis(axis, dim), api._keep(keepdims, keepdim)),
+    "amax": lambda self, axis=None, keepdims=False, *, dim=None, keepdim=None:
+        api.amax(self, _axis(axis, dim), api._keep(keepdims, keepdim)),
+    "amin": lambda self, axis=None, keepdims=False, *, dim=None, keepdim=None:
+        api.amin(self, _axis(axis, dim), api._keep(keepdims, keepdim)),
     "var": lambda self, axis=None, keepdims=False, ddof=0: api.var(self, axis, keepdims, ddof),
     "std": lambda self, axis=None, keepdims=False, ddof=0: api.std(self, axis, keepdims, ddof),
     "cumsum": lambda self, axis=None, *, dim=None: api.cumsum(self, _axis(axis, dim)),
