@@ -14,6 +14,26 @@ cells = [
     new_markdown_cell("## Second-order gradients"),
     new_code_cell("neg_sin_x = grad(grad(lambda x: np.sin(x)))(x)\n"
                   "assert np.allclose(neg_sin_x, -np.sin(x))\nneg_sin_x"),
+    new_markdown_cell("## Per-sample gradients: `vmap(grad(...))`\n\n"
+                      "One compiled gradient, evaluated as one vectorised numpy call over the batch."),
+    new_code_cell(
+        "batch_size, feature_size = 3, 5\n\n"
+        "def model(weights, feature_vec):\n"
+        "    # Very simple linear model with activation\n"
+        "    assert feature_vec.ndim == 1\n"
+        "    return wb.relu(feature_vec.dot(weights))\n\n"
+        "def compute_loss(weights, example, target):\n"
+        "    y = model(weights, example)\n"
+        "    return ((y - target) ** 2).mean()  # MSELoss\n\n"
+        "weights = np.random.randn(feature_size)\n"
+        "examples = np.random.randn(batch_size, feature_size)\n"
+        "targets = np.random.randn(batch_size)\n"
+        "grad_weight_per_example = wb.vmap(grad(compute_loss), in_dims=(None, 0, 0))(\n"
+        "    weights, examples, targets)\n"
+        "z = examples @ weights\n"
+        "assert np.allclose(grad_weight_per_example,\n"
+        "                   (2 * (np.maximum(z, 0) - targets) * (z > 0))[:, None] * examples)\n"
+        "grad_weight_per_example"),
     new_markdown_cell("## has_aux and argnums"),
     new_code_cell(
         "def my_loss_func(y, y_pred):\n"
