@@ -66,6 +66,10 @@ from .transforms.vmap import vmap
 
 __version__ = "0.1.0"
 
+# Imported last: binding wb.trace (the display function) replaces the package attribute that
+# named the module workbench.trace; modules that need the module import it by its full name.
+from .display import derivative, trace  # noqa: E402
+
 __all__ = [
     "config",
     "ArgnumsError", "ArgnumsTypeError", "BudgetExceededError", "HasAuxError", "InputTypeError",
@@ -78,4 +82,5 @@ __all__ = [
     "enable_grad", "no_grad", "grad", "grad_and_value",
     "tape", "check",
     "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap",
+    "trace", "derivative",
 ]

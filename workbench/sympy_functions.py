@@ -102,12 +102,14 @@ class sigmoid(_Named):
 
 
 class softplus(_Named):
-    """``log(1 + exp(x))`` (torch returns ``x`` itself above x = 20); derivative ``sigmoid(x)``."""
+    """``log(1 + exp(x))``, and ``x`` itself above x = 20 (torch's threshold); so the derivative
+    is ``sigmoid(x)``, and 1 above the threshold."""
 
     nargs = 1
 
     def fdiff(self, argindex=1):
-        return sigmoid(self.args[0])
+        x = self.args[0]
+        return sympy.Piecewise((S.One, x > 20), (sigmoid(x), True))
 
     def _plain(self):
         x = self.args[0]

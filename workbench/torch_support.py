@@ -6,12 +6,15 @@ Elementwise functions map through the op table's ``torch_names``; the rest are l
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
-from . import trace
 from .errors import UnsupportedOperationError
 from .ops import TORCH_FUNCTIONS
+
+# The module, not ``workbench.trace`` (the package attribute is the wb.trace() display function).
+trace = importlib.import_module(f"{__package__}.trace")
 
 _REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"}
 

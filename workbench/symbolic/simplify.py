@@ -145,6 +145,69 @@ def expand_trig_shifts(expr):
         expr.xreplace({f: sympy.expand_trig(f) for f in shifted})))
 
 
+def reciprocal_trig(expr):
+    """Textbook trig names: ``sin/cos -> tan``, ``cos/sin -> cot``, ``1/cos -> sec``,
+    ``1/sin -> csc``, ``1 + tan**2 -> sec**2``, ``1 - tanh**2 -> sech**2``, within each product."""
+    if not expr.has(sympy.sin, sympy.cos, sympy.tan, sympy.tanh):
+        return expr
+    u = sympy.Wild("u")
+    expr = expr.replace(1 + sympy.tan(u) ** 2, sympy.sec(u) ** 2)
+    expr = expr.replace(1 - sympy.tanh(u) ** 2, sympy.sech(u) ** 2)
+    expr = expr.replace(lambda e: e.is_Mul, _reciprocal_trig_product)
+    expr = expr.replace(lambda e: e.is_Pow and isinstance(e.base, _SIN_COS) and e.exp.is_negative,
+                        _reciprocal_trig_product)
+    return expr.replace(lambda e: e.is_Pow and isinstance(e.base, sympy.tan) and e.exp.is_negative,
+                        lambda e: sympy.cot(e.base.args[0]) ** -e.exp)
+
+
+_SIN_COS = (sympy.sin, sympy.cos)
+
+
+def sign_products(expr):
+    """``u * sign(u)`` -> ``Abs(u)`` (equal for every real ``u``, 0 included)."""
+    if not expr.has(sympy.sign):
+        return expr
+
+    def rewrite(product):
+        factors = list(sympy.Mul.make_args(product))
+        for f in factors:
+            if isinstance(f, sympy.sign) and f.args[0] in factors and f.args[0].is_real:
+                factors.remove(f)
+                factors.remove(f.args[0])
+                return sympy.Mul(sympy.Abs(f.args[0]), *factors)
+        return product
+
+    return expr.replace(lambda e: e.is_Mul, rewrite)
+
+
+def _reciprocal_trig_product(product):
+    powers: dict = {}
+    rest = []
+    for factor in sympy.Mul.make_args(product):
+        base, exponent = factor.as_base_exp()
+        if isinstance(base, (sympy.sin, sympy.cos)) and exponent.is_Integer:
+            key = (type(base), base.args[0])
+            powers[key] = powers.get(key, 0) + int(exponent)
+        else:
+            rest.append(factor)
+    if not powers:
+        return product
+    out = []
+    for arg in {a for _, a in powers}:
+        s, c = powers.get((sympy.sin, arg), 0), powers.get((sympy.cos, arg), 0)
+        if s > 0 and c < 0:  # sin**s / cos**|c|: tan**k
+            k = min(s, -c)
+            out.append(sympy.tan(arg) ** k)
+            s, c = s - k, c + k
+        elif c > 0 and s < 0:  # cos**c / sin**|s|: cot**k
+            k = min(c, -s)
+            out.append(sympy.cot(arg) ** k)
+            s, c = s + k, c - k
+        out.append(sympy.sin(arg) ** s if s >= 0 else sympy.csc(arg) ** -s)
+        out.append(sympy.cos(arg) ** c if c >= 0 else sympy.sec(arg) ** -c)
+    return sympy.Mul(*rest, *out)
+
+
 def _flatten_piecewise_derivatives(expr):
     return sympy.piecewise_fold(expr) if expr.has(sympy.Piecewise) else expr
 
@@ -152,6 +215,7 @@ def _flatten_piecewise_derivatives(expr):
 # Candidate rewrites, cheap first. Each is applied to the input and to the best form so far.
 _PASSES: list[tuple[str, Callable]] = [
     ("factor_terms", sympy.factor_terms),
+    ("sign products", sign_products),
     ("common factors", common_factors),
     ("together", sympy.together),
     ("cancel", sympy.cancel),
@@ -159,9 +223,20 @@ _PASSES: list[tuple[str, Callable]] = [
     ("powsimp", sympy.powsimp),
     ("trigsimp", sympy.trigsimp),
     ("shifted trig", expand_trig_shifts),
+    ("reciprocal trig", reciprocal_trig),
     ("expand", sympy.expand),
-    ("simplify", lambda e: sympy.simplify(e, ratio=1)),
     ("simplify", sympy.simplify),
+]
+_EXPENSIVE = frozenset({"simplify", "factor"})  # tried on the input only, not again on the best
+
+
+# Applied after each candidate: sums often shrink only once factors are pulled out, and the
+# textbook names of trig quotients apply only to the final products.
+_FOLLOW_UPS: list[tuple[str, Callable | None]] = [
+    ("", None),
+    (" + common factors", common_factors),
+    (" + reciprocal trig", reciprocal_trig),
+    (" + common factors + reciprocal trig", lambda e: reciprocal_trig(common_factors(e))),
 ]
 
 
@@ -187,9 +262,9 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
                 best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
             base = best
             for name, rewrite in _PASSES:
-                for source in {base, best}:
-                    candidate = rewrite(source)
-                    for extra_name, extra in (("", None), (" + common factors", common_factors)):
+                for source in {base} if name in _EXPENSIVE else {base, best}:
+                    candidate = drop_singular_masks(rewrite(source))
+                    for extra_name, extra in _FOLLOW_UPS:
                         form = candidate if extra is None else extra(candidate)
                         form_size = size(form)
                         if form_size < best_size:
