@@ -326,7 +326,8 @@ def compare(method: str, reference: np.ndarray, value: np.ndarray, at_kink: bool
     atol = atol_rel * max(1.0, float(np.max(np.abs(reference[finite]), initial=0.0)))
     with np.errstate(all="ignore"):
         diff = np.where(finite, np.abs(reference - value), 0.0)
-        rel = diff / np.maximum(np.abs(reference), atol)  # relative, but not to a zero
+        # relative error where the reference is not (close to) zero
+        rel = np.where(np.abs(reference) > atol, diff / np.abs(reference), 0.0)
     bad = finite & (diff > atol + rtol * np.abs(reference))
     result = MethodResult(method, "pass", float(np.max(diff, initial=0.0)),
                           float(np.max(rel, initial=0.0)), rtol, atol)

@@ -1,0 +1,99 @@
+"""wb.check: four gradients compared, kinks and non-finite values reported, failures caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.tape import vjps
+
+
+def _statuses(report):
+    return {(r.label, m.method): m.status for r in report.inputs for m in r.methods}
+
+
+def test_a_smooth_numpy_function_passes_and_torch_is_not_applicable():
+    report = wb.check(lambda x: np.sum(np.sin(x) * x), np.array([0.5, 1.5]))
+    assert report.passed and report.reference == "symbolic"
+    statuses = _statuses(report)
+    assert statuses[("x", "tape")] == "pass"
+    assert statuses[("x", "finite differences")] == "pass"
+    assert statuses[("x", "torch.func.grad")] == "n/a"
+    assert any(n.startswith("torch: not applicable (") for n in report.notes)
+    fd = report.inputs[0].methods[1]
+    assert fd.max_abs < 1e-8 and fd.rtol == 1e-5
+
+
+def test_a_torch_style_function_is_checked_against_torch(torch):
+    def loss(weights, example, target):
+        return ((weights.dot(example).relu() - target) ** 2).mean()
+
+    w, e = np.array([0.3, -0.2, 0.9]), np.array([1.0, 2.0, -0.5])
+    report = wb.check(loss, w, e, 0.25, argnums=(0, 1))
+    assert report.passed, report
+    assert [r.label for r in report.inputs] == ["weights", "example"]
+    assert all(s == "pass" for s in _statuses(report).values())
+
+
+def test_kinks_are_reported_not_failed():
+    report = wb.check(lambda x: np.sum(wb.relu(x)) + np.max(x), np.array([0.0, 2.0, 2.0]))
+    assert report.passed
+    assert any(k.startswith("relu (tape entry #1): 1 element(s) exactly") for k in report.kinks)
+    assert any(k.startswith("amax") and "ties" in k for k in report.kinks)
+    statuses = _statuses(report)
+    assert statuses[("x", "tape")] == "pass"  # the conventions still have to agree
+    assert statuses[("x", "finite differences")] == "kink"
+
+
+def test_non_finite_gradients_are_reported_as_such():
+    report = wb.check(lambda x: np.sum(np.sqrt(x)), np.array([0.0, 4.0]))
+    assert report.passed
+    fd = report.inputs[0].methods[1]
+    assert fd.nonfinite and fd.nonfinite[0][0] == (0,) and fd.nonfinite[0][1] == np.inf
+    assert "non-finite" in repr(report)
+
+
+def test_a_wrong_finite_difference_is_a_failure_with_its_entries():
+    report = wb.check(lambda x: np.sum(x + wb.stop_gradient(x) * x), np.array([1.0, 3.0]))
+    assert not report.passed
+    fd = report.inputs[0].methods[1]
+    assert fd.status == "fail" and [i for i, _, _ in fd.failing] == [(0,), (1,)]
+    text = repr(report)
+    assert text.startswith("wb.check(<lambda>): FAIL") and "x[1]: finite differences gives" in text
+    assert "#f8d7da" in report._repr_html_()
+
+
+def test_a_wrong_vjp_rule_in_the_tape_is_caught(monkeypatch):
+    monkeypatch.setitem(vjps.VJPS, "sin", lambda argnum, g, ans, x: g * np.sin(x))
+    report = wb.check(lambda x: np.sum(np.sin(x)), np.array([0.1, 0.2]))
+    assert not report.passed
+    tape = report.inputs[0].methods[0]
+    assert tape.method == "tape" and tape.status == "fail"
+    assert tape.failing[0][1] == pytest.approx(np.cos(0.1))
+
+
+def test_pytrees_and_labels():
+    report = wb.check(lambda p: p["w"][0] * np.sum(p["w"][1] ** 2), {"w": [2.0, np.ones(3)]})
+    assert report.passed
+    assert [r.label for r in report.inputs] == ["p[0]", "p[1]"]
+
+
+def test_finite_differences_respect_their_budget():
+    report = wb.check(lambda x: np.sum(np.tanh(x)), np.linspace(-1, 1, 10), fd_max_entries=3)
+    assert report.passed
+    assert "finite differences checked 3 of 10 entries" in report.notes
+
+
+def test_html_view_is_a_green_table_when_passing():
+    html = wb.check(lambda x: x * x, 1.5)._repr_html_()
+    assert "PASS" in html and "#d4edda" in html and "<table>" in html
+
+
+def test_bad_calls_raise_the_workbench_errors():
+    with pytest.raises(wb.ArgnumsError):
+        wb.check(lambda x: x, 1.0, argnums=3)
+    with pytest.raises(wb.InputTypeError):
+        wb.check(lambda x: x * 2.0, 3)
+    with pytest.raises(wb.NonScalarOutputError):
+        wb.check(lambda x: x * 2.0, np.ones(2))
