@@ -239,25 +239,27 @@ class _BatchedFunction:
         columns = self._columns(numeric, dims, size, k_leaves)
         versions = self.cache.setdefault(key, [])
         outputs: list[np.ndarray] | None = None
-        pending = np.arange(size)
+        pending: np.ndarray | None = None  # None: every example (the common case: no copies)
         version = 0
         chunk = self.chunk_size or size
-        while pending.size:
+        while True:
             if version == len(versions):
-                versions.append(self._trace(numeric, dims, pending[0], tree, kwargs, k_leaves))
+                first = 0 if pending is None else int(pending[0])
+                versions.append(self._trace(numeric, dims, first, tree, kwargs, k_leaves))
                 if len(versions) > 1:
                     self._warn_once(len(versions))
             entry = versions[version]
             if outputs is None:  # (batch, elements) matrices, made when results arrive
                 outputs = [None] * len(entry.outputs)
             failed = []
-            for start in range(0, pending.size, chunk):
-                indices = pending[start:start + chunk]
-                ok, values = self._evaluate(entry, columns, indices, size)
-                _scatter(entry, outputs, values, indices, ok, size)
+            for part in _chunks(pending, size, chunk):
+                ok, values = self._evaluate(entry, columns, part, size)
+                _scatter(entry, outputs, values, part, ok, size)
                 if not ok.all():
-                    failed.append(indices[~ok])
-            pending = np.concatenate(failed) if failed else pending[:0]
+                    failed.append(_indices(part)[~ok])
+            if not failed:
+                break
+            pending = np.concatenate(failed)
             version += 1
         return self._assemble(versions[0], outputs, use_torch)
 
@@ -298,20 +300,21 @@ class _BatchedFunction:
                 columns.append((True, moved.reshape(size, -1) if moved.ndim > 1 else moved))
         return columns
 
-    def _evaluate(self, entry: Entry, columns: list, indices: np.ndarray, size: int):
-        """Run one compiled version on the examples ``indices``: (mask of guards held, values)."""
+    def _evaluate(self, entry: Entry, columns: list, part: slice | np.ndarray, size: int):
+        """Run one compiled version on the examples ``part`` (a slice, or indices): returns
+        (mask of the examples whose guards held, values)."""
         program = _batch_program(entry, tuple(batched for batched, _ in columns))
-        subset = indices.size != size
+        subset = not (isinstance(part, slice) and part == slice(0, size))
         args = []
         for (batched, value), group in zip(columns, entry.inputs):
             if batched:
-                value = value[indices] if subset else value
+                value = value[part] if subset else value
                 if isinstance(group, int) and value.ndim == 2:
                     value = value[:, 0]
             args.append(value)
         with np.errstate(all="ignore"):
             ok, *values = program(*args)
-        return np.broadcast_to(np.asarray(ok, dtype=bool), indices.shape), values
+        return np.broadcast_to(np.asarray(ok, dtype=bool), (_length(part, size),)), values
 
     def _warn_once(self, n_versions: int) -> None:
         if id(self) in _warned:
@@ -358,11 +361,30 @@ def _batch_program(entry: Entry, batched: tuple[bool, ...]):
     return program
 
 
-def _scatter(entry: Entry, outputs: list, values: list, indices: np.ndarray, ok: np.ndarray,
+def _chunks(pending: np.ndarray | None, size: int, chunk: int):
+    """The parts of the batch to evaluate: slices of the whole batch, or of pending indices."""
+    if pending is None:
+        for start in range(0, size, chunk):
+            yield slice(start, min(start + chunk, size))
+    else:
+        for start in range(0, pending.size, chunk):
+            yield pending[start:start + chunk]
+
+
+def _indices(part: slice | np.ndarray) -> np.ndarray:
+    return np.arange(part.start, part.stop) if isinstance(part, slice) else part
+
+
+def _length(part: slice | np.ndarray, size: int) -> int:
+    return part.stop - part.start if isinstance(part, slice) else part.size
+
+
+def _scatter(entry: Entry, outputs: list, values: list, part: slice | np.ndarray, ok: np.ndarray,
              size: int) -> None:
     """Write the results of the examples whose guards held (``ok``) into ``outputs``."""
-    whole = indices.size == size and bool(ok.all())
-    rows = slice(None) if whole else indices[ok]
+    all_ok = bool(ok.all())
+    whole = all_ok and isinstance(part, slice) and part == slice(0, size)
+    rows = part if all_ok else _indices(part)[ok]
     for j, (group, value) in enumerate(zip(entry.outputs, values)):
         width = 1 if isinstance(group, int) else len(group)
         if whole and isinstance(value, np.ndarray) and value.shape == (size, width) and \
