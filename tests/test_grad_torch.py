@@ -81,6 +81,7 @@ CATALOGUE = {
     "amax amin": (lambda x: torch.amax(x, dim=1).sum() + x.amin(), (MAT,), 0),
     "max": (lambda x: x.max() * x.sum(), (VEC,), 0),
     "var std": (lambda x: torch.var(x) + x.std(correction=0) + x.var(unbiased=False), (VEC,), 0),
+    "var std methods, torch defaults": (lambda x: x.var() + x.std() + x.var(dim=1).sum(), (MAT,), 0),
     "norm": (lambda x: x.norm(), (VEC,), 0),
     # ----- dot / matmul -----
     "dot": (lambda v, w: v.dot(w), (VEC, POS), (0, 1)),
@@ -192,6 +193,15 @@ def test_numpy_inputs_give_numpy_outputs_with_the_same_values(name):
                     want if isinstance(argnums, tuple) else (want,)):
         assert isinstance(g, np.ndarray)
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_one_transform_called_with_numpy_then_torch_keeps_each_meaning():
+    # x.var() is ddof=0 for numpy arrays and correction=1 for torch tensors
+    g = wb.grad(lambda t: t.var())
+    x = VEC.numpy()
+    np.testing.assert_allclose(g(x), 2 * (x - x.mean()) / 4)
+    torch.testing.assert_close(g(VEC), tfunc.grad(lambda t: t.var())(VEC))
+    np.testing.assert_allclose(g(x), 2 * (x - x.mean()) / 4)
 
 
 def test_float32_inputs_stay_float32():

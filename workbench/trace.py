@@ -44,28 +44,33 @@ class _TraceState:
     grad_enabled = True
     # Graphs of the top-level transform calls in progress, innermost last.
     graphs: list[Graph] = []
+    # The call being traced got torch tensors: methods whose numpy and torch meanings differ
+    # (x.var(), x.std(): ddof 0 in numpy, 1 in torch) take torch's.
+    torch_style = False
 
 
 STATE = _TraceState()
 
 
 @contextlib.contextmanager
-def tracing(graph: Graph) -> Iterator[Graph]:
+def tracing(graph: Graph, torch_style: bool = False) -> Iterator[Graph]:
     """Make ``graph`` the one new traced values are built in, with gradients enabled.
 
     A transform's result must not depend on a ``no_grad`` around its call (torch.func's rule),
     so gradient recording is switched on here, for workbench and for torch alike.
+    ``torch_style``: the inputs are torch tensors (see ``_TraceState.torch_style``).
     """
     STATE.graphs.append(graph)
-    saved = STATE.grad_enabled
+    saved, saved_style = STATE.grad_enabled, STATE.torch_style
     STATE.grad_enabled = True
+    STATE.torch_style = torch_style
     torch = sys.modules.get("torch")
     torch_mode = torch.enable_grad() if torch is not None else contextlib.nullcontext()
     try:
         with torch_mode:
             yield graph
     finally:
-        STATE.grad_enabled = saved
+        STATE.grad_enabled, STATE.torch_style = saved, saved_style
         STATE.graphs.pop()
 
 
@@ -343,13 +348,14 @@ class Traced:
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
 
-    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, unbiased=None,
+    def var(self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
             correction=None):
-        """numpy's ``x.var(axis, ddof=0)``; torch's keywords (``unbiased``, ``correction``) too."""
+        """numpy's ``x.var(axis, ddof=0)``, or torch's ``x.var(dim, correction=1)`` when the
+        traced call got torch tensors; torch's keywords (``unbiased``, ``correction``) too."""
         return var(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
                    ddof=_ddof(ddof, unbiased, correction))
 
-    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=None, unbiased=None,
+    def std(self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
             correction=None):
         return std(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
                    ddof=_ddof(ddof, unbiased, correction))
@@ -484,7 +490,9 @@ def _ddof(ddof, unbiased, correction):
         return correction
     if unbiased is not None:
         return 1 if unbiased else 0
-    return ddof
+    if ddof is not None:
+        return ddof
+    return 1 if STATE.torch_style else 0
 
 
 def _static_index(index):

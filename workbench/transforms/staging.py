@@ -171,7 +171,8 @@ class Staged:
                 values.append(_input_value(leaf))
             else:
                 kinds.append(_static_key(leaf))
-        key = (tree, tuple(kinds), fingerprint(self.func))
+        # use_torch: torch inputs trace torch's meaning of x.var()/x.std() (trace.STATE.torch_style)
+        key = (tree, tuple(kinds), fingerprint(self.func), use_torch)
         return key, leaves, tree, values, use_torch
 
     def call_top(self, args: tuple, kwargs: dict) -> Any:
@@ -207,7 +208,7 @@ class Staged:
         graph = Graph()
         labels = self.leaf_labels(tree)
         inputs: list[int | list[int]] = []
-        with tracing(graph):
+        with tracing(graph, torch_style=any(is_torch_tensor(leaf) for leaf in leaves)):
             traced_leaves = []
             for k, (value, leaf) in enumerate(zip(numeric, leaves)):
                 if _leaf_kind(leaf) == "f":
