@@ -336,6 +336,9 @@ OP_LIST: list[Op] = [
 LEAF_OPS = frozenset({"input", "const"})
 
 
+_KERNEL_CHUNK = 32  # arguments per compiled kernel of an n-ary op
+
+
 def _compile_kernel(op: Op) -> Callable[..., Any]:
     """A scalar kernel built from the op's ``py`` printer (so traced values match compiled code).
 
@@ -353,6 +356,14 @@ def _compile_kernel(op: Op) -> Callable[..., Any]:
     cache: dict[tuple, tuple[Callable, Callable]] = {}
 
     def kernel(*args, params=()):
+        if len(args) > _KERNEL_CHUNK and op.arity is None:
+            # n-ary ops (add, max_n, min_n) fold left in chunks: the same floats in the same
+            # order as one long expression, without compiling a lambda of thousands of
+            # parameters (a sum of ~2000 terms is too deeply nested for Python's compiler).
+            acc = kernel(*args[:_KERNEL_CHUNK], params=params)
+            for start in range(_KERNEL_CHUNK, len(args), _KERNEL_CHUNK - 1):
+                acc = kernel(acc, *args[start:start + _KERNEL_CHUNK - 1], params=params)
+            return acc
         key = (len(args), params)
         fns = cache.get(key)
         if fns is None:
