@@ -90,6 +90,8 @@ NUMPY_FUNCTIONS = {
     "np.max": lambda x: np.max(x * V3),
     "np.arctan2": lambda x: np.arctan2(x, V3).sum(),
     "np.hypot, np.logaddexp": lambda x: np.hypot(x, 1.0).sum() + np.logaddexp(x, 0.5).sum(),
+    "% and //": lambda x: ((x % 0.7) * x).sum() + (x // 0.5 * x).sum() + (5.0 % (x + 2)).sum(),
+    "np.mod, np.floor_divide": lambda x: (np.mod(x, -0.7) + np.floor_divide(x, 0.35) * x).sum(),
     "in-place add": lambda x: _inplace(x),
     "item assignment": lambda x: _setitem(x),
 }

@@ -233,6 +233,18 @@ class Traced:
     def __rtruediv__(self, other):
         return elementwise("div", other, self)
 
+    def __floordiv__(self, other):
+        return floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return floor_divide(other, self)
+
+    def __mod__(self, other):
+        return remainder(self, other)
+
+    def __rmod__(self, other):
+        return remainder(other, self)
+
     def __pow__(self, other):
         return power(self, other)
 
@@ -628,6 +640,16 @@ def power(base, exponent) -> Traced:
     return elementwise("pow", base, exponent)
 
 
+def floor_divide(a, b) -> Traced:
+    """``a // b``: piecewise constant, so its derivative is 0 (as in JAX; torch refuses)."""
+    return elementwise("floor", elementwise("div", a, b))
+
+
+def remainder(a, b) -> Traced:
+    """``a % b`` with the divisor's sign (Python, numpy and torch.remainder), via a - floor(a/b) b."""
+    return elementwise("sub", a, elementwise("mul", floor_divide(a, b), b))
+
+
 def stop_gradient(x):
     """``x`` as a constant for differentiation (its value still follows the inputs)."""
     if not isinstance(x, Traced):
@@ -928,6 +950,8 @@ UFUNC_HANDLERS: dict[str, Callable] = {
     "conjugate": lambda x: x,
     "power": power,
     "float_power": power,
+    "floor_divide": floor_divide,
+    "remainder": remainder,
     "cbrt": lambda x: elementwise("mul", elementwise("sign", x),
                                   power(elementwise("abs", x), 1.0 / 3.0)),
     "logaddexp": lambda a, b: _logaddexp(a, b),
