@@ -165,11 +165,17 @@ def primitive(name: str, *operands: Any, **params: Any) -> Any:
         return FORWARD[name](*operands, **params)
     if not is_grad_enabled():  # no_grad: a constant at every level
         return FORWARD[name](*[raw(o) for o in operands], **params)
-    values = tuple(o.value if type(o) is TapeArray and o.tape is tape else o for o in operands)
-    ans = primitive(name, *values, **params)  # outer tapes (if any) record the same op
-    parents = tuple((i, o.entry) for i, o in enumerate(operands)
-                    if type(o) is TapeArray and o.tape is tape)
-    return tape.record(name, ans, parents, values, params)
+    values, parents, nested = [], [], False
+    for i, o in enumerate(operands):
+        if type(o) is TapeArray:
+            if o.tape is tape:
+                parents.append((i, o.entry))
+                o = o.value
+            nested = nested or type(o) is TapeArray
+        values.append(o)
+    # Nested tapes: the outer ones record the same op on the unwrapped values.
+    ans = primitive(name, *values, **params) if nested else FORWARD[name](*values, **params)
+    return tape.record(name, ans, tuple(parents), tuple(values), params)
 
 
 class TapeArray:
@@ -232,24 +238,5 @@ class TapeArray:
 
     __hash__ = None  # type: ignore[assignment]  # like ndarray
 
-    def __wb_apply__(self, name: str, *operands: Any) -> Any:
-        """The hook ``wb.sin``, ``wb.relu``, ``wb.stop_gradient``... use to reach tape values."""
-        from .numpy_api import apply
-
-        return apply(name, *operands)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .numpy_api import ufunc_call
-
-        return ufunc_call(ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        from .numpy_api import array_function
-
-        return array_function(func, args, kwargs)
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        from .numpy_api import torch_function
-
-        return torch_function(func, args, kwargs or {})
+    # Operators, numpy protocols (__array_ufunc__, __array_function__, __torch_function__,
+    # __wb_apply__) and torch-style methods are installed by methods.py.

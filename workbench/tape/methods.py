@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import TracedConversionError, UnsupportedOperationError
-from ..ops import OPS, TORCH_FUNCTIONS
+from ..ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 from . import numpy_api as api
 from .core import TapeArray, primitive, raw
+from .forward import FORWARD
 
 
 class _Size(int):
@@ -70,7 +71,25 @@ def _astype(self, dtype, copy=True):
     return self
 
 
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    op = ELEMENTWISE_UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
+    if op is not None:  # the common case, kept short
+        return primitive(op, *inputs)
+    return api.ufunc_call(ufunc, method, inputs, kwargs)
+
+
+# numpy ufunc -> op name, for the ufuncs that are one elementwise op of the op table
+ELEMENTWISE_UFUNCS = {getattr(np, n): op for n, op in NUMPY_UFUNCS.items()
+                      if isinstance(getattr(np, n, None), np.ufunc) and not OPS[op].boolean
+                      and op in FORWARD}
+
 METHODS: dict[str, Any] = {
+    "__array_ufunc__": _array_ufunc,
+    "__array_function__": lambda self, func, types, args, kwargs: api.array_function(
+        func, args, kwargs),
+    "__torch_function__": classmethod(lambda cls, func, types, args=(), kwargs=None:
+                                      api.torch_function(func, args, kwargs or {})),
+    "__wb_apply__": lambda self, name, *operands: api.apply(name, *operands),
     "__add__": _binary("add"), "__radd__": _binary("add", True),
     "__sub__": _binary("sub"), "__rsub__": _binary("sub", True),
     "__mul__": _binary("mul"), "__rmul__": _binary("mul", True),

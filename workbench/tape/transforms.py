@@ -82,49 +82,58 @@ def _split_aux(out: Any, has_aux: bool, transform: str) -> tuple[Any, Any]:
 
 
 @contextlib.contextmanager
-def _recording():
-    """Gradients on (a no_grad around the call must not change it: torch.func's rule), and no
-    numpy warnings for the inf/nan that torch also returns silently."""
+def _grad_on():
+    """Gradients on for the run: a no_grad around the call must not change it (torch.func's rule)."""
     torch = sys.modules.get("torch")
-    with np.errstate(all="ignore"), enable_grad(), \
-            (torch.enable_grad() if torch is not None else contextlib.nullcontext()):
+    with enable_grad(), (torch.enable_grad() if torch is not None else contextlib.nullcontext()):
         yield
 
 
 def run(func: Callable, args: tuple, kwargs: dict, argnums: Any, has_aux: bool,
         transform: str, names: list[str]) -> Tape:
-    """Record ``func`` on a fresh tape and run the backward pass; results land on the tape."""
+    """Record ``func`` on a fresh tape and run the backward pass; results land on the tape.
+
+    numpy warnings are off during the run: the inf/nan they announce are torch's results too.
+    """
     positions = normalize_argnums(argnums, len(args), transform)
-    constant_to_outer = not is_grad_enabled()  # inside an outer no_grad: results are constants
+    with np.errstate(all="ignore"):
+        if is_grad_enabled():
+            return _run(func, args, kwargs, positions, isinstance(argnums, int), has_aux,
+                        transform, names)
+        with _grad_on():  # inside an outer no_grad: the results are constants to outer tapes
+            tape = _run(func, args, kwargs, positions, isinstance(argnums, int), has_aux,
+                        transform, names)
+    tape.gradient, tape.value, tape.aux = (pytree.tree_map(raw, t) for t in
+                                           (tape.gradient, tape.value, tape.aux))
+    return tape
+
+
+def _run(func: Callable, args: tuple, kwargs: dict, positions: tuple[int, ...], single: bool,
+         has_aux: bool, transform: str, names: list[str]) -> Tape:
     tape = Tape()
     new_args = list(args)
     per_arg = []
-    with _recording():
-        for pos in positions:
-            leaves, tree = pytree.flatten(args[pos])
-            name = names[pos] if pos < len(names) else f"arg{pos}"
-            boxes = [tape.input(_input_value(leaf, f"argument {pos}" if len(leaves) == 1
-                                             else f"leaf {j} of argument {pos}"),
-                                name if len(leaves) == 1 else f"{name}[{j}]")
-                     for j, leaf in enumerate(leaves)]
-            new_args[pos] = pytree.unflatten(tree, boxes)
-            per_arg.append((tree, leaves, boxes))
-        output, aux = _split_aux(func(*new_args, **kwargs), has_aux, transform)
-        output = _scalar_output(output, transform)
-        if isinstance(output, TapeArray) and output.tape is tape:
-            adjoints = tape.backward(output)
-        else:  # the output does not depend on the differentiated arguments
-            adjoints, tape.finished = [None] * len(tape), True
+    for pos in positions:
+        leaves, tree = pytree.flatten(args[pos])
+        name = names[pos] if pos < len(names) else f"arg{pos}"
+        boxes = [tape.input(_input_value(leaf, f"argument {pos}" if len(leaves) == 1
+                                         else f"leaf {j} of argument {pos}"),
+                            name if len(leaves) == 1 else f"{name}[{j}]")
+                 for j, leaf in enumerate(leaves)]
+        new_args[pos] = pytree.unflatten(tree, boxes)
+        per_arg.append((tree, leaves, boxes))
+    output, aux = _split_aux(func(*new_args, **kwargs), has_aux, transform)
+    output = _scalar_output(output, transform)
+    if isinstance(output, TapeArray) and output.tape is tape:
+        adjoints = tape.backward(output)
+    else:  # the output does not depend on the differentiated arguments
+        adjoints, tape.finished = [None] * len(tape), True
     trees = [pytree.unflatten(tree, [_gradient_leaf(adjoints[b.entry], leaf, b)
                                      for leaf, b in zip(leaves, boxes)])
              for tree, leaves, boxes in per_arg]
-    unbox = functools.partial(_unbox, tape)
-    tape.gradient = trees[0] if isinstance(argnums, int) else tuple(trees)
-    tape.value = unbox(output)
-    tape.aux = pytree.tree_map(unbox, aux)
-    if constant_to_outer:
-        tape.gradient, tape.value, tape.aux = (pytree.tree_map(raw, t) for t in
-                                               (tape.gradient, tape.value, tape.aux))
+    tape.gradient = trees[0] if single else tuple(trees)
+    tape.value = _unbox(tape, output)
+    tape.aux = pytree.tree_map(functools.partial(_unbox, tape), aux) if has_aux else None
     return tape
 
 
