@@ -69,6 +69,7 @@ __version__ = "0.1.0"
 # Imported last: binding wb.trace (the display function) replaces the package attribute that
 # named the module workbench.trace; modules that need the module import it by its full name.
 from .display import derivative, trace  # noqa: E402
+from .export import export  # noqa: E402  (the function; the package is workbench.export)
 
 __all__ = [
     "config",
@@ -82,5 +83,5 @@ __all__ = [
     "enable_grad", "no_grad", "grad", "grad_and_value",
     "tape", "check",
     "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap",
-    "trace", "derivative",
+    "trace", "derivative", "export",
 ]

@@ -1,0 +1,188 @@
+"""C99 source and header of a lowered program, with torch's conventions at non-smooth points.
+
+Calling convention (also written into the header): scalar parameters are passed by value as
+``double``; array parameters as ``const double *`` to their elements in C (row-major) order,
+with the shape fixed at export time; each gradient is written through a ``double *`` to as many
+doubles as its parameter has elements (one for a scalar). Functions return 0 on success and 1
+when the inputs are outside the branch region the code was traced in (outputs untouched).
+
+Every op is printed by the table below; one it does not have is an ``ExportError``. The
+non-smooth ops follow torch: ``relu'(0) = 0`` (``step`` is ``x > 0 ? 1 : 0``), ``abs'(0) = 0``
+(``sign(0) = 0``), ties of ``maximum``/``minimum`` give 1/2 to each side, nan propagates
+through ``max``/``min``/``relu`` as in torch.
+
+>>> import workbench as wb
+>>> from workbench.display.capture import capture
+>>> from workbench.export.program import lower
+>>> p = lower(capture(lambda x: wb.relu(x) * x, (0.5,)))
+>>> print(function_source(p, "grad_f", p.gradients, ["grad_x"]))
+int grad_f(double x, double *grad_x) {
+    const double relu_1 = (!((x) <= 0.0) ? (x) : 0.0);
+    const double step_2 = ((x) > 0.0 ? 1.0 : 0.0);
+    const double mul_3 = (x * step_2);
+    const double add_4 = (relu_1 + mul_3);
+    grad_x[0] = add_4;
+    return 0;
+}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from .program import Arg, Assignment, Const, Output, Program
+from .python_like import ExportError
+
+_MATH = {"sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos",
+         "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "asinh": "asinh",
+         "acosh": "acosh", "atanh": "atanh", "exp": "exp", "expm1": "expm1", "log": "log",
+         "log1p": "log1p", "log2": "log2", "log10": "log10", "sqrt": "sqrt", "abs": "fabs",
+         "floor": "floor", "ceil": "ceil"}
+
+
+def _pow(args: list[str], params: tuple) -> str:
+    return f"({args[0]} * {args[0]})" if args[1] == "2.0" else f"pow({args[0]}, {args[1]})"
+
+
+def _fold(helper: str) -> Callable[[list[str], tuple], str]:
+    def printer(args: list[str], params: tuple) -> str:
+        text = args[0]
+        for a in args[1:]:
+            text = f"{helper}({text}, {a})"
+        return text
+
+    return printer
+
+
+_SPECIAL: dict[str, str | Callable[[list[str], tuple], str]] = {
+    "add": lambda a, p: "(" + " + ".join(a) + ")",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "neg": "(-{0})",
+    "pow": _pow,
+    "sign": "(({0}) > 0.0 ? 1.0 : (({0}) < 0.0 ? -1.0 : ({0}) * 0.0))",
+    "relu": "(!(({0}) <= 0.0) ? ({0}) : 0.0)",
+    "step": "(({0}) > 0.0 ? 1.0 : 0.0)",
+    "sigmoid": "(1.0 / (1.0 + exp(-({0}))))",
+    "softplus": "(({0}) > 20.0 ? ({0}) : log1p(exp({0})))",
+    "atan2": "atan2({0}, {1})",
+    "maximum": "wb_max2({0}, {1})",
+    "minimum": "wb_min2({0}, {1})",
+    "max_n": _fold("wb_max2"),
+    "min_n": _fold("wb_min2"),
+    "step_tie": "(({0}) > ({1}) ? 1.0 : (({0}) == ({1}) ? 0.5 : 0.0))",
+    "clip": "(({0}) < {p0} ? {p0} : (({0}) > {p1} ? {p1} : ({0})))",
+    "in_range": "(({p0}) <= ({0}) && ({0}) <= ({p1}) ? 1.0 : 0.0)",
+    "where": "(({0}) ? ({1}) : ({2}))",
+    "gt": "(({0}) > ({1}))", "ge": "(({0}) >= ({1}))", "lt": "(({0}) < ({1}))",
+    "le": "(({0}) <= ({1}))", "eq": "(({0}) == ({1}))", "ne": "(({0}) != ({1}))",
+    "logical_and": "(({0}) && ({1}))", "logical_or": "(({0}) || ({1}))",
+    "logical_not": "(!({0}))",
+}
+
+# nan propagates and ties return either (equal) value: torch.maximum / torch.minimum.
+_HELPERS = """static double wb_max2(double a, double b) { return a >= b ? a : (b > a ? b : a + b); }
+static double wb_min2(double a, double b) { return a <= b ? a : (b < a ? b : a + b); }
+"""
+
+
+def literal(value: float | bool) -> str:
+    """A C literal for a constant (``NAN``/``INFINITY`` from math.h; negatives parenthesised)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "1" if value else "0"
+    v = float(value)
+    if math.isnan(v):
+        return "NAN"
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "(-INFINITY)"
+    text = repr(v)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _arg(a: Arg) -> str:
+    return literal(a.value) if isinstance(a, Const) else a
+
+
+def expression(step: Assignment) -> str:
+    args = [_arg(a) for a in step.args]
+    if step.op in _MATH:
+        return f"{_MATH[step.op]}({args[0]})"
+    printer = _SPECIAL.get(step.op)
+    if printer is None:
+        raise ExportError(f"target 'c' cannot print the op {step.op!r}; export to numpy instead")
+    if callable(printer):
+        return printer(args, step.params)
+    return printer.format(*args, **{f"p{i}": literal(float(p)) for i, p in enumerate(step.params)})
+
+
+def _signature(program: Program, name: str, out_names: list[str]) -> str:
+    params = [f"double {p.name}" if p.shape == () else f"const double *{p.name}"
+              for p in program.params]
+    params += [f"double *{o}" for o in out_names]
+    return f"int {name}({', '.join(params)})"
+
+
+def _needed(program: Program, outputs: list[Output]) -> set[str]:
+    from .python_like import _needed as needed
+
+    return needed(program, outputs)
+
+
+def function_source(program: Program, name: str, outputs: list[Output],
+                    out_names: list[str]) -> str:
+    lines = [_signature(program, name, out_names) + " {"]
+    for p in program.params:
+        if p.shape != ():
+            lines += [f"    const double {e} = {p.name}[{i}];" for i, e in enumerate(p.elements)]
+    needed = _needed(program, outputs)
+    guard_after: dict[str, list[bool]] = {}
+    for g in program.guards:
+        if isinstance(g.name, Const):
+            if bool(g.name.value) != g.expected:
+                lines.append("    return 1;  /* outside the traced branch everywhere */")
+            continue
+        guard_after.setdefault(g.name, []).append(g.expected)
+    for s in program.assignments:
+        if s.name not in needed:
+            continue
+        ctype = "int" if s.boolean else "double"
+        lines.append(f"    const {ctype} {s.name} = {expression(s)};")
+        for expected in guard_after.pop(s.name, []):
+            lines.append(f"    if ({'!' if expected else ''}{s.name}) return 1;"
+                         "  /* outside the traced branch */")
+    for param_name, expecteds in guard_after.items():  # guards on the inputs themselves
+        for expected in expecteds:
+            lines.append(f"    if ({'!' if expected else ''}{param_name}) return 1;")
+    for out, out_name in zip(outputs, out_names):
+        for i, item in enumerate(out.names):
+            lines.append(f"    {out_name}[{i}] = {_arg(item)};")
+    lines += ["    return 0;", "}"]
+    return "\n".join(lines)
+
+
+def sources(program: Program, header_name: str, comment: str,
+            with_value: bool) -> tuple[str, str]:
+    """(C source, header) of ``grad_<name>`` (and ``value_<name>``)."""
+    grad_outs = [f"grad_{program.params[k].name}" for k in program.wrt]
+    functions = [(f"grad_{program.name}", program.gradients, grad_outs)]
+    if with_value:
+        functions.append((f"value_{program.name}", [program.value], ["value"]))
+    guard = "WB_" + "".join(c if c.isalnum() else "_" for c in header_name.upper())
+    shapes = "\n".join(f" *   {p.name}: " + ("double (scalar)" if p.shape == () else
+                                              f"const double[{len(p.elements)}], shape "
+                                              f"{p.shape}, C order") for p in program.params)
+    convention = (
+        "/* Calling convention: scalar parameters are doubles passed by value; array parameters\n"
+        " * are pointers to their elements in C (row-major) order:\n" + shapes + "\n"
+        " * Each output pointer receives as many doubles as its parameter has elements.\n"
+        " * Return value: 0 on success, 1 if the inputs are outside the branch region the code\n"
+        " * was traced in (then the outputs are not written). */\n")
+    prototypes = "\n".join(_signature(program, n, o) + ";" for n, _, o in functions)
+    header = (f"/* {comment} */\n#ifndef {guard}\n#define {guard}\n\n{convention}\n"
+              f"{prototypes}\n\n#endif\n")
+    bodies = "\n\n".join(function_source(program, n, outs, o) for n, outs, o in functions)
+    source = (f"/* {comment} */\n#include <math.h>\n#include \"{header_name}\"\n\n{_HELPERS}\n"
+              f"{bodies}\n")
+    return source, header

@@ -1,0 +1,163 @@
+"""A traced gradient as a target-independent list of assignments, for the export printers.
+
+One assignment per graph node (the graph is already CSE'd, so every shared subexpression is a
+named local), inputs unpacked into one local per array element (``x_0``, ``w_1_2``), identities
+(``alias``, ``stop_gradient``) resolved away, constants left as literals, and the guards of the
+traced branch as (local, expected value, readable condition). Each target prints an
+:class:`Assignment` with its own op table; an op a target cannot print is an error there.
+
+>>> import numpy as np
+>>> from workbench.display.capture import capture
+>>> p = lower(capture(lambda x, y: np.sin(x) * y, (0.5, 2.0), argnums=0))
+>>> [(a.name, a.op, a.args) for a in p.assignments]
+[('cos_1', 'cos', ('x',)), ('mul_2', 'mul', ('y', 'cos_1'))]
+>>> p.gradients[0].names
+['mul_2']
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..display.capture import Capture
+from ..ops import OPS
+
+_IDENTITIES = frozenset({"alias", "stop_gradient"})
+
+
+@dataclass(frozen=True)
+class Const:
+    """A literal argument (a float or a bool)."""
+
+    value: float | bool
+
+
+Arg = str | Const
+
+
+@dataclass
+class Assignment:
+    """``name = op(*args)`` with static ``params``; ``boolean``: the value is a truth value."""
+
+    name: str
+    op: str
+    args: tuple[Arg, ...]
+    params: tuple
+    boolean: bool
+
+
+@dataclass
+class Output:
+    """One result array: local names (or literals) in C order, and its shape."""
+
+    names: list[Arg]
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Guard:
+    """The traced branch holds while local ``name`` equals ``expected``; ``text`` says what."""
+
+    name: Arg
+    expected: bool
+    text: str
+
+
+@dataclass
+class ExportParam:
+    name: str  # a valid identifier
+    shape: tuple[int, ...]
+    elements: list[str]  # local name of each element, C order
+
+
+@dataclass
+class Program:
+    name: str  # the function's name, a valid identifier
+    params: list[ExportParam]  # the float parameters (static arguments are baked in)
+    wrt: list[int]  # indices into params of the differentiated ones
+    assignments: list[Assignment]
+    gradients: list[Output]
+    value: Output
+    guards: list[Guard] = field(default_factory=list)
+    several: bool = False  # argnums was a tuple: the gradient is a tuple
+
+
+def identifier(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """``text`` made a valid, non-reserved identifier not in ``taken`` (underscores appended)."""
+    name = re.sub(r"\W", "_", text) or "f"
+    if name[0].isdigit():
+        name = "_" + name
+    while keyword.iskeyword(name) or name in taken or name in _RESERVED:
+        name += "_"
+    return name
+
+
+# Names the printed modules use themselves (numpy/jax/torch/math modules, C keywords, helpers).
+_RESERVED = frozenset({"np", "jnp", "jax", "torch", "math", "double", "int", "return", "if",
+                       "else", "const", "float", "void", "static", "inline", "out", "result",
+                       "value", "grad", "check", "NAN", "INFINITY"})
+
+
+def lower(cap: Capture, with_value: bool = False,
+          guard_texts: list[str] | None = None) -> Program:
+    """The program of ``cap``'s first-order gradient (and value: ``with_value``)."""
+    if cap.order != 1:
+        raise ValueError("export needs a first-order capture (order=1)")
+    graph = cap.graph
+    taken: set[str] = set()
+    params, local_of = [], {}
+    for p in cap.params:
+        if p.nodes is None:
+            continue
+        name = identifier(p.name, taken)
+        taken.add(name)
+        elements = []
+        if p.is_scalar:
+            elements.append(name)
+            local_of[int(p.nodes)] = name
+        else:
+            for index in np.ndindex(p.shape):
+                element = identifier(f"{name}_{'_'.join(map(str, index))}", taken)
+                taken.add(element)
+                elements.append(element)
+                local_of[int(p.nodes[index])] = element
+        params.append(ExportParam(name, p.shape, elements))
+    position = {p.name: i for i, p in enumerate(q for q in cap.params if q.nodes is not None)}
+    wrt = [position[cap.params[k].name] for k in cap.wrt]
+
+    roots = [int(n) for d in cap.derivatives for n in d.ravel()]
+    roots += [int(n) for n in cap.output.ravel()] if with_value else []
+    roots += [n for n, _ in cap.guards]
+    ref: dict[int, Arg] = {}
+    assignments = []
+    counter = 0
+    for node in graph.ancestors(roots):
+        op = graph.op[node]
+        if node in local_of:
+            ref[node] = local_of[node]
+        elif op == "const":
+            ref[node] = Const(graph.values[node])
+        elif op == "input":  # an input the function did not get as a float parameter
+            ref[node] = Const(graph.values[node])
+        elif op in _IDENTITIES:
+            ref[node] = ref[graph.args[node][0]]
+        else:
+            counter += 1
+            name = identifier(f"{op}_{counter}", taken)
+            taken.add(name)
+            assignments.append(Assignment(name, op, tuple(ref[a] for a in graph.args[node]),
+                                          graph.params[node], OPS[op].boolean))
+            ref[node] = name
+
+    def output(nodes: np.ndarray) -> Output:
+        return Output([ref[int(n)] for n in nodes.ravel()], tuple(nodes.shape))
+
+    texts = guard_texts or [""] * len(cap.guards)
+    guards = [Guard(ref[n], expected, text) for (n, expected), text in zip(cap.guards, texts)]
+    value = output(cap.output) if with_value else Output([], ())
+    return Program(identifier(cap.name), params, wrt, assignments,
+                   [output(d) for d in cap.derivatives], value, guards)

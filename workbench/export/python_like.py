@@ -1,0 +1,307 @@
+"""Printers of a lowered :class:`~workbench.export.program.Program` as a numpy, JAX or torch module.
+
+Each dialect has its own op table (strict: an op missing from it is an :class:`ExportError`,
+never a comment in the code). The non-smooth ops keep torch's conventions in every dialect
+(``relu'(0) = 0``: ``step`` is ``where(x > 0, 1, 0)``; ties of ``maximum`` split 1/2-1/2), and
+numpy code runs under ``np.errstate(all="ignore")`` so that ``log(0)`` and ``1/0`` give IEEE
+``-inf``/``inf`` as torch does, instead of warnings.
+
+>>> import numpy as np
+>>> from workbench.display.capture import capture
+>>> from workbench.export.program import lower
+>>> p = lower(capture(lambda x: np.sin(x) * x, (0.5,)))
+>>> print(function_source(p, NUMPY, "grad_f", p.gradients, ""))
+def grad_f(x):
+    x = _input(x, "x", ())
+    with np.errstate(all="ignore"):
+        sin_1 = np.sin(x)
+        cos_2 = np.cos(x)
+        mul_3 = (x * cos_2)
+        add_4 = (sin_1 + mul_3)
+    return add_4
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import WorkbenchError
+from .program import Arg, Assignment, Const, Guard, Output, Program
+
+
+class ExportError(WorkbenchError, ValueError):
+    """A traced function uses an op the chosen export target cannot print."""
+
+
+@dataclass
+class Dialect:
+    """How one target prints literals, ops, inputs, outputs and guards."""
+
+    name: str
+    module: str  # prefix of the array namespace: "np", "jnp", "torch"
+    functions: dict[str, str]  # unary elementwise op -> function name in the namespace
+    special: dict[str, str | Callable[[list[str], tuple], str]]  # op -> template / printer
+    tensor_ops: frozenset[str] = frozenset()  # ops whose literal arguments must be tensors
+    header: str = ""
+    helpers: str = ""
+    unpack: str = ""  # how an array parameter's elements are unpacked
+    stack: str = ""  # how an array result is assembled
+    errstate: bool = False
+    literal_wrap: str = "{0}"  # how a literal is wrapped where a tensor is required
+
+    def literal(self, value: float | bool, tensor: bool = False) -> str:
+        if isinstance(value, bool) or type(value).__name__ == "bool_":
+            text = "True" if value else "False"
+        else:
+            v = float(value)
+            if math.isnan(v):
+                text = 'float("nan")'
+            elif math.isinf(v):
+                text = 'float("inf")' if v > 0 else '(-float("inf"))'
+            else:
+                text = repr(v)
+                text = f"({text})" if text.startswith("-") else text
+        return self.literal_wrap.format(text) if tensor else text
+
+    def arg(self, a: Arg, tensor: bool = False) -> str:
+        return self.literal(a.value, tensor) if isinstance(a, Const) else a
+
+    def expression(self, step: Assignment) -> str:
+        tensor = step.op in self.tensor_ops
+        args = [self.arg(a, tensor) for a in step.args]
+        m = self.module
+        if step.op in self.functions:
+            return f"{m}.{self.functions[step.op]}({args[0]})"
+        if step.op not in self.special:
+            raise ExportError(f"target {self.name!r} cannot print the op {step.op!r}; "
+                              "use another target (numpy supports every op)")
+        printer = self.special[step.op]
+        if callable(printer):
+            return printer(args, step.params)
+        params = {f"p{i}": self.literal(float(p)) for i, p in enumerate(step.params)}
+        return printer.format(*args, m=m, **params)
+
+
+def _nary(sep: str) -> Callable[[list[str], tuple], str]:
+    return lambda args, params: "(" + sep.join(args) + ")"
+
+
+_ARITHMETIC: dict[str, str | Callable[[list[str], tuple], str]] = {
+    "add": _nary(" + "),
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "neg": "(-{0})",
+    "gt": "({0} > {1})", "ge": "({0} >= {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
+    "eq": "({0} == {1})", "ne": "({0} != {1})",
+    "logical_and": "{m}.logical_and({0}, {1})",
+    "logical_or": "{m}.logical_or({0}, {1})",
+    "logical_not": "{m}.logical_not({0})",
+    "where": "{m}.where({0}, {1}, {2})",
+    "step": "{m}.where({0} > 0.0, 1.0, 0.0)",
+    "step_tie": "{m}.where({0} > {1}, 1.0, {m}.where({0} == {1}, 0.5, 0.0))",
+    "in_range": "{m}.where(({0} >= {p0}) & ({0} <= {p1}), 1.0, 0.0)",
+}
+
+_NUMPY_NAMES = {"sin": "sin", "cos": "cos", "tan": "tan", "asin": "arcsin", "acos": "arccos",
+                "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+                "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh", "exp": "exp",
+                "expm1": "expm1", "log": "log", "log1p": "log1p", "log2": "log2",
+                "log10": "log10", "sqrt": "sqrt", "abs": "abs", "sign": "sign",
+                "floor": "floor", "ceil": "ceil"}
+_TORCH_NAMES = {**_NUMPY_NAMES, "asin": "asin", "acos": "acos", "atan": "atan",
+                "asinh": "asinh", "acosh": "acosh", "atanh": "atanh"}
+
+NUMPY = Dialect(
+    "numpy", "np", _NUMPY_NAMES,
+    {**_ARITHMETIC,
+     "pow": "np.power({0}, {1})",
+     "relu": "np.maximum({0}, 0.0)",
+     "sigmoid": "(1.0 / (1.0 + np.exp(-{0})))",
+     "softplus": "np.where({0} > 20.0, {0}, np.log1p(np.exp(np.minimum({0}, 20.0))))",
+     "atan2": "np.arctan2({0}, {1})",
+     "maximum": "np.maximum({0}, {1})",
+     "minimum": "np.minimum({0}, {1})",
+     "max_n": lambda a, p: "np.max([" + ", ".join(a) + "])",
+     "min_n": lambda a, p: "np.min([" + ", ".join(a) + "])",
+     "clip": "np.clip({0}, {p0}, {p1})"},
+    header="import numpy as np",
+    helpers='''
+def _input(value, name, shape):
+    """``value`` as a float64 array of ``shape`` (a clear error otherwise)."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {array.shape}; this code "
+                         "was exported for that shape: export again for another one")
+    return array if shape else array[()]
+''',
+    unpack="{elements} = {name}.ravel()",
+    stack="np.array([{items}]).reshape({shape})",
+    errstate=True,
+)
+
+JAX = Dialect(
+    "jax", "jnp", _NUMPY_NAMES,
+    {**_ARITHMETIC,
+     "pow": "jnp.power({0}, {1})",
+     "relu": "jnp.maximum({0}, 0.0)",
+     "sigmoid": "jax.nn.sigmoid({0})",
+     "softplus": "jnp.where({0} > 20.0, {0}, jnp.log1p(jnp.exp(jnp.minimum({0}, 20.0))))",
+     "atan2": "jnp.arctan2({0}, {1})",
+     "maximum": "jnp.maximum({0}, {1})",
+     "minimum": "jnp.minimum({0}, {1})",
+     "max_n": lambda a, p: "jnp.max(jnp.stack([" + ", ".join(a) + "]))",
+     "min_n": lambda a, p: "jnp.min(jnp.stack([" + ", ".join(a) + "]))",
+     "clip": "jnp.clip({0}, {p0}, {p1})"},
+    tensor_ops=frozenset({"max_n", "min_n"}),
+    literal_wrap="jnp.asarray({0})",
+    header="import functools\n\nimport jax\nimport jax.numpy as jnp",
+    helpers='''
+def _input(value, name, shape):
+    """``value`` as a jax array of ``shape`` (float64 when jax_enable_x64 is on)."""
+    array = jnp.asarray(value, dtype=float)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {array.shape}; this code "
+                         "was exported for that shape: export again for another one")
+    return array
+
+
+def _raise_unless(ok, message):
+    if not bool(ok):
+        raise ValueError(message)
+
+
+def _check(ok, message):
+    """Raise ``ValueError(message)`` where ``ok`` is False (at run time under jit/grad)."""
+    try:
+        holds = bool(ok)
+    except jax.errors.ConcretizationTypeError:  # traced: check when the values exist
+        jax.debug.callback(functools.partial(_raise_unless, message=message), ok)
+        return
+    if not holds:
+        raise ValueError(message)
+''',
+    unpack="{elements} = {name}.ravel()",
+    stack="jnp.stack([{items}]).reshape({shape})",
+)
+
+TORCH = Dialect(
+    "torch", "torch", _TORCH_NAMES,
+    {**_ARITHMETIC,
+     "pow": "torch.pow({0}, {1})",
+     "relu": "torch.relu({0})",
+     "sigmoid": "torch.sigmoid({0})",
+     "softplus": "torch.nn.functional.softplus({0})",
+     "atan2": "torch.atan2({0}, {1})",
+     "maximum": "torch.maximum({0}, {1})",
+     "minimum": "torch.minimum({0}, {1})",
+     "max_n": lambda a, p: "torch.stack([" + ", ".join(a) + "]).amax()",
+     "min_n": lambda a, p: "torch.stack([" + ", ".join(a) + "]).amin()",
+     "clip": "torch.clamp({0}, {p0}, {p1})"},
+    tensor_ops=frozenset({"pow", "atan2", "maximum", "minimum", "max_n", "min_n", "where",
+                          "step_tie", "logical_and", "logical_or", "logical_not"}),
+    literal_wrap="_t({0})",
+    header="import torch",
+    helpers='''
+def _t(value):
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def _input(value, name, shape):
+    """``value`` as a float64 tensor of ``shape`` (a clear error otherwise)."""
+    tensor = torch.as_tensor(value, dtype=torch.float64)
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got shape {tuple(tensor.shape)}; "
+                         "this code was exported for that shape: export again for another one")
+    return tensor
+''',
+    unpack="{elements} = {name}.reshape(-1).unbind()",
+    stack="torch.stack([{items}]).reshape({shape})",
+)
+
+DIALECTS = {"numpy": NUMPY, "jax": JAX, "torch": TORCH}
+
+
+def _result(dialect: Dialect, out: Output) -> str:
+    if out.shape == ():
+        item = out.names[0]
+        return dialect.arg(item, tensor=dialect.name != "numpy") if isinstance(item, Const) \
+            else item
+    items = ", ".join(dialect.arg(a, tensor=dialect.name != "numpy") for a in out.names)
+    return dialect.stack.format(items=items, shape=out.shape)
+
+
+def function_source(program: Program, dialect: Dialect, name: str, outputs: list[Output],
+                    doc: str, several: bool = False) -> str:
+    """One function of the module: input checks, one assignment per node, guards, results."""
+    lines = [f"def {name}({', '.join(p.name for p in program.params)}):"]
+    if doc:
+        lines.append(f'    """{doc}"""')
+    for p in program.params:
+        lines.append(f'    {p.name} = _input({p.name}, "{p.name}", {p.shape})')
+        if p.shape != ():
+            elements = ", ".join(p.elements) + ("," if len(p.elements) == 1 else "")
+            lines.append("    " + dialect.unpack.format(elements=elements, name=p.name))
+    needed = _needed(program, outputs)
+    checks: dict[str, list[str]] = {}  # guard checks, right after the value they test
+    produced = {s.name for s in program.assignments}
+    body = []
+    for g in program.guards:
+        lines_g = _guard_lines(dialect, name, g)
+        if isinstance(g.name, str) and g.name in produced:
+            checks.setdefault(g.name, []).extend(lines_g)
+        else:  # a guard on an input or a constant: check first
+            body.extend(lines_g)
+    for s in program.assignments:
+        if s.name in needed:
+            body.append(f"{s.name} = {dialect.expression(s)}")
+            body.extend(checks.get(s.name, ()))
+    if dialect.errstate:
+        lines.append('    with np.errstate(all="ignore"):')
+        lines.extend("        " + b for b in body or ["pass"])
+    else:
+        lines.extend("    " + b for b in body)
+    results = [_result(dialect, o) for o in outputs]
+    lines.append("    return " + (", ".join(results) + ("," if len(results) == 1 else "")
+                                   if several else results[0]))
+    return "\n".join(lines)
+
+
+def _guard_lines(dialect: Dialect, function: str, g: Guard) -> list[str]:
+    message = (f"{function}: the inputs are outside the region this code was traced in "
+               f"({g.text or 'a branch condition'} was {g.expected} at the example "
+               "arguments); export again at arguments in the region you need")
+    condition = dialect.arg(g.name)
+    test = condition if g.expected else f"{dialect.module}.logical_not({condition})"
+    if dialect.name == "jax":
+        return [f"_check({test}, {message!r})"]
+    return [f"if not {test}:", f"    raise ValueError({message!r})"]
+
+
+def _needed(program: Program, outputs: list[Output]) -> set[str]:
+    """Names of the assignments the outputs and guards need (dead code left out)."""
+    producers = {s.name: s for s in program.assignments}
+    stack = [a for o in outputs for a in o.names if isinstance(a, str)]
+    stack += [g.name for g in program.guards if isinstance(g.name, str)]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in producers:
+            continue
+        seen.add(name)
+        stack.extend(a for a in producers[name].args if isinstance(a, str))
+    return seen
+
+
+def module_source(program: Program, dialect: Dialect, docstring: str, grad_doc: str,
+                  value_doc: str | None) -> str:
+    """The whole module: docstring, imports, helpers, ``grad_<name>`` (and ``value_<name>``)."""
+    parts = [f'"""{docstring}"""', "", dialect.header, "", dialect.helpers.strip("\n"), "", ""]
+    parts.append(function_source(program, dialect, f"grad_{program.name}", program.gradients,
+                                 grad_doc, several=program.several))
+    if value_doc is not None:
+        parts += ["", "", function_source(program, dialect, f"value_{program.name}",
+                                          [program.value], value_doc)]
+    return "\n".join(parts) + "\n"
