@@ -96,9 +96,9 @@ def fresh_arguments(graph: Graph, args: tuple, positions: tuple[int, ...]):
 def split_aux(output: Any, has_aux: bool, transform: str):
     if not has_aux:
         return output, None
-    if not isinstance(output, (tuple, list)) or len(output) != 2:
+    if not isinstance(output, tuple) or len(output) != 2:  # a list is refused, as by torch.func
         raise HasAuxError(
-            f"{transform}(f, has_aux=True): f must return a pair (output, aux), but it returned "
+            f"{transform}(f, has_aux=True): f must return a tuple (output, aux), but it returned "
             f"{_describe(output)}; return `loss, aux` (aux may be any pytree), or drop has_aux")
     return output[0], output[1]
 
