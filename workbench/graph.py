@@ -36,7 +36,7 @@ class Graph:
     """Parallel lists of op names, argument tuples, params and concrete values, one entry a node."""
 
     __slots__ = ("op", "args", "params", "values", "_index", "_consts", "guards", "max_nodes",
-                 "_n_unique")
+                 "_n_unique", "_users")
 
     def __init__(self, max_nodes: int | None = None) -> None:
         self.op: list[str] = []
@@ -50,6 +50,8 @@ class Graph:
         # Past this many nodes a trace is refused: graphs this big belong to the numeric tape.
         self.max_nodes = config.max_nodes if max_nodes is None else max_nodes
         self._n_unique = 0
+        # users[n]: the nodes that take n as an argument (built on demand, see ``users``).
+        self._users: list[list[int]] = []
 
     def __len__(self) -> int:
         return len(self.op)
@@ -140,19 +142,40 @@ class Graph:
     # ----- structure -----
     def ancestors(self, roots: Iterable[int]) -> list[int]:
         """Every node the ``roots`` depend on (roots included), in topological (id) order."""
-        seen = set()
-        stack = list(roots)
-        args = self.args
-        while stack:
-            node = stack.pop()
-            if node in seen:
-                continue
-            seen.add(node)
-            stack.extend(a for a in args[node] if a not in seen)
-        return sorted(seen)
+        return ancestors(self.args, roots)
+
+    def users(self) -> list[list[int]]:
+        """For every node, the nodes that use it as an argument, in increasing id order.
+
+        Nodes are only ever appended, so the index is extended incrementally: repeated
+        differentiation passes over a growing graph (Jacobians, Hessians) share it, and each
+        pass visits only the nodes that depend on its variables instead of the whole graph.
+        """
+        users, args = self._users, self.args
+        for node in range(len(users), len(args)):
+            users.append([])
+            for a in set(args[node]):
+                users[a].append(node)
+        return users
 
     def is_const_value(self, node: int, value: float) -> bool:
         return self.op[node] == "const" and self.values[node] == value
+
+
+def ancestors(args_of, roots: Iterable[int]) -> list[int]:
+    """Every node the ``roots`` read through ``args_of[node]``, roots included, in id order.
+
+    Iterative, so a chain of 10^5 nodes is no deeper than a single one.
+    """
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(a for a in args_of[node] if a not in seen)
+    return sorted(seen)
 
 
 def _fold(g: Graph, name: str, args: tuple[int, ...]) -> int | None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph
+from ..graph import Graph, ancestors
 from ..ops import OPS, RUNTIME, Printer, format_float, render
 
 _RENAMES = frozenset({"alias", "stop_gradient"})  # identities at run time
@@ -76,7 +76,7 @@ def generate(graph: Graph, inputs: Sequence[int | Sequence[int]],
         args_of = _ArgsWithOverrides(args_of, overrides)
     flat_outputs = [n for group in outputs for n in _as_list(group)]
     roots = flat_outputs + [n for n, _ in guards]
-    needed = _ancestors(args_of, roots)
+    needed = ancestors(args_of, roots)
     needed_set = set(needed)
 
     # Renames (alias, stop_gradient) are identities at run time: use their argument's value.
@@ -220,19 +220,6 @@ class _ArgsWithOverrides:
     def __getitem__(self, node: int) -> tuple[int, ...]:
         override = self.overrides.get(node)
         return override[1] if override is not None else self.args[node]
-
-
-def _ancestors(args_of, roots) -> list[int]:
-    """Every node the roots read, roots included, in id (topological) order. Iterative."""
-    seen: set[int] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.extend(a for a in args_of[node] if a not in seen)
-    return sorted(seen)
 
 
 def _as_list(group) -> list[int]:

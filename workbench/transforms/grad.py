@@ -209,14 +209,20 @@ def _gradient_body(func: Callable, argnums, has_aux: bool):
 
 def make_transform(func: Callable, body, name: str) -> Callable:
     """The user-facing function of a transform: a :class:`Staged` body behind ``func``'s name."""
-    staged = Staged(func, respecting_outer_no_grad(body), name)
+    return user_facing(func, Staged(func, respecting_outer_no_grad(body), name), "__wb_staged__")
+
+
+def user_facing(func: Callable, implementation: Callable[[tuple, dict], Any],
+                attribute: str) -> Callable:
+    """A function with ``func``'s name and docstring that calls ``implementation(args, kwargs)``;
+    the implementation stays reachable as ``attribute`` (its cache, for tests and tools)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        return staged(args, kwargs)
+        return implementation(args, kwargs)
 
     wrapper.__wb_wrapped__ = func  # type: ignore[attr-defined]
-    wrapper.__wb_staged__ = staged  # type: ignore[attr-defined]
+    setattr(wrapper, attribute, implementation)
     return wrapper
 
 

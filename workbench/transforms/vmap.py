@@ -17,7 +17,6 @@ the whole thing.
 
 from __future__ import annotations
 
-import functools
 import sys
 import warnings
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from ..errors import InputTypeError, OutputTypeError, ShapeError
 from ..symbolic.batchgen import batch_program
 from ..trace import ARRAY_FUNCTIONS, STATE, Traced, as_ids
 from .captured import fingerprint
+from .grad import user_facing
 from .staging import Entry, Staged, _leaf_kind, _static_key, _to_numpy, is_torch_tensor
 
 _warned: set[int] = set()
@@ -157,15 +157,8 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
                          "behave alike)")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
-    batched = _BatchedFunction(func, in_dims, out_dims, chunk_size)
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        return batched(args, kwargs)
-
-    wrapper.__wb_wrapped__ = func  # type: ignore[attr-defined]
-    wrapper.__wb_batched__ = batched  # type: ignore[attr-defined]
-    return wrapper
+    return user_facing(func, _BatchedFunction(func, in_dims, out_dims, chunk_size),
+                       "__wb_batched__")
 
 
 class _BatchedFunction:
