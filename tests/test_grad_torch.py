@@ -288,3 +288,14 @@ NUMPY_SPELLINGS = {
 def test_numpy_spelling_of_non_smooth_points_matches_torch(name):
     np_fn, torch_fn, x = NUMPY_SPELLINGS[name]
     assert float(wb.grad(np_fn)(x)) == float(tfunc.grad(torch_fn)(T(x)))
+
+
+@pytest.mark.skipif(not hasattr(wb, "vmap"), reason="vmap lands with issue 4")
+@pytest.mark.parametrize("name", [n for n, (_, x) in NON_SMOOTH.items() if x.dim() == 0])
+def test_non_smooth_point_in_a_batch_matches_torch(name):
+    # vmap evaluates the numpy printers of the same ops: they must keep the same conventions
+    fn, x = NON_SMOOTH[name]
+    batch = torch.stack([x, x + 0.5, x - 0.5, x])
+    want = torch.vmap(tfunc.grad(fn))(batch)
+    got = wb.vmap(wb.grad(fn))(batch)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
