@@ -43,7 +43,7 @@ def test_kinks_are_reported_not_failed():
     assert any(k.startswith("amax") and "ties" in k for k in report.kinks)
     statuses = _statuses(report)
     assert statuses[("x", "tape")] == "pass"  # the conventions still have to agree
-    assert statuses[("x", "finite differences")] == "kink"
+    assert statuses[("x", "finite differences")] == "expected"
 
 
 def test_non_finite_gradients_are_reported_as_such():
@@ -54,13 +54,26 @@ def test_non_finite_gradients_are_reported_as_such():
     assert "non-finite" in repr(report)
 
 
-def test_a_wrong_finite_difference_is_a_failure_with_its_entries():
+def test_where_ties_and_stop_gradient_are_expected_differences():
+    report = wb.check(lambda v: np.sum(np.where(v > 0, v ** 2, -v)), np.array([1.0, 0.0]))
+    assert report.passed
+    assert any(k.startswith("comparison gt") for k in report.kinks)
     report = wb.check(lambda x: np.sum(x + wb.stop_gradient(x) * x), np.array([1.0, 3.0]))
+    assert report.passed
+    fd = report.inputs[0].methods[1]
+    assert fd.status == "expected" and "stop_gradient" in fd.note and len(fd.failing) == 2
+
+
+def test_a_wrong_finite_difference_is_a_failure_with_its_entries():
+    def f(x):  # a function that computes something else on plain numpy arrays
+        return np.sum(x * (2.0 if isinstance(x, np.ndarray) else 3.0))
+
+    report = wb.check(f, np.array([1.0, 3.0]))
     assert not report.passed
     fd = report.inputs[0].methods[1]
     assert fd.status == "fail" and [i for i, _, _ in fd.failing] == [(0,), (1,)]
     text = repr(report)
-    assert text.startswith("wb.check(<lambda>): FAIL") and "x[1]: finite differences gives" in text
+    assert text.startswith("wb.check(f): FAIL") and "x[1]: finite differences gives" in text
     assert "#f8d7da" in report._repr_html_()
 
 

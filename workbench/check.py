@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import html
 import sys
 import time
@@ -51,7 +52,7 @@ class MethodResult:
     """How one method's gradient of one input compares with the reference."""
 
     method: str
-    status: str  # pass, fail, kink (differs at a kink: expected), n/a, error
+    status: str  # pass, fail, expected (finite differences differ for a known reason), n/a, error
     max_abs: float | None = None
     max_rel: float | None = None
     rtol: float | None = None
@@ -119,7 +120,7 @@ class CheckReport:
         return text + ("\n" + "\n".join("- " + d for d in details) if details else "")
 
     def _repr_html_(self) -> str:
-        colours = {"pass": "#d4edda", "fail": "#f8d7da", "error": "#f8d7da", "kink": "#fff3cd",
+        colours = {"pass": "#d4edda", "fail": "#f8d7da", "error": "#f8d7da", "expected": "#fff3cd",
                    "n/a": "#e2e3e5"}
         header = "".join(f"<th>{h}</th>" for h in
                          ["input", "method", "max abs err", "max rel err", "tolerance", "verdict"])
@@ -285,7 +286,7 @@ def kinks(tape: tape_module.Tape, relative: float = 0.0) -> list[str]:
         if e.op not in _KINK_OPS:
             continue
         x = np.asarray(tape_module.core.raw(e.args[0]), dtype=np.float64)
-        near = lambda a, b: np.abs(a - b) <= relative * np.maximum(1.0, np.abs(b))  # noqa: E731
+        near = functools.partial(_near, relative=relative)
         if e.op in ("relu", "abs", "sign", "step", "sqrt"):
             hits = near(x, 0.0)
         elif e.op in ("maximum", "minimum", "step_tie"):
@@ -300,22 +301,37 @@ def kinks(tape: tape_module.Tape, relative: float = 0.0) -> list[str]:
             hits = near(x, e.params["lo"]) | near(x, e.params["hi"])
         else:  # floor, ceil: jumps at integers
             hits = near(x, np.round(x))
-        count = int(np.sum(hits))
-        if count:
-            what = "ties" if e.op in ("amax", "amin", "maximum", "minimum", "step_tie") else \
-                "argument at its kink"
-            where = "exactly" if relative == 0 else "near"
-            found.append(f"{e.op} (tape entry #{e.index}): {count} element(s) {where} at a "
-                         f"non-smooth point ({what})")
+        _report(found, e.op, f"tape entry #{e.index}", hits, relative,
+                "ties" if e.op in ("amax", "amin", "maximum", "minimum", "step_tie") else
+                "argument at its kink")
+    for name, left, right in tape.comparisons:
+        hits = _near(np.asarray(left, dtype=np.float64), np.asarray(right, dtype=np.float64),
+                     relative)
+        _report(found, f"comparison {name}", "its two sides tie", hits, relative,
+                "the branch taken switches there")
     return found
 
 
+def _near(a: Any, b: Any, relative: float) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.abs(a - b) <= relative * np.maximum(1.0, np.abs(b))
+
+
+def _report(found: list[str], op: str, where: str, hits: Any, relative: float, what: str) -> None:
+    count = int(np.sum(hits))
+    if count:
+        how = "exactly" if relative == 0 else "near"
+        found.append(f"{op} ({where}): {count} element(s) {how} at a non-smooth point ({what})")
+
+
 # ----- comparing -----
-def compare(method: str, reference: np.ndarray, value: np.ndarray, at_kink: bool,
+def compare(method: str, reference: np.ndarray, value: np.ndarray, caveat: str = "",
             checked: np.ndarray | None = None) -> MethodResult:
     """Entry-wise comparison of ``value`` with ``reference`` under the method's tolerance.
 
-    ``checked`` masks the entries the method computed (finite differences may skip some).
+    ``caveat`` (finite differences only): why they may differ here (a kink, a stop_gradient),
+    which makes a difference "expected" rather than a failure. ``checked`` masks the entries
+    the method computed (finite differences may skip some).
     """
     rtol, atol_rel = TOLERANCES[method]
     reference, value = np.asarray(reference, np.float64), np.asarray(value, np.float64)
@@ -336,9 +352,8 @@ def compare(method: str, reference: np.ndarray, value: np.ndarray, at_kink: bool
     result.nonfinite = [(tuple(int(j) for j in i), float(reference[tuple(i)]),
                          float(value[tuple(i)])) for i in np.argwhere(nonfinite)]
     if result.failing:
-        result.status = "kink" if at_kink and method == "finite differences" else "fail"
-        if result.status == "kink":
-            result.note = "finite differences straddle a kink"
+        expected = bool(caveat) and method == "finite differences"
+        result.status, result.note = ("expected", caveat) if expected else ("fail", "")
     return result
 
 
@@ -374,7 +389,9 @@ def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
     exact = kinks(tape) if tape is not None else []
     near = [k for k in kinks(tape, relative=1e-6) if k not in
             [e.replace("exactly", "near") for e in exact]] if tape is not None else []
-    at_kink = bool(exact or near)
+    cuts = sorted(tape.cuts) if tape is not None else []
+    caveat = ("finite differences straddle a kink" if exact or near else
+              f"finite differences see through {', '.join(cuts)}" if cuts else "")
     try:
         fd, fd_note = finite_differences(func, args, positions, fd_max_entries, fd_seconds)
     except Exception as error:  # noqa: BLE001 -- f does not run on plain arrays nor tensors
@@ -401,7 +418,7 @@ def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
                 methods.append(MethodResult(method, status))
                 continue
             checked = ~np.isnan(leaves[k]) if method == "finite differences" and fd_note else None
-            methods.append(compare(method, reference[k], leaves[k], at_kink, checked))
+            methods.append(compare(method, reference[k], leaves[k], caveat, checked))
         inputs.append(InputReport(label, None if reference is None else reference[k], methods))
     return CheckReport(name, ref_name, inputs, exact + near, notes)
 

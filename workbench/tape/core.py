@@ -69,6 +69,12 @@ class Tape:
         self.gradient: Any = None
         self.value: Any = None
         self.aux: Any = None
+        # For wb.check: comparisons made on tape values (op, left, right) -- a branch switches
+        # where left == right -- and the ways values were cut off the gradient (stop_gradient,
+        # no_grad, item()), which finite differences cannot see.
+        self.comparisons: list[tuple[str, Any, Any]] = []
+        self.cuts: set[str] = set()
+        self.torch_style = False  # inputs were torch tensors: x.std() means torch's (unbiased)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -164,6 +170,7 @@ def primitive(name: str, *operands: Any, **params: Any) -> Any:
     if tape is None:
         return FORWARD[name](*operands, **params)
     if not is_grad_enabled():  # no_grad: a constant at every level
+        tape.cuts.add("no_grad")
         return FORWARD[name](*[raw(o) for o in operands], **params)
     values, parents, nested = [], [], False
     for i, o in enumerate(operands):
@@ -231,6 +238,7 @@ class TapeArray:
 
     def item(self) -> float:
         """The value as a Python number, with no gradient (like torch's ``.item()``)."""
+        self.tape.cuts.add("item()")
         return raw(self.value).item()
 
     def tolist(self) -> Any:

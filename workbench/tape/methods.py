@@ -49,12 +49,22 @@ def _binary(name: str, reflected: bool = False):
     return lambda self, other: primitive(name, self, api._numpy(other))
 
 
-def _compare(ufunc: np.ufunc):
-    return lambda self, other: ufunc(raw(self), raw(api._numpy(other)))
+def _compare(name: str):
+    return lambda self, other: api.compare(name, self, api._numpy(other))
 
 
 def _axis(axis: Any, dim: Any) -> Any:
     return dim if dim is not None else axis
+
+
+def _ddof(self, ddof, unbiased, correction) -> int:
+    """numpy's ddof, or torch's unbiased/correction; with none given, the convention of the
+    inputs (torch tensors: 1, numpy: 0), as the tracer does."""
+    if correction is not None:
+        return correction
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    return ddof if ddof is not None else int(self.tape.torch_style)
 
 
 def _setitem(self, index, value) -> None:
@@ -101,9 +111,11 @@ METHODS: dict[str, Any] = {
     "__neg__": lambda self: primitive("neg", self),
     "__pos__": lambda self: self,
     "__abs__": lambda self: primitive("abs", self),
-    "__gt__": _compare(np.greater), "__ge__": _compare(np.greater_equal),
-    "__lt__": _compare(np.less), "__le__": _compare(np.less_equal),
-    "__eq__": _compare(np.equal), "__ne__": _compare(np.not_equal),
+    "__gt__": _compare("gt"), "__ge__": _compare("ge"), "__lt__": _compare("lt"),
+    "__le__": _compare("le"), "__eq__": _compare("eq"), "__ne__": _compare("ne"),
+    "__and__": lambda self, other: api.compare("logical_and", self, other),
+    "__or__": lambda self, other: api.compare("logical_or", self, other),
+    "__invert__": lambda self: api.compare("logical_not", self),
     "__getitem__": lambda self, index: primitive("getitem", self, index=_index(index)),
     "__setitem__": _setitem,
     # numpy-style and torch-style methods
@@ -121,8 +133,13 @@ METHODS: dict[str, Any] = {
         api.amax(self, _axis(axis, dim), api._keep(keepdims, keepdim)),
     "amin": lambda self, axis=None, keepdims=False, *, dim=None, keepdim=None:
         api.amin(self, _axis(axis, dim), api._keep(keepdims, keepdim)),
-    "var": lambda self, axis=None, keepdims=False, ddof=0: api.var(self, axis, keepdims, ddof),
-    "std": lambda self, axis=None, keepdims=False, ddof=0: api.std(self, axis, keepdims, ddof),
+    "var": lambda self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None,
+    unbiased=None, correction=None: api.var(self, _axis(axis, dim), api._keep(keepdims, keepdim),
+                                            _ddof(self, ddof, unbiased, correction)),
+    "std": lambda self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None,
+    unbiased=None, correction=None: api.std(self, _axis(axis, dim), api._keep(keepdims, keepdim),
+                                            _ddof(self, ddof, unbiased, correction)),
+    "norm": lambda self, p="fro", dim=None, keepdim=False: api.norm(self, None, dim, keepdim),
     "cumsum": lambda self, axis=None, *, dim=None: api.cumsum(self, _axis(axis, dim)),
     "dot": lambda self, other: api.dot(self, other),
     "matmul": lambda self, other: api.matmul(self, other),
@@ -145,7 +162,7 @@ METHODS: dict[str, Any] = {
     "mT": property(lambda self: np.swapaxes(self, -1, -2)),
     "copy": lambda self: self,
     "clone": lambda self: self,
-    "detach": lambda self: raw(self),
+    "detach": lambda self: api.cut(self, "detach"),
     "astype": _astype,
     "dim": lambda self: self.ndim,
     "numel": lambda self: int(np.size(raw(self))),

@@ -41,9 +41,9 @@ def apply(name: str, *operands: Any) -> Any:
     """Op ``name`` of the op table on tape values (the ``__wb_apply__`` hook)."""
     operands = tuple(_numpy(o) for o in operands)
     if name == "stop_gradient":
-        return raw(operands[0])
+        return cut(operands[0], "stop_gradient")
     if name in BOOLEAN_OPS:
-        return FORWARD[name](*[raw(o) for o in operands])
+        return compare(name, *operands)
     if name in ("max_n", "min_n"):
         return primitive("amax" if name == "max_n" else "amin", stack(list(operands)),
                          axis=0, keepdims=False)
@@ -54,6 +54,27 @@ def apply(name: str, *operands: Any) -> Any:
             f"op {name!r} cannot be applied to tape values this way; use np.clip(x, lo, hi) for "
             "clip, and the op table's names (workbench.ops.OPS) for the others")
     return primitive(name, *operands)
+
+
+def compare(name: str, *operands: Any) -> np.ndarray:
+    """A comparison or logical op: a plain boolean array (no gradient flows through it).
+
+    Comparisons are noted on the tape: wb.check reports ties, where the branch taken switches.
+    """
+    values = [raw(o) for o in operands]
+    if len(values) == 2 and name not in ("logical_and", "logical_or"):
+        for o in operands:
+            if isinstance(o, TapeArray):
+                o.tape.comparisons.append((name, values[0], values[1]))
+                break
+    return FORWARD[name](*values)
+
+
+def cut(x: Any, how: str) -> Any:
+    """``x`` as a constant (stop_gradient, detach); noted on the tape for wb.check."""
+    if isinstance(x, TapeArray):
+        x.tape.cuts.add(how)
+    return raw(x)
 
 
 def power(x: Any, y: Any) -> Any:
@@ -113,7 +134,16 @@ def var(x, axis=None, keepdims=False, ddof=0, dtype=None, out=None, **unused):
 
 
 def std(x, axis=None, keepdims=False, ddof=0, **unused):
-    return primitive("sqrt", var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+    return sqrt_zero_grad_at_zero(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def sqrt_zero_grad_at_zero(s: Any) -> Any:
+    """sqrt(s) with gradient 0 where s == 0 (torch's rule for std and norm), not 0 * inf.
+
+    Two np.where: the sqrt branch sees 1 where s == 0, so no inf is ever multiplied by 0.
+    """
+    zero = raw(s) == 0
+    return np.where(zero, 0.0, primitive("sqrt", np.where(zero, 1.0, s)))
 
 
 def cumsum(x, axis=None, dtype=None, out=None):
@@ -156,7 +186,7 @@ def norm(x: Any, ord=None, axis=None, keepdims=False) -> Any:
         raise UnsupportedOperationError(
             f"np.linalg.norm with ord={ord!r} is not supported on tape values; only the "
             "Euclidean/Frobenius norm is (ord=None)")
-    return primitive("sqrt", sum(x * x, axis=axis, keepdims=keepdims))
+    return sqrt_zero_grad_at_zero(sum(x * x, axis=axis, keepdims=keepdims))
 
 
 # ----- choices -----
@@ -369,7 +399,7 @@ TORCH_HANDLERS: dict[str, Callable] = {
     "clip": lambda x, min=None, max=None: clip(x, min, max),
     "pow": power, "__pow__": power, "__rpow__": power, "float_power": power,
     "square": lambda x: x * x, "reciprocal": lambda x: 1.0 / x,
-    "rsqrt": lambda x: 1.0 / primitive("sqrt", x), "detach": raw,
+    "rsqrt": lambda x: 1.0 / primitive("sqrt", x), "detach": lambda x: cut(x, "detach"),
     "stack": lambda tensors, dim=0: stack(tensors, axis=dim),
     "cat": lambda tensors, dim=0: concatenate(tensors, axis=dim),
     "reshape": lambda x, shape: reshape(x, shape),

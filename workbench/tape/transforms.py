@@ -122,6 +122,7 @@ def _run(func: Callable, args: tuple, kwargs: dict, positions: tuple[int, ...], 
                  for j, leaf in enumerate(leaves)]
         new_args[pos] = pytree.unflatten(tree, boxes)
         per_arg.append((tree, leaves, boxes))
+        tape.torch_style |= any(isinstance(leaf, _torch_tensor_type()) for leaf in leaves)
     output, aux = _split_aux(func(*new_args, **kwargs), has_aux, transform)
     output = _scalar_output(output, transform)
     if isinstance(output, TapeArray) and output.tape is tape:

@@ -65,8 +65,8 @@ def expand_reduced(g: Any, shape: tuple, axis: Any, keepdims: bool) -> Any:
 
 # ----- conventions at non-smooth points (torch's) -----
 def relu_derivative(x: Any) -> Any:
-    """1 where x > 0, else 0: relu'(0) = 0, as torch."""
-    return np.where(x > 0, 1.0, 0.0)
+    """0 where x <= 0, else 1: relu'(0) = 0, and nan passes the gradient, as torch."""
+    return np.where(x <= 0, 0.0, 1.0)
 
 
 def abs_derivative(x: Any) -> Any:
@@ -75,8 +75,9 @@ def abs_derivative(x: Any) -> Any:
 
 
 def balanced_tie(x: Any, y: Any) -> Any:
-    """d max(x, y)/dx: 1 where x > y, 0.5 at a tie, 0 where x < y (torch.maximum splits ties)."""
-    return np.where(x > y, 1.0, np.where(x == y, 0.5, 0.0))
+    """d max(x, y)/dx: 0 where x < y, 0.5 at a tie, else 1 (torch.maximum: ties split, nan
+    takes the gradient)."""
+    return np.where(x < y, 0.0, np.where(x == y, 0.5, 1.0))
 
 
 def closed_interval(x: Any, lo: float, hi: float) -> Any:
@@ -86,8 +87,14 @@ def closed_interval(x: Any, lo: float, hi: float) -> Any:
 
 def spread_over_ties(x: Any, ans: Any, axis: Any, keepdims: bool) -> Any:
     """d max(x)/dx: the maxima share the gradient evenly (torch's amax and max())."""
-    hits = np.where(x == expand_reduced(ans, x.shape, axis, keepdims), 1.0, 0.0)
+    hits = np.where((x == expand_reduced(ans, x.shape, axis, keepdims)) | (x != x), 1.0, 0.0)
     return hits / np.sum(hits, axis=axis, keepdims=True)
+
+
+def atan2_denominator(x: Any, y: Any) -> Any:
+    """x^2 + y^2, with 1/0 at the origin replaced by 0: atan2's gradient is 0 there, as torch."""
+    r2 = x * x + y * y
+    return np.where(r2 == 0, np.inf, r2)
 
 
 def softplus_derivative(x: Any) -> Any:
@@ -145,8 +152,8 @@ defvjp("sigmoid", lambda g, ans, x: g * (ans * (1.0 - ans)))
 defvjp("softplus", lambda g, ans, x: g * softplus_derivative(x))
 
 # ----- binary functions and choices -----
-defvjp("atan2", lambda g, ans, x, y: unbroadcast(g * y / (x * x + y * y), x),
-       lambda g, ans, x, y: unbroadcast(-g * x / (x * x + y * y), y))
+defvjp("atan2", lambda g, ans, x, y: unbroadcast(g * y / atan2_denominator(x, y), x),
+       lambda g, ans, x, y: unbroadcast(-g * x / atan2_denominator(x, y), y))
 defvjp("maximum", lambda g, ans, x, y: unbroadcast(g * balanced_tie(x, y), x),
        lambda g, ans, x, y: unbroadcast(g * balanced_tie(y, x), y))
 defvjp("minimum", lambda g, ans, x, y: unbroadcast(g * balanced_tie(y, x), x),
