@@ -83,8 +83,12 @@ _SPECIAL: dict[str, str | Callable[[list[str], tuple], str]] = {
 }
 
 # nan propagates and ties return either (equal) value: torch.maximum / torch.minimum.
-_HELPERS = """static double wb_max2(double a, double b) { return a >= b ? a : (b > a ? b : a + b); }
-static double wb_min2(double a, double b) { return a <= b ? a : (b < a ? b : a + b); }
+_HELPERS = """static inline double wb_max2(double a, double b) {
+    return a >= b ? a : (b > a ? b : a + b);
+}
+static inline double wb_min2(double a, double b) {
+    return a <= b ? a : (b < a ? b : a + b);
+}
 """
 
 
