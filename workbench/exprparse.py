@@ -150,7 +150,17 @@ def _describe(node: ast.AST) -> str:
         return "a lambda"
     if isinstance(node, ast.Constant):
         return f"the constant {node.value!r}"
-    return f"{type(node).__name__} syntax"
+    return _SYNTAX_NAMES.get(type(node).__name__, f"{type(node).__name__} syntax")
+
+
+_SYNTAX_NAMES = {
+    "ListComp": "a list comprehension", "SetComp": "a set comprehension",
+    "DictComp": "a dict comprehension", "GeneratorExp": "a generator expression",
+    "List": "a list", "Tuple": "a tuple", "Set": "a set", "Dict": "a dict",
+    "IfExp": "a conditional expression (a if c else b)", "Compare": "a comparison",
+    "BoolOp": "'and'/'or'", "JoinedStr": "an f-string", "NamedExpr": "an assignment (:=)",
+    "Await": "await", "Yield": "yield", "YieldFrom": "yield", "Starred": "unpacking (*)",
+}
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,9 @@ def parse(text: str) -> Expression:
     except SyntaxError as exc:
         raise ExpressionError(f"expression {text!r} does not parse: {exc.msg} (write Python "
                               "syntax, e.g. 'x**2 * sin(y)')") from None
+    except (ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting
+        raise ExpressionError("expression refused: it cannot be parsed safely (null bytes or "
+                              f"nesting deeper than {MAX_DEPTH} levels)") from None
     variables: list[str] = []
     _check(tree, variables, 0)
     return Expression(text, tree, tuple(variables))
