@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections import namedtuple
@@ -92,6 +93,32 @@ def test_tape_agrees_with_torch_func_grad(torch, name, f, args, argnums):
     assert len(got_leaves) == len(expected_leaves)
     for g, e in zip(got_leaves, expected_leaves):
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("table", ["CATALOGUE", "NESTED", "NON_SMOOTH"])
+def test_tape_agrees_with_torch_on_the_core_cross_check_catalogue(torch, table):
+    """The functions of the core's cross-check (tests/test_grad_torch.py), on the tape."""
+    core = importlib.import_module("test_grad_torch")
+    failures = []
+    for name, case in getattr(core, table).items():
+        if table == "CATALOGUE":
+            fn, args, argnums = case
+            got, want = tg(fn, argnums=argnums)(*args), torch.func.grad(fn, argnums=argnums)(*args)
+        elif table == "NESTED":
+            build, args = case
+            got, want = build(tg)(*args), build(torch.func.grad)(*args)
+        else:
+            fn, x = case
+            got, want = tg(fn)(x), torch.func.grad(fn)(x)
+        got_leaves, want_leaves = pytree.flatten(got)[0], pytree.flatten(want)[0]
+        try:
+            assert len(got_leaves) == len(want_leaves)
+            for g, w in zip(got_leaves, want_leaves):
+                assert isinstance(g, torch.Tensor)  # torch tensors in, torch tensors out
+                torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12, equal_nan=True)
+        except AssertionError as error:
+            failures.append(f"{name}: {error}")
+    assert not failures, "\n".join(failures)
 
 
 def test_the_reference_examples_of_torch_func_grad():

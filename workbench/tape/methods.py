@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import TracedConversionError, UnsupportedOperationError
 from ..ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 from . import numpy_api as api
+from . import torch_api
 from .core import TapeArray, primitive, raw
 from .forward import FORWARD
 
@@ -67,6 +68,15 @@ def _ddof(self, ddof, unbiased, correction) -> int:
     return ddof if ddof is not None else int(self.tape.torch_style)
 
 
+def _transpose(self, axes: tuple) -> Any:
+    """numpy's x.transpose(*axes), or torch's x.transpose(dim0, dim1) (a swap) when the inputs
+    were torch tensors, as the tracer does."""
+    if len(axes) == 2 and self.tape.torch_style:
+        return torch_api.swap(self, *axes)
+    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+    return api.transpose(self, axes or None)
+
+
 def _setitem(self, index, value) -> None:
     raise UnsupportedOperationError(
         "assigning into a tape value (x[i] = v) would rewrite history the tape already "
@@ -98,7 +108,7 @@ METHODS: dict[str, Any] = {
     "__array_function__": lambda self, func, types, args, kwargs: api.array_function(
         func, args, kwargs),
     "__torch_function__": classmethod(lambda cls, func, types, args=(), kwargs=None:
-                                      api.torch_function(func, args, kwargs or {})),
+                                      torch_api.torch_function(func, args, kwargs or {})),
     "__wb_apply__": lambda self, name, *operands: api.apply(name, *operands),
     "__add__": _binary("add"), "__radd__": _binary("add", True),
     "__sub__": _binary("sub"), "__rsub__": _binary("sub", True),
@@ -145,6 +155,10 @@ METHODS: dict[str, Any] = {
     "matmul": lambda self, other: api.matmul(self, other),
     "pow": lambda self, exponent: api.power(self, exponent),
     "square": lambda self: primitive("mul", self, self),
+    "reciprocal": lambda self: primitive("div", 1.0, self),
+    "rsqrt": lambda self: primitive("div", 1.0, primitive("sqrt", self)),
+    "__mod__": lambda self, other: api.remainder(self, other),
+    "__rmod__": lambda self, other: api.remainder(other, self),
     "clip": lambda self, min=None, max=None: api.clip(self, min, max),
     "clamp": lambda self, min=None, max=None: api.clip(self, min, max),
     "reshape": lambda self, *shape, order="C": api.reshape(
@@ -152,9 +166,7 @@ METHODS: dict[str, Any] = {
         else shape),
     "flatten": lambda self: api.reshape(self, (-1,)),
     "ravel": lambda self: api.reshape(self, (-1,)),
-    "transpose": lambda self, *axes: api.transpose(
-        self, (axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
-        or None),
+    "transpose": lambda self, *axes: _transpose(self, axes),
     "squeeze": lambda self, axis=None: api.squeeze(self, axis),
     "unsqueeze": lambda self, dim: api.expand_dims(self, dim),
     "t": lambda self: api.transpose(self),
@@ -180,6 +192,11 @@ for _alias, _op in [(n, n) for n, op in OPS.items() if op.arity == 1] + list(TOR
     if OPS[_op].arity == 1 and not _alias.startswith("_") and _alias not in METHODS \
             and _op not in ("alias", "stop_gradient", "clip", "in_range"):
         METHODS[_alias] = _unary_method(_op)
+
+# Tensor methods that are torch functions too (x.softmax(1), x.permute(1, 0), x.masked_fill(...)).
+for _name, _handler in torch_api.TORCH_HANDLERS.items():
+    if not _name.startswith("_") and _name not in METHODS:
+        METHODS[_name] = _handler
 
 for _name, _method in METHODS.items():
     setattr(TapeArray, _name, _method)

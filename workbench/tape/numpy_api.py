@@ -1,8 +1,8 @@
 """How numpy, torch and ``wb.*`` calls on tape values become tape ops.
 
 ``__array_ufunc__`` maps ufuncs through the op table's numpy names, ``__array_function__``
-looks functions up in :data:`ARRAY_FUNCTIONS`, ``__torch_function__`` maps torch names, and
-``__wb_apply__`` takes op names directly. Composite functions (``mean``, ``var``, ``outer``,
+looks functions up in :data:`ARRAY_FUNCTIONS`, and ``__wb_apply__`` takes op names directly
+(torch functions are in ``torch_api.py``). Composite functions (``mean``, ``var``, ``outer``,
 ``linalg.norm``...) are written with the primitive ops, so they need no rule of their own;
 numpy functions that only move elements (``flip``, ``tile``, ``hstack``...) run on element
 numbers and become one ``getitem`` (a gather, scatter-added back in the backward pass).
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedOperationError
-from ..ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
+from ..ops import NUMPY_UFUNCS
 from .core import TapeArray, primitive, raw
 from .forward import BOOLEAN_OPS, FORWARD
 
@@ -56,18 +56,32 @@ def apply(name: str, *operands: Any) -> Any:
     return primitive(name, *operands)
 
 
-def compare(name: str, *operands: Any) -> np.ndarray:
-    """A comparison or logical op: a plain boolean array (no gradient flows through it).
+class Mask(np.ndarray):
+    """The boolean array a comparison of tape values gives: no gradient flows through it.
+
+    A plain numpy bool array, except that torch sees it (``__torch_function__``), so that
+    ``torch.where(x > 0, x, y)`` reaches the tape like ``np.where(x > 0, x, y)`` does.
+    """
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        from .torch_api import torch_function
+
+        return torch_function(func, args, kwargs or {})
+
+
+def compare(name: str, *operands: Any) -> Mask:
+    """A comparison or logical op on tape values: a :class:`Mask` (no gradient flows through it).
 
     Comparisons are noted on the tape: wb.check reports ties, where the branch taken switches.
     """
-    values = [raw(o) for o in operands]
+    values = [np.asarray(raw(o)) for o in operands]
     if len(values) == 2 and name not in ("logical_and", "logical_or"):
         for o in operands:
             if isinstance(o, TapeArray):
                 o.tape.comparisons.append((name, values[0], values[1]))
                 break
-    return FORWARD[name](*values)
+    return np.asarray(FORWARD[name](*values)).view(Mask)
 
 
 def cut(x: Any, how: str) -> Any:
@@ -79,6 +93,12 @@ def cut(x: Any, how: str) -> Any:
 
 def power(x: Any, y: Any) -> Any:
     return primitive("pow", _numpy(x), _numpy(y))
+
+
+def remainder(x: Any, y: Any) -> Any:
+    """``x % y`` with the divisor's sign (Python, numpy, torch): x - floor(x / y) * y."""
+    x, y = _numpy(x), _numpy(y)
+    return x - primitive("floor", x / y) * y
 
 
 # ----- reductions -----
@@ -337,6 +357,7 @@ UFUNC_HANDLERS: dict[str, Callable] = {
     "square": lambda x: primitive("mul", x, x),
     "reciprocal": lambda x: primitive("div", 1.0, x),
     "positive": lambda x: x,
+    "remainder": remainder,
     "conjugate": lambda x: x,
     "hypot": lambda a, b: primitive("sqrt", a * a + b * b),
     "logaddexp": lambda a, b: primitive("maximum", a, b) + primitive(
@@ -364,68 +385,3 @@ def ufunc_call(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any
         raise UnsupportedOperationError(
             f"np.{name} is not supported on tape values (no op of the op table computes it)")
     return apply(op, *inputs)
-
-
-# ----- torch functions (torch.sin(x), tensor + x, ...) -----
-_REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"}
-
-
-def _torch_max(fn_reduce: Callable, op: str) -> Callable:
-    def run(x, other=None, dim=None, keepdim=False):
-        if other is not None and not isinstance(other, int):
-            return primitive(op, x, other)
-        if other is not None or dim is not None:
-            raise UnsupportedOperationError(
-                f"torch.{op[:3]}(x, dim) returns indices too; use torch.a{op[:3]}(x, dim)")
-        return fn_reduce(x)
-
-    return run
-
-
-def _reduction(fn: Callable) -> Callable:
-    def run(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None, **unused):
-        return fn(x, axis=dim if dim is not None else axis, keepdims=_keep(keepdims, keepdim))
-
-    return run
-
-
-TORCH_HANDLERS: dict[str, Callable] = {
-    "sum": _reduction(sum), "mean": _reduction(mean), "prod": _reduction(prod),
-    "amax": _reduction(amax), "amin": _reduction(amin),
-    "max": _torch_max(amax, "maximum"), "min": _torch_max(amin, "minimum"),
-    "dot": dot, "inner": dot, "matmul": matmul, "mm": matmul, "mv": matmul,
-    "__matmul__": matmul, "__rmatmul__": matmul, "outer": outer,
-    "where": where, "clamp": lambda x, min=None, max=None: clip(x, min, max),
-    "clip": lambda x, min=None, max=None: clip(x, min, max),
-    "pow": power, "__pow__": power, "__rpow__": power, "float_power": power,
-    "square": lambda x: x * x, "reciprocal": lambda x: 1.0 / x,
-    "rsqrt": lambda x: 1.0 / primitive("sqrt", x), "detach": lambda x: cut(x, "detach"),
-    "stack": lambda tensors, dim=0: stack(tensors, axis=dim),
-    "cat": lambda tensors, dim=0: concatenate(tensors, axis=dim),
-    "reshape": lambda x, shape: reshape(x, shape),
-    "flatten": lambda x: reshape(x, (-1,)), "t": transpose,
-    "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: var(
-        x, axis=dim, keepdims=keepdim,
-        ddof=(1 if unbiased else 0) if correction is None else correction),
-    "norm": lambda x, p="fro", dim=None, keepdim=False: norm(x, None, dim, keepdim),
-    "softplus": lambda x, beta=1.0, threshold=20.0: apply("softplus", x),
-    "__getitem__": lambda x, index: x[index],
-}
-
-
-def torch_function(func: Callable, args: tuple, kwargs: dict) -> Any:
-    name = getattr(func, "__name__", str(func))
-    args = tuple(_numpy(a) if not isinstance(a, (list, tuple)) else [_numpy(t) for t in a]
-                 for a in args)
-    if name in _REFLECTED:
-        args = (args[1], args[0]) + tuple(args[2:])
-    handler = TORCH_HANDLERS.get(name)
-    if handler is not None:
-        return handler(*args, **kwargs)
-    op = TORCH_FUNCTIONS.get(name)
-    if op is not None and OPS[op].arity in (1, 2, None):
-        if name in ("add", "sub") and "alpha" in kwargs:
-            args = (args[0], args[1] * kwargs.pop("alpha"))
-        return apply(op, *args)
-    raise UnsupportedOperationError(
-        f"torch.{name} is not supported on tape values; use the numpy or workbench equivalent")
