@@ -102,6 +102,22 @@ CATALOGUE = {
     "reshape transpose index": (lambda m: (m.reshape(4, 3).T[1:, ::2] ** 2).sum(), (MAT,), 0),
     "stack cat": (lambda x: (torch.stack([x, x ** 2]).sum(0) * torch.cat([x, x])[:4]).sum(), (VEC,), 0),
     "python control flow": (lambda x: x.sum() ** 2 if x.sum() > 0 else x.exp().sum(), (VEC,), 0),
+    # ----- more torch idioms -----
+    "zeros_like ones_like": (lambda x: (x * torch.ones_like(x) + torch.zeros_like(x)).pow(2).sum(),
+                             (VEC,), 0),
+    "F.mse_loss": (lambda x, y: torch.nn.functional.mse_loss(x, y), (VEC, POS), (0, 1)),
+    "logsumexp": (lambda m: torch.logsumexp(m, 1).sum() + torch.logsumexp(m, 0, keepdim=True).sum(),
+                  (MAT,), 0),
+    "softmax log_softmax": (lambda m: (torch.softmax(m, 1) * W34).sum()
+                            + torch.nn.functional.log_softmax(m, dim=0)[1].sum(), (MAT,), 0),
+    "expand repeat": (lambda x: (x[:1].expand(4) * x).sum() + (x.repeat(2) ** 2).sum(), (VEC,), 0),
+    "permute transpose": (lambda m: (m.permute(1, 0) @ m).sum() + torch.transpose(m, 0, 1)[0].sum(),
+                          (MAT,), 0),
+    "masked_fill": (lambda x: x.masked_fill(x > 0, 0.0).pow(2).sum(), (VEC,), 0),
+    "cumsum": (lambda x: torch.cumsum(x, 0).pow(2).sum(), (VEC,), 0),
+    "to double": (lambda x: x.to(torch.float64).double().sin().sum(), (VEC,), 0),
+    "linalg.norm": (lambda m: torch.linalg.norm(m) + torch.linalg.vector_norm(m, dim=1).sum(), (MAT,), 0),
+    "add sub alpha": (lambda x: x.sub(x * x, alpha=2).add(x.exp(), alpha=0.5).sum(), (VEC,), 0),
     # ----- broadcasting -----
     "broadcast column row": (lambda a, b: (a[:, None] * b[None, :]).sin().sum(), (B3, VEC), (0, 1)),
     "broadcast scalar tensor": (lambda s, v: (s * v + s ** 2).sum(), (SCAL, VEC), (0, 1)),
@@ -203,6 +219,16 @@ def test_one_transform_called_with_numpy_then_torch_keeps_each_meaning():
     np.testing.assert_allclose(g(x), 2 * (x - x.mean()) / 4)
     torch.testing.assert_close(g(VEC), tfunc.grad(lambda t: t.var())(VEC))
     np.testing.assert_allclose(g(x), 2 * (x - x.mean()) / 4)
+
+
+def test_torch_max_with_dim_is_refused_with_advice():
+    # torch's x.max(dim) returns (values, indices) and sends the gradient to one index only
+    with pytest.raises(wb.UnsupportedOperationError, match="amax"):
+        wb.grad(lambda m: m.max(dim=1).values.sum())(MAT)
+    with pytest.raises(wb.UnsupportedOperationError, match="amax"):
+        wb.grad(lambda m: m.max(1)[0].sum())(MAT)
+    with pytest.raises(wb.UnsupportedOperationError, match="amax"):
+        wb.grad(lambda m: torch.max(m, 1)[0].sum())(MAT)
 
 
 def test_float32_inputs_stay_float32():

@@ -88,6 +88,7 @@ NUMPY_FUNCTIONS = {
     "np.transpose": lambda x: np.transpose(np.stack([x, x])).sum() ** 2,
     "np.var, np.std": lambda x: np.var(x) + np.std(x),
     "np.max": lambda x: np.max(x * V3),
+    "x.max(axis)": lambda x: (np.stack([x, x ** 2]).max(axis=0) * V3).sum() + x.min(),
     "np.arctan2": lambda x: np.arctan2(x, V3).sum(),
     "np.hypot, np.logaddexp": lambda x: np.hypot(x, 1.0).sum() + np.logaddexp(x, 0.5).sum(),
     "% and //": lambda x: ((x % 0.7) * x).sum() + (x // 0.5 * x).sum() + (5.0 % (x + 2)).sum(),

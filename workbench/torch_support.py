@@ -10,6 +10,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .errors import UnsupportedOperationError
 from .ops import TORCH_FUNCTIONS
 
@@ -101,6 +103,98 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "sigmoid": lambda x: trace.elementwise("sigmoid", x),
     "relu": lambda x, inplace=False: trace.elementwise("relu", x),
 }
+
+
+def _like(fill: float | None) -> Callable:
+    """zeros_like / ones_like / full_like: constants of the traced value's shape."""
+    def run(x, *fill_value, dtype=None, **unused):
+        return np.full(x.shape, float(fill if fill is not None else fill_value[0]))
+
+    return run
+
+
+def _mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    if weight is not None:
+        raise UnsupportedOperationError("mse_loss with weight= is not supported by workbench "
+                                        "tracing; multiply the squared errors yourself")
+    error = trace.elementwise("sub", input, target)
+    squared = trace.elementwise("mul", error, error)
+    if reduction == "none":
+        return squared
+    if reduction in ("mean", "sum"):
+        return trace.mean(squared) if reduction == "mean" else trace.sum(squared)
+    raise UnsupportedOperationError(f"mse_loss: reduction={reduction!r}; use 'mean', 'sum' or 'none'")
+
+
+def _shifted_exp(x, dim):
+    """exp(x - max(x)) along ``dim``, the max held constant (it cancels; it only avoids overflow)."""
+    top = trace.stop_gradient(trace.amax(x, axis=dim, keepdims=True))
+    return trace.elementwise("exp", trace.elementwise("sub", x, top)), top
+
+
+def _logsumexp(x, dim, keepdim=False):
+    shifted, top = _shifted_exp(x, dim)
+    out = trace.elementwise("add", trace.elementwise("log", trace.sum(shifted, axis=dim, keepdims=True)),
+                            top)
+    return out if keepdim else out.squeeze(dim)
+
+
+def _softmax(x, dim, *unused, **also_unused):
+    shifted, _ = _shifted_exp(x, dim)
+    return trace.elementwise("div", shifted, trace.sum(shifted, axis=dim, keepdims=True))
+
+
+def _log_softmax(x, dim, *unused, **also_unused):
+    return trace.elementwise("sub", x, _logsumexp(x, dim, keepdim=True))
+
+
+def _sizes(sizes: tuple) -> tuple:
+    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+
+
+def _expand(x, *sizes):
+    sizes = _sizes(sizes)
+    lead = len(sizes) - x.ndim
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+    return trace.ARRAY_FUNCTIONS[np.broadcast_to](x, shape)
+
+
+def _to(x, *args, **kwargs):
+    """x.to(dtype) changes the float dtype; devices and other options do not matter here."""
+    for a in (*args, kwargs.get("dtype")):
+        if type(a).__name__ == "dtype" and type(a).__module__.startswith("torch"):
+            return x.astype(np.dtype(str(a).replace("torch.", "")))
+    return x
+
+
+def _vector_norm(x, ord=None, dim=None, keepdim=False, **unused):
+    if ord not in (None, 2, "fro"):
+        raise UnsupportedOperationError(
+            f"torch.linalg.norm with ord={ord!r} is not supported by workbench tracing; only the "
+            "Euclidean/Frobenius norm is (ord=None)")
+    return trace.sqrt_zero_grad_at_zero(trace.sum(x * x, axis=dim, keepdims=keepdim))
+
+
+HANDLERS.update({
+    "zeros_like": _like(0.0),
+    "ones_like": _like(1.0),
+    "full_like": _like(None),
+    "mse_loss": _mse_loss,
+    "logsumexp": _logsumexp,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "expand": _expand,
+    "repeat": lambda x, *sizes: trace.ARRAY_FUNCTIONS[np.tile](x, _sizes(sizes)),
+    "permute": lambda x, *dims: x.transpose(_sizes(dims)),
+    "transpose": lambda x, dim0, dim1: trace.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
+    "masked_fill": lambda x, mask, value: trace.where(mask, value, x),
+    "cumsum": lambda x, dim, **unused: trace.ARRAY_FUNCTIONS[np.cumsum](x, axis=dim),
+    "float": lambda x, **unused: x.astype(np.float32),
+    "double": lambda x, **unused: x.astype(np.float64),
+    "to": _to,
+    "linalg_norm": _vector_norm,
+    "linalg_vector_norm": _vector_norm,
+})
 
 
 def dispatch(func: Callable, args: tuple, kwargs: dict) -> Any:

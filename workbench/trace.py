@@ -355,9 +355,11 @@ class Traced:
         return prod(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
 
     def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        _refuse_torch_max_dim("max", axis, dim)
         return amax(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
 
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        _refuse_torch_max_dim("min", axis, dim)
         return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
 
     def var(self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
@@ -381,7 +383,9 @@ class Traced:
             handler = torch_support.HANDLERS.get(name)
             if handler is not None:
                 return lambda *args, **kwargs: handler(self, *args, **kwargs)
-        raise AttributeError(f"'Traced' object has no attribute {name!r}")
+        raise AttributeError(f"'Traced' object has no attribute {name!r}"
+                             + ("" if name.startswith("_") else
+                                f": x.{name}() is not supported by workbench tracing"))
 
     def dot(self, other):
         return dot(self, other)
@@ -450,7 +454,13 @@ class Traced:
 
 
 def _elementwise_method(op_name: str) -> Callable:
-    def method(self, *others):
+    def method(self, *others, **kwargs):
+        if op_name in ("add", "sub") and set(kwargs) == {"alpha"}:  # torch's x.add(y, alpha=2)
+            others = (elementwise("mul", others[0], kwargs.pop("alpha")),)
+        if kwargs:
+            raise UnsupportedOperationError(
+                f"x.{op_name}(..., {', '.join(kwargs)}=...) is not supported by workbench tracing; "
+                "call it without those keyword arguments")
         return elementwise(op_name, self, *others)
 
     method.__name__ = method.__qualname__ = op_name
@@ -495,6 +505,14 @@ def _axis(axis, dim):
 
 def _keep(keepdims, keepdim):
     return bool(keepdim) if keepdim is not None else bool(keepdims)
+
+
+def _refuse_torch_max_dim(name: str, axis, dim) -> None:
+    """torch's x.max(dim) returns (values, indices), and its gradient goes to one index only."""
+    if dim is not None or (axis is not None and STATE.torch_style):
+        raise UnsupportedOperationError(
+            f"x.{name}(dim) returns (values, indices) in torch, and the indices depend on data, "
+            f"which tracing cannot follow; use x.a{name}(dim) (torch.a{name}) for the values")
 
 
 def _ddof(ddof, unbiased, correction):
