@@ -9,9 +9,9 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
+from conftest import central_difference, require
 
 import workbench as wb
-from tests.conftest import central_difference, require
 from workbench import pytree
 
 tg = wb.tape.grad

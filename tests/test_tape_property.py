@@ -7,11 +7,11 @@ program and a ``@reproduce_failure`` blob (``print_blob=True``), so a failure ca
 from __future__ import annotations
 
 import numpy as np
+from conftest import central_difference
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import workbench as wb
-from tests.conftest import central_difference
 from workbench.check import kinks
 
 # Unary steps, each kept inside its op's domain and away from overflow.

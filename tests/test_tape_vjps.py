@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import require
 
 import workbench as wb
-from tests.conftest import require
 
 tg = wb.tape.grad
 a, b = 0.7, 1.9  # generic points away from every kink and domain edge

@@ -44,7 +44,7 @@ TOLERANCES = {  # (rtol, atol relative to the gradient's scale)
     "finite differences": (1e-5, 1e-6),
 }
 _KINK_OPS = ("relu", "abs", "sign", "step", "maximum", "minimum", "step_tie", "amax", "amin",
-             "clip", "in_range", "floor", "ceil", "sqrt")
+             "clip", "in_range", "floor", "ceil", "sqrt", "atan2")
 
 
 @dataclass
@@ -291,6 +291,9 @@ def kinks(tape: tape_module.Tape, relative: float = 0.0) -> list[str]:
             hits = near(x, 0.0)
         elif e.op in ("maximum", "minimum", "step_tie"):
             hits = near(x, np.asarray(tape_module.core.raw(e.args[1]), dtype=np.float64))
+        elif e.op == "atan2":  # singular at the origin
+            y = np.asarray(tape_module.core.raw(e.args[1]), dtype=np.float64)
+            hits = near(x, 0.0) & near(y, 0.0)
         elif e.op in ("amax", "amin"):
             ans = np.asarray(tape_module.core.raw(e.value))
             if not e.params["keepdims"] and e.params["axis"] is not None:
