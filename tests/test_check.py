@@ -89,7 +89,7 @@ def test_a_wrong_vjp_rule_in_the_tape_is_caught(monkeypatch):
 def test_pytrees_and_labels():
     report = wb.check(lambda p: p["w"][0] * np.sum(p["w"][1] ** 2), {"w": [2.0, np.ones(3)]})
     assert report.passed
-    assert [r.label for r in report.inputs] == ["p[0]", "p[1]"]
+    assert [r.label for r in report.inputs] == ["p['w'][0]", "p['w'][1]"]
 
 
 def test_finite_differences_respect_their_budget():

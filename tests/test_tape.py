@@ -329,3 +329,10 @@ def test_json_export_of_non_finite_values_and_big_arrays():
     small = wb.tape.record(lambda x: np.sqrt(x), 0.0).to_json()
     jsonschema.validate(small, wb.tape.SCHEMA)
     assert small["nodes"][0]["adjoint"] == "inf"
+
+
+def test_inputs_are_labelled_by_their_pytree_path():
+    Point = namedtuple("Point", "x y")
+    tape = wb.tape.record(lambda p, q: p["w"][1] * q.y, {"w": [1.0, 2.0]}, Point(3.0, 4.0),
+                          argnums=(0, 1))
+    assert [tape.entries[i].label for i in tape.inputs] == ["p['w'][0]", "p['w'][1]", "q.x", "q.y"]

@@ -427,13 +427,9 @@ def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
 
 
 def _labels(func: Callable, args: tuple, positions: tuple[int, ...]) -> list[str]:
-    from .tape.transforms import _parameter_names
+    from .tape.transforms import _parameter_names, leaf_labels
 
     names = _parameter_names(func)
-    labels = []
-    for pos in positions:
-        base = names[pos] if pos < len(names) else f"arg{pos}"
-        leaves = pytree.flatten(args[pos])[0]
-        labels += [base] if len(leaves) == 1 else [f"{base}[{j}]" for j in range(len(leaves))]
-    return labels
+    return [label for pos in positions for label in leaf_labels(
+        pytree.flatten(args[pos])[1], names[pos] if pos < len(names) else f"arg{pos}")]
 

@@ -115,10 +115,10 @@ def _run(func: Callable, args: tuple, kwargs: dict, positions: tuple[int, ...], 
     per_arg = []
     for pos in positions:
         leaves, tree = pytree.flatten(args[pos])
-        name = names[pos] if pos < len(names) else f"arg{pos}"
+        labels = leaf_labels(tree, names[pos] if pos < len(names) else f"arg{pos}")
         boxes = [tape.input(_input_value(leaf, f"argument {pos}" if len(leaves) == 1
-                                         else f"leaf {j} of argument {pos}"),
-                            name if len(leaves) == 1 else f"{name}[{j}]")
+                                         else f"leaf {j} ({labels[j]}) of argument {pos}"),
+                            labels[j])
                  for j, leaf in enumerate(leaves)]
         new_args[pos] = pytree.unflatten(tree, boxes)
         per_arg.append((tree, leaves, boxes))
@@ -154,6 +154,27 @@ def _gradient_leaf(adjoint: Any, leaf: Any, box: TapeArray) -> Any:
     if isinstance(leaf, _torch_tensor_type()):
         return sys.modules["torch"].from_numpy(np.array(array))
     return array[()] if array.ndim == 0 else array
+
+
+def leaf_labels(treedef: Any, base: str) -> list[str]:
+    """A readable path per leaf of a pytree: ``p['w']``, ``p[0]``, ``p.bias``.
+
+    >>> from workbench import pytree
+    >>> leaf_labels(pytree.flatten({"w": [1.0, 2.0], "b": 3.0})[1], "p")
+    ["p['w'][0]", "p['w'][1]", "p['b']"]
+    """
+    tag = treedef[0]
+    if tag == "*":
+        return [base]
+    if tag == "None":
+        return []
+    if tag == "dict":
+        parts = [(f"{base}[{k!r}]", sub) for k, sub in zip(treedef[1], treedef[2])]
+    elif tag == "namedtuple":
+        parts = [(f"{base}.{k}", sub) for k, sub in zip(treedef[1]._fields, treedef[2])]
+    else:
+        parts = [(f"{base}[{i}]", sub) for i, sub in enumerate(treedef[1])]
+    return [label for path, sub in parts for label in leaf_labels(sub, path)]
 
 
 def _parameter_names(func: Callable) -> list[str]:
