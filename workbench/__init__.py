@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from . import tape
+from .check import check
 from .config import config
 from .errors import (
     ArgnumsError,
@@ -58,8 +60,6 @@ from .functions import (
     where,
 )
 from .modes import enable_grad, no_grad
-from . import tape
-from .check import check
 from .transforms.grad import grad, grad_and_value
 from .transforms.linearize import hessian, jacfwd, jacrev, jvp, vjp
 from .transforms.vmap import vmap
@@ -68,7 +68,7 @@ __version__ = "0.1.0"
 
 # Imported last: binding wb.trace (the display function) replaces the package attribute that
 # named the module workbench.trace; modules that need the module import it by its full name.
-from .display import derivative, trace  # noqa: E402
+from .display import derivative, steps, trace  # noqa: E402
 from .export import export  # noqa: E402  (the function; the package is workbench.export)
 
 __all__ = [
@@ -83,5 +83,5 @@ __all__ = [
     "enable_grad", "no_grad", "grad", "grad_and_value",
     "tape", "check",
     "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap",
-    "trace", "derivative", "export",
+    "trace", "derivative", "steps", "export",
 ]

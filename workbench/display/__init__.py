@@ -39,3 +39,16 @@ def derivative(func: Callable, *example_args: Any, argnums: int | tuple[int, ...
     from .derivative import derivative as run
 
     return run(func, *example_args, argnums=argnums, order=order, simplify=simplify)
+
+
+def steps(func: Callable, *example_args: Any, argnums: int = 0):
+    """A step-by-step derivation of ``func`` (see :mod:`workbench.display.steps`): the rule at
+    each step, the intermediate results and the final simplification, as text, LaTeX and pages.
+
+    >>> import workbench as wb
+    >>> wb.steps(lambda x: x * x + 1).result
+    2*x
+    """
+    from .steps import steps as run
+
+    return run(func, *example_args, argnums=argnums)

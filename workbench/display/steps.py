@@ -1,0 +1,301 @@
+"""``wb.steps(func, ...)``: a step-by-step derivation a course can show.
+
+The derivation walks the traced graph of ``func``: each operation that depends on the variable
+is one step, naming the rule that applies (sum, difference, constant multiple, product,
+quotient, power, exponential, logarithmic differentiation, chain rule, known derivative,
+piecewise), the rule written with the derivatives of the parts still to be taken, and its
+result once they are. Known derivatives of functions come from the op table's own partials, so
+non-smooth points keep torch's conventions (``relu'(x) = Heaviside(x, 0)``). The last step is
+the simplification, by the same bounded simplifier as :func:`wb.derivative`, so the two agree.
+
+Views: ``.text()``, ``.latex()`` (an ``aligned`` block; ``_repr_latex_`` in Jupyter) and
+``.pages()`` (one dict per step, for a widget to page through).
+
+>>> import numpy as np, workbench as wb
+>>> s = wb.steps(lambda x: x ** 3 * np.sin(x))
+>>> print(s.text())
+d/dx [x**3*sin(x)] = x**3*Derivative(sin(x), x) + sin(x)*Derivative(x**3, x)   (product rule)
+    = x**3*cos(x) + 3*x**2*sin(x)
+  d/dx [x**3] = 3*x**2   (power rule)
+  d/dx [sin(x)] = cos(x)   (known derivative)
+simplified: x**2*(x*cos(x) + 3*sin(x))
+>>> [p["rule"] for p in s.pages()]
+['product rule', 'power rule', 'known derivative', 'simplification']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+
+from ..config import config
+from ..errors import ArgnumsError, BudgetExceededError, InputTypeError
+from ..ops import OPS
+from ..symbolic.simplify import simplify
+from ..symbolic.to_sympy import build, number, to_sympy, tree_sizes
+from .capture import Capture, capture
+from .formula import guard_conditions, symbols_of
+
+#: A derivation longer than this many steps is refused (it would not be read).
+MAX_STEPS = 60
+
+
+@dataclass
+class Step:
+    """One rule application: ``d/dx expr = formula = result``."""
+
+    rule: str
+    expr: Any  # the subexpression differentiated
+    formula: Any  # the rule applied, with unevaluated derivatives of the parts
+    result: Any  # the derivative of expr
+    depth: int  # nesting level in the derivation (0: the whole function)
+
+
+class Steps:
+    """A derivation: ``.steps`` (list of :class:`Step`), ``.raw`` (the assembled derivative),
+    ``.result`` (simplified), ``.variable``, ``.guards``; views ``text()``, ``latex()``,
+    ``pages()``."""
+
+    def __init__(self, cap: Capture, variable: sympy.Symbol, steps: list[Step], raw: Any,
+                 result: Any, partial: bool) -> None:
+        self.capture = cap
+        self.variable = variable
+        self.steps = steps
+        self.raw = raw
+        self.result = result
+        self.partial = partial
+        self.guards = guard_conditions(cap)
+
+    def _d(self, latex: bool) -> str:
+        x = self.variable
+        if latex:
+            d = r"\partial" if self.partial else "d"
+            return rf"\frac{{{d}}}{{{d} {sympy.latex(x)}}}"
+        return f"{'∂' if self.partial else 'd'}/{'∂' if self.partial else 'd'}{x}"
+
+    def text(self) -> str:
+        lines = []
+        for s in self.steps:
+            pad = "  " * s.depth
+            if s.formula == s.result:
+                lines.append(f"{pad}{self._d(False)} [{s.expr}] = {s.result}   ({s.rule})")
+            else:
+                lines.append(f"{pad}{self._d(False)} [{s.expr}] = {s.formula}   ({s.rule})")
+                lines.append(f"{pad}    = {s.result}")
+        lines.append(f"simplified: {self.result}")
+        if self.guards:
+            lines.append("traced where: " + ", ".join(str(g) for g in self.guards))
+        return "\n".join(lines)
+
+    def latex(self) -> str:
+        d = self._d(True)
+        rows = []
+        for s in self.steps:
+            head = rf"{d}\left[{sympy.latex(s.expr)}\right]"
+            if s.formula == s.result:
+                rows.append(rf"{head} &= {sympy.latex(s.result)} && \text{{{s.rule}}}")
+            else:
+                rows.append(rf"{head} &= {sympy.latex(s.formula)} && \text{{{s.rule}}}")
+                rows.append(rf"&= {sympy.latex(s.result)}")
+        f = self.capture.name
+        rows.append(rf"{d} {f} &= {sympy.latex(self.result)} && \text{{simplified}}")
+        return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+
+    def pages(self) -> list[dict[str, Any]]:
+        """One dict per step (rule, LaTeX of expression/formula/result, depth), then the
+        simplification: what a widget pages through."""
+        pages = [{"rule": s.rule, "depth": s.depth, "expression": sympy.latex(s.expr),
+                  "formula": sympy.latex(s.formula), "result": sympy.latex(s.result),
+                  "text": f"{self._d(False)} [{s.expr}] = {s.result}"} for s in self.steps]
+        pages.append({"rule": "simplification", "depth": 0, "expression": sympy.latex(self.raw),
+                      "formula": sympy.latex(self.raw), "result": sympy.latex(self.result),
+                      "text": f"simplified: {self.result}"})
+        return pages
+
+    def _repr_latex_(self) -> str:
+        return rf"$\displaystyle {self.latex()}$"
+
+    def __repr__(self) -> str:
+        return self.text()
+
+
+def steps(func: Callable, *example_args: Any, argnums: int = 0) -> Steps:
+    """The step-by-step derivation of ``d func / d (argument argnums)`` (a scalar parameter).
+
+    Other parameters are constants (a partial derivative). With no example arguments every
+    parameter is a scalar symbol and control flow is taken at 0.5 (0.625, ...), as in
+    :func:`wb.derivative`. Functions larger than ``wb.config.simplify_max_ops`` terms or
+    :data:`MAX_STEPS` steps are refused (use ``wb.derivative``).
+    """
+    if isinstance(argnums, bool) or not isinstance(argnums, int):
+        raise ArgnumsError(f"steps: argnums must be one int (the parameter to differentiate), "
+                           f"got {argnums!r}")
+    cap = capture(func, example_args, order=0, transform="steps")
+    floats = [p for p in cap.params if p.nodes is not None]
+    if not -len(cap.params) <= argnums < len(cap.params):
+        raise ArgnumsError(f"steps: argnums={argnums} but the function has "
+                           f"{len(cap.params)} parameters")
+    param = cap.params[argnums]
+    if param.nodes is None or not param.is_scalar:
+        raise InputTypeError(f"steps: parameter {param.name!r} must be a float scalar (steps "
+                             "derive with respect to one scalar variable); use wb.derivative "
+                             "for arrays")
+    if cap.output.shape != ():
+        raise InputTypeError("steps: the function must return a scalar")
+    out = int(cap.output)
+    size = tree_sizes(cap.graph, [out])[out]
+    if size > config.simplify_max_ops:
+        raise BudgetExceededError(
+            f"steps: the function has {size:,} terms, above wb.config.simplify_max_ops="
+            f"{config.simplify_max_ops}; a derivation this long would not be read -- use "
+            "wb.derivative (or raise the budget)")
+    return _derive(cap, int(param.nodes), out, partial=len(floats) > 1)
+
+
+class _Derivation:
+    """Bottom-up derivatives of every node, then the steps in top-down (pre-)order."""
+
+    def __init__(self, cap: Capture, x_node: int, out: int) -> None:
+        self.cap, self.graph, self.x_node = cap, cap.graph, x_node
+        self.symbols = symbols_of(cap)
+        self.x = self.symbols[x_node]
+        self.expr: dict[int, Any] = {}
+        self.deriv: dict[int, Any] = {}
+        self.info: dict[int, tuple[str, Any]] = {}  # node -> (rule, formula)
+        self.active: set[int] = set()
+        for node in self.graph.ancestors([out]):
+            self._visit(node)
+
+    def resolve(self, node: int) -> int:
+        while self.graph.op[node] == "alias":
+            node = self.graph.args[node][0]
+        return node
+
+    def placeholder(self, node: int) -> Any:
+        node = self.resolve(node)
+        if node == self.x_node:
+            return sympy.S.One
+        if node not in self.active:
+            return sympy.S.Zero
+        return sympy.Derivative(self.expr[node], self.x)
+
+    def _visit(self, node: int) -> None:
+        g = self.graph
+        op, args = g.op[node], g.args[node]
+        if node in self.symbols:
+            self.expr[node] = self.symbols[node]
+            if node == self.x_node:
+                self.active.add(node)
+                self.deriv[node] = sympy.S.One
+            return
+        if op == "const":
+            self.expr[node] = number(g.values[node])
+            return
+        if op == "input":
+            self.expr[node] = to_sympy(g, [node], self.symbols)[0]
+            return
+        self.expr[node] = build(op, [self.expr[a] for a in args], g.params[node])
+        if op == "alias":
+            if self.resolve(node) in self.active:
+                self.active.add(node)
+                self.deriv[node] = self.deriv[self.resolve(node)]
+            return
+        if OPS[op].boolean or not any(self.resolve(a) in self.active for a in args):
+            return  # conditions have no derivative of their own: not a step
+        rule, combine = self._rule(node, op, args)
+        formula = combine(self.placeholder)
+        result = combine(lambda a: self.deriv.get(self.resolve(a), sympy.S.Zero))
+        self.active.add(node)
+        self.deriv[node] = result
+        self.info[node] = (rule, formula)
+
+    def _rule(self, node: int, op: str, args: tuple[int, ...]):
+        e = [self.expr[a] for a in args]
+        live = [self.resolve(a) in self.active for a in args]
+        if op == "add":
+            return "sum rule", lambda d: sympy.Add(*(d(a) for a in args))
+        if op == "sub":
+            return "difference rule", lambda d: d(args[0]) - d(args[1])
+        if op == "neg":
+            return "constant multiple rule", lambda d: -d(args[0])
+        if op == "mul":
+            if args[0] == args[1]:  # x * x is how x**2 is traced
+                base_is_x = self.resolve(args[0]) == self.x_node
+                return ("power rule" if base_is_x else "power rule and chain rule",
+                        lambda d: 2 * e[0] * d(args[0]))
+            if not live[0]:
+                return "constant multiple rule", lambda d: e[0] * d(args[1])
+            if not live[1]:
+                return "constant multiple rule", lambda d: e[1] * d(args[0])
+            return "product rule", lambda d: d(args[0]) * e[1] + e[0] * d(args[1])
+        if op == "div":
+            if not live[1]:
+                return "constant multiple rule", lambda d: d(args[0]) / e[1]
+            return "quotient rule", lambda d: (d(args[0]) * e[1] - e[0] * d(args[1])) / e[1] ** 2
+        if op == "pow":
+            base_is_x = self.resolve(args[0]) == self.x_node
+            if not live[1]:
+                return ("power rule" if base_is_x else "power rule and chain rule",
+                        lambda d: e[1] * e[0] ** (e[1] - 1) * d(args[0]))
+            if not live[0]:
+                return ("exponential rule", lambda d: self.expr[node] * sympy.log(e[0]) * d(args[1]))
+            return ("logarithmic differentiation", lambda d: self.expr[node] * (
+                d(args[1]) * sympy.log(e[0]) + e[1] * d(args[0]) / e[0]))
+        if op == "where":
+            return "piecewise rule", lambda d: sympy.Piecewise((d(args[1]), e[0]),
+                                                               (d(args[2]), True))
+        if op == "stop_gradient":
+            return "stop_gradient (a constant)", lambda d: sympy.S.Zero
+        return self._known(node, op, args)
+
+    def _known(self, node: int, op: str, args: tuple[int, ...]):
+        """Functions: the op table's partials (torch's conventions), times the inner derivatives."""
+        g = self.graph
+        rule_fn = OPS[op].partials
+        if rule_fn is None:
+            return "piecewise constant (derivative 0)", lambda d: sympy.S.Zero
+        partial_nodes = rule_fn(g, args, node, g.params[node])
+        partials = [None if p is None else to_sympy(g, [p], self.symbols)[0]
+                    for p in partial_nodes]
+        direct = len(args) == 1 and self.resolve(args[0]) == self.x_node
+        rule = "known derivative" if direct else "chain rule"
+        if len(args) > 1:
+            rule = "known partial derivatives" + ("" if all(
+                self.resolve(a) == self.x_node or self.resolve(a) not in self.active
+                for a in args) else " and chain rule")
+
+        def combine(d):
+            return sympy.Add(*(p * d(a) for a, p in zip(args, partials) if p is not None))
+
+        return rule, combine
+
+    def ordered(self, out: int) -> list[Step]:
+        """Steps in pre-order from the output: each rule before the parts it needs."""
+        result, seen = [], set()
+        stack = [(self.resolve(out), 0)]
+        while stack:
+            node, depth = stack.pop()
+            if node in seen or node not in self.info:
+                continue
+            seen.add(node)
+            rule, formula = self.info[node]
+            result.append(Step(rule, self.expr[node], formula, self.deriv[node], depth))
+            if len(result) > MAX_STEPS:
+                raise BudgetExceededError(f"steps: the derivation has more than {MAX_STEPS} "
+                                          "steps; use wb.derivative for this function")
+            children = [self.resolve(a) for a in self.graph.args[node]]
+            stack.extend((c, depth + 1) for c in reversed(children))
+        return result
+
+
+def _derive(cap: Capture, x_node: int, out: int, partial: bool) -> Steps:
+    derivation = _Derivation(cap, x_node, out)
+    raw = derivation.deriv.get(derivation.resolve(out), sympy.S.Zero)
+    ordered = derivation.ordered(out)
+    return Steps(cap, derivation.x, ordered, raw, simplify(raw).expr, partial)
+
+
+__all__ = ["steps", "Steps", "Step", "MAX_STEPS"]
