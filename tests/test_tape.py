@@ -289,7 +289,7 @@ def _run():
 def test_record_lists_entries_in_order_with_values_and_adjoints():
     tape = _run()
     assert [e.op for e in tape.entries] == ["input", "input", "matmul", "relu", "sum"]
-    assert [e.label for e in tape.inputs and tape.entries[:2]] == ["x", "w"]
+    assert [tape.entries[i].label for i in tape.inputs] == ["x", "w"]
     assert tape.entries[2].value.tolist() == [0.5, -1.5]
     assert tape.entries[3].adjoint.tolist() == [1.0, 1.0]
     assert tape.entries[2].adjoint.tolist() == [1.0, 0.0]  # relu'(-1.5) = 0
