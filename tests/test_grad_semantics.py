@@ -197,7 +197,8 @@ def test_none_and_boolean_outputs_are_errors():
 
 @pytest.mark.parametrize("bad, needle", [
     (3, "integer"), (True, "bool"), (np.arange(3), "integer dtype"), (np.int32(2), "integer"),
-    (np.array([True, False]), "dtype bool"), ("text", "str"),
+    (np.array([True, False]), "dtype bool"), ("text", "str"), (1 + 2j, "complex"),
+    (np.array([1 + 2j]), "dtype complex128"), (np.array([1.0, None]), "dtype object"),
 ])
 def test_integer_bool_and_other_inputs_are_errors(bad, needle):
     with pytest.raises(wb.InputTypeError, match=needle) as info:

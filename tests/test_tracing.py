@@ -437,6 +437,19 @@ def test_unsupported_torch_function_names_itself(torch):
         wb.grad(lambda t: torch.cumprod(t, 0).sum())(torch.tensor([1.0, 2.0]))
 
 
+@pytest.mark.parametrize("other, name", [(None, "NoneType"), (np.array([1j, 2j, 3j]), "complex128"),
+                                         ("text", "str")])
+def test_non_real_operands_are_refused_by_name(other, name):
+    with pytest.raises(wb.UnsupportedOperationError, match=name):
+        wb.grad(lambda x: (x * other).sum())(X3)
+
+
+def test_empty_arrays():
+    np.testing.assert_array_equal(wb.grad(lambda x: (x * x).sum())(np.ones(0)), np.ones(0))
+    np.testing.assert_array_equal(wb.grad(lambda x: (x @ np.ones((0, 2))).sum())(np.ones(0)),
+                                  np.ones(0))
+
+
 def test_traced_index_is_refused():
     with pytest.raises(wb.UnsupportedOperationError, match="index"):
         wb.grad(lambda x: x[x[0]])(np.array([0.0, 1.0]))

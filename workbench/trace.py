@@ -584,11 +584,12 @@ def as_ids(graph: Graph, x) -> np.ndarray:
             raise _leaked()
         return x.ids
     array = np.asarray(_torch_to_numpy(x))
-    if array.dtype == object:
+    if array.dtype == object and array.ndim:
         return _object_array_ids(graph, array)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+    if array.dtype.kind not in "biuf":  # complex, object (None...), strings, dates
         raise UnsupportedOperationError(
-            f"cannot use a value of dtype {array.dtype} in a traced computation")
+            f"cannot use a {type(x).__name__} of dtype {array.dtype} in a traced computation: "
+            "workbench traces real numbers (convert it, or keep it out of the traced arithmetic)")
     if array.dtype == np.bool_:
         flat = [graph.const(bool(v)) for v in array.ravel().tolist()]
     else:
@@ -622,6 +623,9 @@ def _result_dtype(*operands) -> np.dtype:
 # ----- building blocks -----
 def elementwise(name: str, *operands, params: tuple = ()) -> Traced:
     """Apply op ``name`` element by element, with numpy broadcasting."""
+    scalar = _scalar_elementwise(name, operands, params)
+    if scalar is not None:
+        return scalar
     graph = graph_of(*operands)
     id_arrays = [as_ids(graph, o) for o in operands]
     shape = id_arrays[0].shape
@@ -645,6 +649,39 @@ def elementwise(name: str, *operands, params: tuple = ()) -> Traced:
         out = [apply("stop_gradient", o) for o in out]
     dtype = np.bool_ if OPS[name].boolean else _result_dtype(*operands)
     return Traced(graph, np.array(out, dtype=np.intp).reshape(shape), dtype)
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _scalar_elementwise(name: str, operands: tuple, params: tuple) -> Traced | None:
+    """The common case of scalar code (float64 0-d traced values and Python numbers), kept thin.
+
+    Returns None for anything else (arrays, other dtypes, mixed graphs...): the general path
+    then handles it, errors included.
+    """
+    graph = None
+    for o in operands:
+        kind = type(o)
+        if kind is Traced:
+            if o.ids.ndim or o.dtype is not _FLOAT64 and o.dtype != _FLOAT64:
+                return None
+            if graph is None:
+                graph = o.graph
+            elif o.graph is not graph:
+                return None
+        elif kind is not float and kind is not int:
+            return None
+    if graph is None or not STATE.graphs or STATE.graphs[-1] is not graph:
+        return None
+    const = graph.const
+    args = [int(o.ids) if type(o) is Traced else const(float(o)) for o in operands]
+    node = graph.apply(name, *args, params=params)
+    if OPS[name].boolean:
+        return Traced(graph, np.array(node, dtype=np.intp), np.bool_)
+    if not grad_enabled():
+        node = graph.apply("stop_gradient", node)
+    return Traced(graph, np.array(node, dtype=np.intp), _FLOAT64)
 
 
 def _is_traced(*xs) -> bool:
@@ -808,8 +845,9 @@ def matmul(a, b) -> Traced:
     A = np.broadcast_to(A, batch + A.shape[-2:])
     B = np.broadcast_to(B, batch + B.shape[-2:])
     n, k, m = A.shape[-2], A.shape[-1], B.shape[-1]
-    Af = A.reshape(-1, n, k)
-    Bt = np.swapaxes(B.reshape(-1, k, m), 1, 2)
+    count = int(np.prod(batch, dtype=np.int64))  # not -1: k may be 0
+    Af = A.reshape(count, n, k)
+    Bt = np.swapaxes(B.reshape(count, k, m), 1, 2)
     mul, add = graph.mul, graph.add
     out = np.empty((Af.shape[0], n, m), dtype=np.intp)
     for i in range(Af.shape[0]):

@@ -323,6 +323,9 @@ def check_float_leaf(leaf, where: str) -> None:
         raise InputTypeError(f"{where} has integer dtype {dtype}; only floating-point inputs can be "
                              "differentiated: convert it with .astype(float) (numpy) or .float() "
                              "(torch)")
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise InputTypeError(f"{where} has dtype {dtype}; only real floating-point inputs can be "
+                             "differentiated (not complex, object or string arrays)")
     if dtype is None and not isinstance(leaf, float):
         raise InputTypeError(f"{where} is a {type(leaf).__name__}, not a float or array; "
                              "differentiate with respect to floats, arrays or pytrees of them")
