@@ -205,3 +205,9 @@ def test_errors_are_clear():
         wb.derivative(lambda x, y: x * y, argnums=2)
     with pytest.raises(wb.ArgnumsError, match="order=2"):
         wb.derivative(lambda x, y: x * y, argnums=(0, 1), order=2)
+
+
+def test_torch_functions_and_tensor_examples(torch):
+    d = wb.derivative(lambda v: (torch.sin(v) * v).sum(), torch.ones(2, dtype=torch.float64))
+    v0 = sympy.Symbol("v_0", real=True)
+    assert d.expr[0] == v0 * sympy.cos(v0) + sympy.sin(v0)

@@ -28,6 +28,7 @@ from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
 from ..trace import Traced, as_ids, tracing
 from ..transforms.grad import check_argnums_type, normalize_argnums
+from ..transforms.staging import is_torch_tensor
 
 #: Example values used when a function is given with no example arguments (away from 0 and 1,
 #: distinct from each other so no comparison ties): control flow is taken at these points.
@@ -114,6 +115,13 @@ def parameter_names(func: Callable, n_args: int | None) -> list[str]:
     return names
 
 
+def _plain(value: Any) -> Any:
+    """torch tensors as numpy arrays (their values and shapes are what the trace needs)."""
+    if is_torch_tensor(value):
+        return value.detach().cpu().numpy()
+    return value
+
+
 def _is_float_like(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -143,7 +151,7 @@ def capture(func: Callable, args: Sequence[Any] = (), argnums: int | tuple[int, 
     params: list[Param] = []
     traced_args = []
     with tracing(graph):
-        for name, value in zip(names, args):
+        for name, value in zip(names, map(_plain, args)):
             if _is_float_like(value):
                 array = np.asarray(value, dtype=np.float64)
                 traced = Traced.input(graph, array, name)
