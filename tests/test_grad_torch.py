@@ -325,3 +325,30 @@ def test_non_smooth_point_in_a_batch_matches_torch(name):
     want = torch.vmap(tfunc.grad(fn))(batch)
     got = wb.vmap(wb.grad(fn))(batch)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+SECOND_ORDER = {
+    "relu''(0)": (lambda x: torch.relu(x), T(0.0)),
+    "abs''(0)": (lambda x: torch.abs(x), T(0.0)),
+    "sqrt''(0)": (lambda x: torch.sqrt(x), T(0.0)),
+    "(x |x|)''(0)": (lambda x: x * torch.abs(x), T(0.0)),
+    "maximum'' at a tie": (lambda x: torch.maximum(x, x * x), T(1.0)),
+    "max()'' at a tie": (lambda x: torch.stack([x * x, x]).max(), T(1.0)),
+    "clamp'' at the bound": (lambda x: torch.clamp(x * x, 0.0, 1.0), T(1.0)),
+    "softplus'' above the threshold": (lambda x: torch.nn.functional.softplus(x), T(25.0)),
+    "(x ** 2.5)''(0)": (lambda x: x ** 2.5, T(0.0)),
+    "(x ** 3)''(0)": (lambda x: x ** 3, T(0.0)),
+    "(0 ** y)''": (lambda y: T(0.0) ** y, T(2.0)),
+    "where'' at the boundary": (lambda x: torch.where(x > 0, x ** 3, x ** 2), T(0.0)),
+    "(1/x)''(0)": (lambda x: 1 / x, T(0.0)),
+    "log''(0)": (lambda x: torch.log(x), T(0.0)),
+    "std''": (lambda x: torch.stack([x, 2 * x, T(3.0)]).std(), T(1.0)),
+    "softmax''": (lambda x: torch.softmax(torch.stack([x, 2 * x]), 0)[0], T(0.3)),
+}
+
+
+@pytest.mark.parametrize("name", list(SECOND_ORDER))
+def test_second_derivative_at_non_smooth_points_matches_torch(name):
+    fn, x = SECOND_ORDER[name]
+    torch.testing.assert_close(wb.grad(wb.grad(fn))(x), tfunc.grad(tfunc.grad(fn))(x),
+                               rtol=1e-12, atol=1e-12, equal_nan=True)
