@@ -98,19 +98,23 @@ class Graph:
     # ----- building -----
     def apply(self, name: str, *args: int, params: tuple = ()) -> int:
         """The node ``name(*args)``, after folding constants and identities and reusing duplicates."""
+        # commutative: one node for a*b and b*a
+        key_args = tuple(sorted(args)) if name == "add" or name == "mul" else args
+        key = (name, key_args, params)
+        node = self._index.get(key)
+        if node is not None:  # built before (so neither constant nor foldable): reuse it
+            return node
         op_of = self.op
-        if all(op_of[a] == "const" for a in args):
+        for a in args:
+            if op_of[a] != "const":
+                break
+        else:
             return self.const(OPS[name].kernel(*(self.values[a] for a in args), params=params))
         folded = _fold(self, name, args)
         if folded is not None:
             return folded
-        if name in ("add", "mul"):  # commutative: one node for a*b and b*a
-            args = tuple(sorted(args))
-        key = (name, args, params)
-        node = self._index.get(key)
-        if node is None:
-            value = OPS[name].kernel(*(self.values[a] for a in args), params=params)
-            node = self._index[key] = self._push(name, args, params, value)
+        value = OPS[name].kernel(*(self.values[a] for a in key_args), params=params)
+        node = self._index[key] = self._push(name, key_args, params, value)
         return node
 
     def add(self, *args: int) -> int:
