@@ -282,11 +282,22 @@ def _flatten(result) -> np.ndarray:
     return np.asarray(result, dtype=np.float64).ravel()
 
 
+def fresh_function(fn: Callable) -> Callable:
+    """A new function object with ``fn``'s code, globals and closure.
+
+    workbench remembers ``wb.grad(f)`` per function object (so a loop of ``wb.grad(f)(x)`` traces
+    once); a first-call measurement must hand it a function it has never seen.
+    """
+    return types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                              fn.__closure__)
+
+
 def workbench_transform(case: Case) -> Callable:
     """A fresh (uncached) ``wb.grad``/``wb.hessian`` of the case's numpy function."""
+    fn = fresh_function(case.numpy_fn)
     if case.kind == "hessian":
-        return wb.hessian(case.numpy_fn)
-    return wb.grad(case.numpy_fn, argnums=case.argnums)
+        return wb.hessian(fn)
+    return wb.grad(fn, argnums=case.argnums)
 
 
 def build_workbench(case: Case) -> Compiled:
