@@ -13,10 +13,9 @@ that raises (or, in C, returns 1) outside it. The readable formula goes into the
     \"\"\"The gradient of f with respect to x: ∂f/∂x.\"\"\"
     x = _input(x, "x", ())
     y = _input(y, "y", ())
-    with np.errstate(all="ignore"):
-        cos_1 = np.cos(x)
-        mul_2 = (y * cos_1)
-    return mul_2
+    cos_1 = float(np.cos(x))
+    mul_2 = (y * cos_1)
+    return np.float64(mul_2)
 """
 
 from __future__ import annotations
