@@ -304,3 +304,23 @@ def test_jax_agrees_on_hessian():
     ours = wb.hessian(lambda x: (np.sin(x) * x ** 2).sum())(np.array([0.3, -1.2, 2.0]))
     np.testing.assert_allclose(ours, np.asarray(jax.hessian(f)(np.array([0.3, -1.2, 2.0]))),
                                rtol=1e-12)
+
+
+def _versions(transformed) -> int:
+    """How many times a transform's function was traced (distinct compiled versions)."""
+    return len({id(e) for versions in transformed.__wb_staged__.cache.values() for e in versions})
+
+
+def test_repeated_transform_requests_share_one_compiled_version():
+    def f(x):
+        return np.sin(x) * x
+
+    xs = np.linspace(0.1, 1.0, 25)
+    values = [float(wb.grad(f)(float(x))) for x in xs]
+    np.testing.assert_allclose(values, np.sin(xs) + xs * np.cos(xs))
+    assert _versions(wb.grad(f)) == 1
+    assert wb.grad(f) is wb.grad(f, argnums=0)
+    assert wb.grad(f) is not wb.grad(f, argnums=(0,))
+    wb.hessian(f)(0.5)
+    wb.hessian(f)(0.7)
+    assert _versions(wb.hessian(f)) == 1

@@ -207,9 +207,36 @@ def _gradient_body(func: Callable, argnums, has_aux: bool):
     return body
 
 
-def make_transform(func: Callable, body, name: str) -> Callable:
-    """The user-facing function of a transform: a :class:`Staged` body behind ``func``'s name."""
+def make_transform(func: Callable, body, name: str, options: tuple = ()) -> Callable:
+    """The user-facing function of a transform: a :class:`Staged` body behind ``func``'s name.
+
+    The same request (transform, function, options) returns the same function, with its cache of
+    compiled versions: ``[wb.grad(f)(x) for x in xs]`` traces ``f`` once, not once per point.
+    The most recent requests are remembered (a bounded number, so nothing grows without end).
+    """
+    try:
+        return _remembered(func, name, options, body)
+    except TypeError:  # an unhashable callable: nothing to remember it by
+        return _new_transform(func, body, name)
+
+
+def _new_transform(func: Callable, body, name: str) -> Callable:
     return user_facing(func, Staged(func, respecting_outer_no_grad(body), name), "__wb_staged__")
+
+
+_REMEMBERED: dict[tuple, Callable] = {}
+_REMEMBER_AT_MOST = 256
+
+
+def _remembered(func: Callable, name: str, options: tuple, body) -> Callable:
+    key = (name, func, options)
+    made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
+    if made is None:
+        made = _new_transform(func, body, name)
+        if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+            del _REMEMBERED[next(iter(_REMEMBERED))]
+    _REMEMBERED[key] = made
+    return made
 
 
 def user_facing(func: Callable, implementation: Callable[[tuple, dict], Any],
@@ -242,7 +269,7 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0,
         gradient, value, aux = inner(args, kwargs)
         return (gradient, (value, aux)) if has_aux else (gradient, value)
 
-    return make_transform(func, body, "grad_and_value")
+    return make_transform(func, body, "grad_and_value", (argnums, has_aux))
 
 
 def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
@@ -266,4 +293,4 @@ def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fal
         gradient, _, aux = inner(args, kwargs)
         return (gradient, aux) if has_aux else gradient
 
-    return make_transform(func, body, "grad")
+    return make_transform(func, body, "grad", (argnums, has_aux))

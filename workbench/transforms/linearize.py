@@ -121,7 +121,8 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
     [[2.0, 0.0], [0.0, 4.0]]
     """
     check_argnums_type(argnums)
-    return make_transform(func, _jacobian_body(func, argnums, has_aux, "rev"), "jacrev")
+    return make_transform(func, _jacobian_body(func, argnums, has_aux, "rev"), "jacrev",
+                          (argnums, has_aux))
 
 
 def jacfwd(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False, *,
@@ -133,7 +134,8 @@ def jacfwd(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = F
     [1.0, 1.0]
     """
     check_argnums_type(argnums)
-    return make_transform(func, _jacobian_body(func, argnums, has_aux, "fwd"), "jacfwd")
+    return make_transform(func, _jacobian_body(func, argnums, has_aux, "fwd"), "jacfwd",
+                          (argnums, has_aux))
 
 
 def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
