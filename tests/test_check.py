@@ -110,3 +110,10 @@ def test_bad_calls_raise_the_workbench_errors():
         wb.check(lambda x: x * 2.0, 3)
     with pytest.raises(wb.NonScalarOutputError):
         wb.check(lambda x: x * 2.0, np.ones(2))
+
+
+def test_float32_inputs_widen_the_tolerance_and_keep_finite_differences_in_float64():
+    report = wb.check(lambda x: np.sum(np.sin(x) * x), np.array([0.5, 1.5], dtype=np.float32))
+    assert report.passed, report
+    fd = report.inputs[0].methods[1]
+    assert fd.max_abs < 1e-6 and fd.rtol == pytest.approx(1e3 * np.finfo(np.float32).eps)

@@ -89,7 +89,7 @@ class CheckReport:
         rows = []
         for r in self.inputs:
             for m in r.methods:
-                tol = "" if m.rtol is None else f"rtol={m.rtol:g}, atol={m.atol:.3g}"
+                tol = "" if m.rtol is None else f"rtol={m.rtol:.3g}, atol={m.atol:.3g}"
                 rows.append([r.label, m.method, _fmt(m.max_abs), _fmt(m.max_rel), tol,
                              m.status + (f" ({m.note})" if m.note else "")])
         return rows
@@ -248,9 +248,13 @@ def _like(original: Any, array: np.ndarray) -> Any:
         return float(array)
     if type(original).__module__.startswith("torch"):
         return sys.modules["torch"].from_numpy(array.copy())
-    if isinstance(original, np.ndarray):
-        return array.astype(original.dtype)
-    return array[()] if array.ndim == 0 else array
+    return array[()] if array.ndim == 0 else array  # float64 even for float32 inputs: the
+    # differences need its precision (a float32 step would round away most of h)
+
+
+def _float_dtype(leaf: Any) -> np.dtype:
+    dtype = np.asarray(_to_numpy(leaf)).dtype
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
 def _as_torch(torch: Any, x: Any) -> Any:
@@ -329,14 +333,17 @@ def _report(found: list[str], op: str, where: str, hits: Any, relative: float, w
 
 # ----- comparing -----
 def compare(method: str, reference: np.ndarray, value: np.ndarray, caveat: str = "",
-            checked: np.ndarray | None = None) -> MethodResult:
+            checked: np.ndarray | None = None, dtype: Any = np.float64) -> MethodResult:
     """Entry-wise comparison of ``value`` with ``reference`` under the method's tolerance.
 
     ``caveat`` (finite differences only): why they may differ here (a kink, a stop_gradient),
     which makes a difference "expected" rather than a failure. ``checked`` masks the entries
-    the method computed (finite differences may skip some).
+    the method computed (finite differences may skip some). Inputs of a lower precision
+    (float32) widen the tolerance to a thousand of their epsilons.
     """
     rtol, atol_rel = TOLERANCES[method]
+    rtol = max(rtol, 1e3 * float(np.finfo(dtype).eps))
+    atol_rel = max(atol_rel, 1e3 * float(np.finfo(dtype).eps))
     reference, value = np.asarray(reference, np.float64), np.asarray(value, np.float64)
     checked = np.ones(reference.shape, bool) if checked is None else checked
     finite = np.isfinite(reference) & np.isfinite(value) & checked
@@ -408,6 +415,7 @@ def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
     reference, ref_name = (symbolic, "symbolic") if symbolic is not None else \
         (tape_leaves, "tape") if tape_leaves is not None else (None, "none")
     labels = _labels(func, args, positions)
+    dtypes = [_float_dtype(leaf) for pos in positions for leaf in pytree.flatten(args[pos])[0]]
     inputs = []
     for k, label in enumerate(labels):
         methods = []
@@ -421,7 +429,7 @@ def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
                 methods.append(MethodResult(method, status))
                 continue
             checked = ~np.isnan(leaves[k]) if method == "finite differences" and fd_note else None
-            methods.append(compare(method, reference[k], leaves[k], caveat, checked))
+            methods.append(compare(method, reference[k], leaves[k], caveat, checked, dtypes[k]))
         inputs.append(InputReport(label, None if reference is None else reference[k], methods))
     return CheckReport(name, ref_name, inputs, exact + near, notes)
 
