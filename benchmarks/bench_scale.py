@@ -120,28 +120,43 @@ def workbench_sizes(case: Case) -> dict:
 
 
 def measure_subprocess(name: str, case: Case, timeout: float) -> Result:
-    """Run one contender on one case in a fresh interpreter, killed after ``timeout`` seconds."""
+    """Run one contender on one case in a fresh interpreter, killed after ``timeout`` seconds.
+
+    The worker prints what it has measured as it goes (first call, then repeats, memory and the
+    cached call), so a timeout after the first call still reports that first call.
+    """
     command = [sys.executable, "-m", "benchmarks.bench_scale", "--worker", name, case.workload,
                str(case.size), case.kind]
+    timed_out = False
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               env=os.environ, cwd=os.path.dirname(os.path.dirname(__file__)))
-    except subprocess.TimeoutExpired:
-        return Result(note=f"timeout > {timeout:g} s")
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return Result(note=f"failed: {last[:50]}")
-    data = json.loads(lines[-1])
+        stdout, stderr = done.stdout, done.stderr
+    except subprocess.TimeoutExpired as expired:
+        timed_out = True
+        stdout = expired.stdout.decode() if isinstance(expired.stdout, bytes) else expired.stdout
+        stderr = ""
+    data: dict = {}
+    for line in (stdout or "").splitlines():
+        if line.startswith("{"):
+            data.update(json.loads(line))
     if "error" in data:
         return Result(note=f"n/a: {data['error']}")
-    return Result(data["first"], data["cached"], extra={"peak": data.get("peak")})
+    if "first" not in data:
+        if timed_out:
+            return Result(note=f"timeout > {timeout:g} s")
+        last = ((stderr or "").strip().splitlines() or ["?"])[-1]
+        return Result(note=f"failed: {last[:50]}")
+    return Result(data["first"], data.get("cached"), extra={"peak": data.get("peak")})
 
 
 def worker(name: str, workload: str, size: int, kind: str) -> None:
-    """Measure one contender in this (fresh) process; print one JSON line."""
+    """Measure one contender in this (fresh) process, printing a JSON line per finding."""
     case = CASES[(workload, size, kind)]
     build = BUILDERS[name]
+
+    def report(**found):
+        print(json.dumps(found), flush=True)
 
     def clear_caches():
         if name == "SymPy":
@@ -153,24 +168,24 @@ def worker(name: str, workload: str, size: int, kind: str) -> None:
         clear_caches()
         seconds, compiled = _timed(lambda: build(case))
     except NotImplementedError as error:  # the library cannot do this case: its own words
-        print(json.dumps({"error": str(error)}))
+        report(error=str(error))
         return
     except Exception as error:
-        print(json.dumps({"error": f"{type(error).__name__}: {str(error)[:60]}"}))
+        report(error=f"{type(error).__name__}: {str(error)[:60]}")
         return
+    report(first=seconds)
     times = [seconds]
-    while len(times) < 3 and sum(times) < 1.0:
+    while len(times) < 3 and sum(times) < 0.5:  # repeat only what is cheap to repeat
         clear_caches()
         times.append(_timed(lambda: build(case))[0])
-    peak = None
-    if name == "SymPy" and seconds < 3.0:  # SymPy lives on the Python heap: tracemalloc sees it
+    report(first=statistics.median(times))
+    if name == "SymPy" and seconds < 1.0:  # SymPy lives on the Python heap: tracemalloc sees it
         clear_caches()
         tracemalloc.start()
         build(case)
-        peak = tracemalloc.get_traced_memory()[1]
+        report(peak=tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    cached = interleaved_medians({name: compiled.call}, rounds=5, target_seconds=0.01)[name]
-    print(json.dumps({"first": statistics.median(times), "cached": cached, "peak": peak}))
+    report(cached=interleaved_medians({name: compiled.call}, rounds=5, target_seconds=0.01)[name])
 
 
 # ----- reporting -----
@@ -371,7 +386,7 @@ def run(timeout: float, only: set[str] | None, repeats: int) -> None:
                     results[name] = Result(note=f"timeout > {timeout:g} s (at a smaller size)")
                     continue
                 results[name] = measure_subprocess(name, case, timeout)
-                if results[name].note.startswith("timeout"):
+                if results[name].first is None and results[name].note.startswith("timeout"):
                     timed_out.add((name, workload, kind))
             measured[(case.workload, case.size, case.kind)] = results
             rows.append((case, results))
