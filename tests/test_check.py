@@ -117,3 +117,11 @@ def test_float32_inputs_widen_the_tolerance_and_keep_finite_differences_in_float
     assert report.passed, report
     fd = report.inputs[0].methods[1]
     assert fd.max_abs < 1e-6 and fd.rtol == pytest.approx(1e3 * np.finfo(np.float32).eps)
+
+
+def test_big_runs_skip_the_symbolic_gradient_and_compare_against_the_tape():
+    report = wb.check(lambda w: np.sum(np.tanh(np.ones((20, 30)) @ w)), np.full((30, 4), 0.01),
+                      symbolic_max_ops=1000, fd_max_entries=20)
+    assert report.reference == "tape" and report.passed
+    assert any("symbolic wb.grad skipped: the run makes about" in n for n in report.notes)
+    assert [m.method for m in report.inputs[0].methods] == ["finite differences", "torch.func.grad"]

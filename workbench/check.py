@@ -367,34 +367,52 @@ def compare(method: str, reference: np.ndarray, value: np.ndarray, caveat: str =
     return result
 
 
+def scalar_operations(tape: tape_module.Tape) -> int:
+    """About how many scalar operations the run made (what the symbolic trace would hold)."""
+    total = 0
+    for e in tape.entries:
+        size = int(np.size(tape_module.core.raw(e.value)))
+        if e.op == "matmul":  # each output element is a dot product
+            size *= int(np.shape(tape_module.core.raw(e.args[0]))[-1])
+        total += size
+    return total
+
+
 def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
-          fd_max_entries: int = 2000, fd_seconds: float = 20.0) -> CheckReport:
+          fd_max_entries: int = 2000, fd_seconds: float = 20.0,
+          symbolic_max_ops: int = 100_000) -> CheckReport:
     """Compare the gradient of scalar ``func`` at ``args`` four ways; return a report.
 
     ``report.passed`` is False when a method disagrees with the symbolic gradient beyond its
     tolerance; print the report (or show it in Jupyter) to see per-input errors, tolerances
-    and the entries that differ.
+    and the entries that differ. Budgets: finite differences check at most ``fd_max_entries``
+    entries in ``fd_seconds``; runs of more than ``symbolic_max_ops`` scalar operations skip
+    the symbolic gradient (its trace would take long) and compare against the tape instead.
     """
     check_argnums_type(argnums)
     positions = normalize_argnums(argnums, len(args), "wb.check")
-    name = getattr(func, "__name__", type(func).__name__)
     notes: list[str] = []
 
-    symbolic, tape = None, None
-    try:
-        symbolic = _leaves(grad(func, argnums=argnums)(*args), argnums)
-    except _USER_ERRORS:
-        raise
-    except Exception as error:  # noqa: BLE001 -- reported, the check goes on with the tape
-        notes.append(f"symbolic wb.grad failed: {_short_error(error)}")
+    tape, tape_leaves = None, None
     try:
         tape = tape_module.record(func, *args, argnums=argnums)
         tape_leaves = _leaves(tape.gradient, argnums)
     except _USER_ERRORS:
         raise
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 -- reported; the other methods go on
         notes.append(f"tape failed: {_short_error(error)}")
-        tape_leaves = None
+    symbolic = None
+    size = scalar_operations(tape) if tape is not None else 0
+    if size > symbolic_max_ops:
+        notes.append(f"symbolic wb.grad skipped: the run makes about {size} scalar operations "
+                     f"(symbolic_max_ops={symbolic_max_ops}); errors are against the tape")
+    else:
+        try:
+            symbolic = _leaves(grad(func, argnums=argnums)(*args), argnums)
+        except _USER_ERRORS:
+            raise
+        except Exception as error:  # noqa: BLE001
+            notes.append(f"symbolic wb.grad failed: {_short_error(error)}")
 
     exact = kinks(tape) if tape is not None else []
     near = [k for k in kinks(tape, relative=1e-6) if k not in
@@ -414,23 +432,22 @@ def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
 
     reference, ref_name = (symbolic, "symbolic") if symbolic is not None else \
         (tape_leaves, "tape") if tape_leaves is not None else (None, "none")
-    labels = _labels(func, args, positions)
+    candidates = [("tape", tape_leaves), ("finite differences", fd),
+                  ("torch.func.grad", torch_leaves)]
     dtypes = [_float_dtype(leaf) for pos in positions for leaf in pytree.flatten(args[pos])[0]]
     inputs = []
-    for k, label in enumerate(labels):
+    for k, label in enumerate(_labels(func, args, positions)):
         methods = []
-        candidates = [("tape", tape_leaves), ("finite differences", fd),
-                      ("torch.func.grad", torch_leaves)]
         for method, leaves in candidates:
             if reference is None or (method == "tape" and ref_name == "tape"):
                 continue
             if leaves is None:
-                status = "error" if method == "tape" else "n/a"
-                methods.append(MethodResult(method, status))
+                methods.append(MethodResult(method, "error" if method == "tape" else "n/a"))
                 continue
             checked = ~np.isnan(leaves[k]) if method == "finite differences" and fd_note else None
             methods.append(compare(method, reference[k], leaves[k], caveat, checked, dtypes[k]))
         inputs.append(InputReport(label, None if reference is None else reference[k], methods))
+    name = getattr(func, "__name__", type(func).__name__)
     return CheckReport(name, ref_name, inputs, exact + near, notes)
 
 
