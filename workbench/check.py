@@ -380,7 +380,7 @@ def scalar_operations(tape: tape_module.Tape) -> int:
 
 def check(func: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
           fd_max_entries: int = 2000, fd_seconds: float = 20.0,
-          symbolic_max_ops: int = 100_000) -> CheckReport:
+          symbolic_max_ops: int = 50_000) -> CheckReport:
     """Compare the gradient of scalar ``func`` at ``args`` four ways; return a report.
 
     ``report.passed`` is False when a method disagrees with the symbolic gradient beyond its
