@@ -154,6 +154,10 @@ class Graph:
         Nodes are only ever appended, so the index is extended incrementally: repeated
         differentiation passes over a growing graph (Jacobians, Hessians) share it, and each
         pass visits only the nodes that depend on its variables instead of the whole graph.
+
+        >>> g = Graph(); x = g.input(1.0, "x"); y = g.apply("sin", x); z = g.apply("mul", x, y)
+        >>> g.users()[x] == [y, z], g.users()[y] == [z], g.users()[z]
+        (True, True, [])
         """
         users, args = self._users, self.args
         for node in range(len(users), len(args)):
