@@ -324,3 +324,12 @@ def test_repeated_transform_requests_share_one_compiled_version():
     wb.hessian(f)(0.5)
     wb.hessian(f)(0.7)
     assert _versions(wb.hessian(f)) == 1
+
+
+def test_vmap_broadcasts_outputs_that_do_not_depend_on_the_example(torch):
+    ours = wb.vmap(lambda x: (np.ones(2), x.sum() * 0.0 + 1.0))(np.ones((3, 2)))
+    ref = torch.func.vmap(lambda x: (torch.ones(2), x.sum() * 0.0 + 1.0))(torch.ones((3, 2)))
+    for o, r in zip(ours, ref):
+        np.testing.assert_allclose(o, r.numpy())
+    with pytest.raises(TypeError, match="returned a str"):
+        wb.vmap(lambda x: "label")(np.ones((3, 2)))

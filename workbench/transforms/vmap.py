@@ -29,7 +29,7 @@ from ..errors import InputTypeError, OutputTypeError, ShapeError
 from ..symbolic.batchgen import batch_program
 from ..trace import ARRAY_FUNCTIONS, STATE, Traced, as_ids
 from .captured import fingerprint
-from .grad import user_facing
+from .grad import as_output, user_facing
 from .staging import Entry, Staged, _leaf_kind, _static_key, _to_numpy, is_torch_tensor
 
 _warned: set[int] = set()
@@ -169,11 +169,23 @@ class _BatchedFunction:
         self.in_dims = in_dims
         self.out_dims = out_dims
         self.chunk_size = chunk_size
-        self.staged = Staged(func, lambda args, kwargs: func(*args, **kwargs), "vmap")
+        self.staged = Staged(func, self._per_example, "vmap")
         self.cache: dict[Any, list[Entry]] = {}
 
     def __wb_fingerprint__(self):
         return ("vmap", self.in_dims, self.out_dims, fingerprint(self.func))
+
+    def _per_example(self, args: tuple, kwargs: dict) -> Any:
+        """The function on one example; numeric outputs that do not depend on the example
+        become graph constants, so they are broadcast over the batch (as torch.func does)."""
+        out = self.func(*args, **kwargs)
+        graph = STATE.graphs[-1]
+
+        def as_traced(leaf):
+            _check_output(leaf)
+            return leaf if isinstance(leaf, Traced) else as_output(graph, _to_numpy(leaf))
+
+        return pytree.tree_map(as_traced, out)
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
         leaves, tree = pytree.flatten(args)
