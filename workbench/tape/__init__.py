@@ -7,8 +7,11 @@ hand-written numpy VJPs of ``vjps.py``. It shares op *names* with the symbolic s
 its derivative code, which makes it the witness ``wb.check`` compares against.
 
 Modules, in reading order: ``core`` (the engine), ``forward`` (op values), ``vjps`` (the rules),
-``numpy_api`` and ``methods`` (how user code reaches the ops), ``transforms`` (grad, record),
-``view`` and ``schema`` (text, HTML and JSON views).
+``numpy_api``, ``torch_api`` and ``methods`` (how numpy, torch and method calls reach the ops),
+``transforms`` (grad, grad_and_value, record), ``view`` and ``schema`` (text, HTML and JSON views).
+
+``wb.tape.grad`` nests (``grad(grad(f))``): the backward pass of an inner tape is recorded on the
+outer one.
 
 >>> import workbench as wb, numpy as np
 >>> wb.tape.grad(lambda w, x: np.tanh(x @ w).sum())(np.ones(2), np.eye(2)).round(4).tolist()
