@@ -1,4 +1,4 @@
-"""Property test: random compositions of the op table over random shapes.
+"""Property test: random compositions of the op table (and array steps) over random shapes.
 
 tape == symbolic == central finite differences, within tolerance. Hypothesis prints the failing
 program and a ``@reproduce_failure`` blob (``print_blob=True``), so a failure can be replayed.
@@ -55,6 +55,23 @@ REDUCE = {
     "var": lambda x, axis: np.var(x, axis=axis, keepdims=True),
 }
 
+def _square(n: int) -> np.ndarray:
+    return np.linspace(-1.0, 1.0, n * n).reshape(n, n) + np.eye(n)
+
+
+# Shape-preserving array steps (for arrays of at least one axis): matmul, indexing, moving
+# elements around, cumsum.
+ARRAY = {
+    "matmul": lambda z: z @ _square(z.shape[-1]),
+    "flip": lambda z: z[..., ::-1],
+    "transpose twice": lambda z: np.transpose(z).T,
+    "roll": lambda z: np.roll(z, 1, axis=-1),
+    "cumsum": lambda z: np.cumsum(z, axis=-1),
+    "concatenate slice": lambda z: np.concatenate([z, 0.5 * z], axis=-1)[..., 1:z.shape[-1] + 1],
+    "stack sum": lambda z: np.stack([z, np.sin(z)]).sum(axis=0),
+    "gather": lambda z: z[..., [0] * z.shape[-1]] * 0.5 + z,
+}
+
 SHAPES = [(), (3,), (2, 3), (4, 1)]
 
 
@@ -67,15 +84,17 @@ def programs(draw):
     y = np.array(draw(st.lists(floats, min_size=int(np.prod(other)), max_size=int(np.prod(other)))))
     steps = []
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["unary", "unary", "binary", "reduce"]))
+        kind = draw(st.sampled_from(["unary", "unary", "binary", "reduce", "array"]))
         if kind == "unary":
             steps.append(("unary", draw(st.sampled_from(sorted(UNARY))), None))
         elif kind == "binary":
             steps.append(("binary", draw(st.sampled_from(sorted(BINARY))),
                           draw(st.sampled_from(["x", "y", "self"]))))
-        elif shape:
+        elif kind == "reduce" and shape:
             steps.append(("reduce", draw(st.sampled_from(sorted(REDUCE))),
                           draw(st.sampled_from([None] + list(range(len(shape)))))))
+        elif shape:
+            steps.append(("array", draw(st.sampled_from(sorted(ARRAY))), None))
     return x.reshape(shape), y.reshape(other), steps
 
 
@@ -89,6 +108,8 @@ def build(steps, shape):
                 z = UNARY[name](z)
             elif kind == "binary":
                 z = BINARY[name](z, {"x": x, "y": y, "self": z}[arg])
+            elif kind == "array":
+                z = ARRAY[name](z) if np.ndim(z) else z
             else:
                 z = REDUCE[name](z, arg)
         return np.sum(z * weights) if np.ndim(z) == len(shape) and np.shape(z) == shape \
