@@ -110,3 +110,22 @@ def test_ieee_special_values(tmp_path):
     _, lib = compile_export(tmp_path, lambda x: np.log(x) + np.sqrt(x), 1.0)
     status, (g,) = call(lib.grad_f, (0.0,), (1,))
     assert status == 0 and g[0] == np.inf
+
+
+def test_several_traced_branches(tmp_path):
+    def f(x):
+        if x[0] > 0:
+            return np.sum(x ** 2)
+        return np.sum(np.sin(x))
+
+    code = wb.export(f, np.array([1.0, 2.0]), also_at=[(np.array([-1.0, 2.0]),)], target="c",
+                     path=tmp_path / "br.c")
+    assert "static int grad_f_branch1(" in code.source
+    lib = tmp_path / "libbr.so"
+    subprocess.run([CC, "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(lib),
+                    str(tmp_path / "br.c"), "-lm"], check=True, capture_output=True, timeout=120)
+    fn = ctypes.CDLL(str(lib)).grad_f
+    for x in ([3.0, 1.0], [-0.5, 0.25]):
+        status, (g,) = call(fn, (np.array(x),), (2,))
+        assert status == 0
+        np.testing.assert_allclose(g, wb.grad(f)(np.array(x)), rtol=1e-14)

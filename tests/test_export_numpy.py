@@ -135,3 +135,27 @@ def test_ieee_results_instead_of_errors(tmp_path):
 def test_unknown_target_is_refused():
     with pytest.raises(ValueError, match="unknown export target 'fortran'"):
         wb.export(np.sin, target="fortran")
+
+
+def three_way(x):
+    if x > 1.0:
+        return x ** 3
+    if x > -1.0:
+        return np.sin(x)
+    return -x
+
+
+def test_several_traced_branches_are_all_exported(tmp_path):
+    code = wb.export(three_way, 2.0, also_at=[(0.0,), (3.0,)], path=tmp_path / "b.py")
+    assert "Branch 1, where x > 1" in code.source and "Branch 2" in code.source
+    assert "Branch 3" not in code.source  # 3.0 takes the first branch again
+    module = load(tmp_path / "b.py")
+    assert module.grad_three_way(2.0) == pytest.approx(12.0)
+    assert module.grad_three_way(0.5) == pytest.approx(np.cos(0.5))
+    with pytest.raises(ValueError, match="outside every region"):
+        module.grad_three_way(-2.0)
+
+
+def test_jax_refuses_several_branches():
+    with pytest.raises(ValueError, match="one traced branch"):
+        wb.export(three_way, 2.0, also_at=[(0.0,)], target="jax")

@@ -20,7 +20,7 @@ that raises (or, in C, returns 1) outside it. The readable formula goes into the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ class Exported:
 
 def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 0,
            target: str = "numpy", path: str | Path | None = None, name: str | None = None,
-           with_value: bool = False) -> Exported:
+           with_value: bool = False, also_at: Sequence[Sequence[Any]] = ()) -> Exported:
     """The gradient of ``func`` w.r.t. ``argnums`` as standalone code in ``target``.
 
     * ``"numpy"``: a module importing only numpy, with ``grad_<name>(<params>)`` (and
@@ -60,7 +60,11 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     * ``"latex"``: the simplified formulas in an ``align`` environment.
 
     ``example_args`` fix the shapes (and the branch of any control flow); with none, every
-    parameter is a scalar traced at 0.5 (0.625, ...). ``path`` writes the result to a file.
+    parameter is a scalar traced at 0.5 (0.625, ...). Code for a function with control flow
+    covers the branch taken there, and raises (C: returns 1) outside it; ``also_at`` lists more
+    example-argument tuples, whose branches are exported too (the first branch whose
+    conditions hold computes the result; not for ``jax``, whose code must run under jit).
+    ``path`` writes the result to a file.
     """
     from ..display.capture import capture
     from ..display.derivative import Derivative
@@ -70,18 +74,22 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
         from .python_like import ExportError
 
         raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
-    cap = capture(func, example_args, argnums=argnums, order=1, transform="export")
-    if name is not None:
-        cap.name = name
-    derivative = Derivative(cap, [build_formula(cap, n) for n in cap.derivatives],
-                            build_formula(cap, cap.output, simplify_it=False),
-                            several=isinstance(argnums, tuple))
+    points = [tuple(example_args)] + [tuple(a) for a in also_at]
+    captures = [capture(func, p, argnums=argnums, order=1, transform="export") for p in points]
+    captures = _distinct_branches(captures)
+    derivatives = []
+    for cap in captures:
+        if name is not None:
+            cap.name = name
+        derivatives.append(Derivative(cap, [build_formula(cap, n) for n in cap.derivatives],
+                                      build_formula(cap, cap.output, simplify_it=False),
+                                      several=isinstance(argnums, tuple)))
     if target == "latex":
         from .latex import latex_source
 
-        result = Exported("latex", latex_source(derivative))
+        result = Exported("latex", "\n\n".join(latex_source(d) for d in derivatives))
     else:
-        result = _code(cap, derivative, argnums, target, with_value, path)
+        result = _code(captures, derivatives, argnums, target, with_value, path)
     if path is not None:
         path = Path(path)
         path.write_text(result.source)
@@ -93,40 +101,74 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     return result
 
 
-def _code(cap, derivative, argnums, target: str, with_value: bool, path) -> Exported:
+def _distinct_branches(captures: list) -> list:
+    """One capture per distinct branch (same guards: same branch), in the order given; none
+    after a capture with no guards at all (it covers every input)."""
+    kept, seen = [], set()
+    for cap in captures:
+        key = tuple(zip(_guard_texts(cap), (expected for _, expected in cap.guards)))
+        if key in seen:
+            continue
+        shapes = [(p.name, p.shape) for p in cap.params]
+        if kept and shapes != [(p.name, p.shape) for p in kept[0].params]:
+            from .python_like import ExportError
+
+            raise ExportError("export: every example point in also_at must give the "
+                              f"parameters the same shapes as the first ({shapes} differs)")
+        seen.add(key)
+        kept.append(cap)
+        if not cap.guards:
+            break
+    return kept
+
+
+def _code(captures, derivatives, argnums, target: str, with_value: bool, path) -> Exported:
     from .. import __version__
     from .program import lower
 
-    program = lower(cap, with_value, guard_texts=_guard_texts(cap))
-    program.several = isinstance(argnums, tuple)
-    formula = _formula_text(derivative)
+    cap = captures[0]
+    programs = []
+    for c in captures:
+        program = lower(c, with_value, guard_texts=_guard_texts(c))
+        program.several = isinstance(argnums, tuple)
+        programs.append(program)
+    program = programs[0]
     wrt = ", ".join(program.params[k].name for k in program.wrt)
     shapes = ", ".join(f"{p.name}: {p.shape}" for p in program.params)
-    valid = ", ".join(str(g) for g in derivative.guards)
     grad_name = f"grad_{program.name}"
     functions = [grad_name] + ([f"value_{program.name}"] if with_value else [])
+    outside = "return 1." if target == "c" else "raise ValueError."
     lines = [f"Gradient of {cap.name} with respect to {wrt}, exported by workbench "
-             f"{__version__} (target {target!r}).", "", *("    " + ln for ln in formula), "",
-             f"Generated by wb.export from one trace at example arguments of shapes {shapes}:",
-             "one assignment per distinct subexpression of the traced graph (common",
-             "subexpressions are named locals). Non-smooth points follow torch's conventions",
-             "(relu'(0) = 0, abs'(0) = 0, ties of max/min split the gradient evenly)."]
-    if valid:
-        lines += [f"Valid where {valid} (the branch traced); outside, the functions "
-                  + ("return 1." if target == "c" else "raise ValueError.")]
+             f"{__version__} (target {target!r}).", ""]
+    for k, derivative in enumerate(derivatives):
+        valid = ", ".join(str(g) for g in derivative.guards)
+        if len(derivatives) > 1:
+            lines.append(f"Branch {k + 1}, where {valid or 'no other branch applies'}:")
+        lines += ["    " + ln for ln in _formula_text(derivative)]
+        if len(derivatives) == 1 and valid:
+            lines += ["", f"Valid where {valid} (the branch traced); outside, the functions "
+                      + outside]
+    if len(derivatives) > 1:
+        lines += ["", "The first branch whose conditions hold is used; outside all of them "
+                  f"the functions {outside}"]
+    lines += ["", f"Generated by wb.export from {len(captures)} trace(s) at example arguments "
+              f"of shapes {shapes}:",
+              "one assignment per distinct subexpression of the traced graph (common",
+              "subexpressions are named locals). Non-smooth points follow torch's conventions",
+              "(relu'(0) = 0, abs'(0) = 0, ties of max/min split the gradient evenly)."]
     doc = "\n".join(lines)
     if target == "c":
         from .c import sources
 
         header_name = Path(path).with_suffix(".h").name if path else f"{program.name}.h"
-        source, header = sources(program, header_name, doc.replace("*/", "* /"), with_value)
+        source, header = sources(programs, header_name, doc.replace("*/", "* /"), with_value)
         return Exported("c", source, header, functions=functions)
     from .python_like import DIALECTS, module_source
 
-    labels = [derivative._label(k, latex=False) for k in cap.wrt]
+    labels = [derivatives[0]._label(k, latex=False) for k in cap.wrt]
     grad_doc = f"The gradient of {cap.name} with respect to {wrt}: {', '.join(labels)}."
     value_doc = f"The value of {cap.name}." if with_value else None
-    source = module_source(program, DIALECTS[target], doc.replace('"""', "'''"), grad_doc,
+    source = module_source(programs, DIALECTS[target], doc.replace('"""', "'''"), grad_doc,
                            value_doc)
     return Exported(target, source, functions=functions)
 

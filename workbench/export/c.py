@@ -166,13 +166,15 @@ def function_source(program: Program, name: str, outputs: list[Output],
     return "\n".join(lines)
 
 
-def sources(program: Program, header_name: str, comment: str,
+def sources(programs: list[Program], header_name: str, comment: str,
             with_value: bool) -> tuple[str, str]:
-    """(C source, header) of ``grad_<name>`` (and ``value_<name>``)."""
+    """(C source, header) of ``grad_<name>`` (and ``value_<name>``). With several programs
+    (branches traced at several example points) each is a static function, tried in order."""
+    program = programs[0]
     grad_outs = [f"grad_{program.params[k].name}" for k in program.wrt]
-    functions = [(f"grad_{program.name}", program.gradients, grad_outs)]
+    kinds = [(f"grad_{program.name}", "gradients", grad_outs)]
     if with_value:
-        functions.append((f"value_{program.name}", [program.value], ["value"]))
+        kinds.append((f"value_{program.name}", "value", ["value"]))
     guard = "WB_" + "".join(c if c.isalnum() else "_" for c in header_name.upper())
     shapes = "\n".join(f" *   {p.name}: " + ("double (scalar)" if p.shape == () else
                                               f"const double[{len(p.elements)}], shape "
@@ -181,12 +183,28 @@ def sources(program: Program, header_name: str, comment: str,
         "/* Calling convention: scalar parameters are doubles passed by value; array parameters\n"
         " * are pointers to their elements in C (row-major) order:\n" + shapes + "\n"
         " * Each output pointer receives as many doubles as its parameter has elements.\n"
-        " * Return value: 0 on success, 1 if the inputs are outside the branch region the code\n"
-        " * was traced in (then the outputs are not written). */\n")
-    prototypes = "\n".join(_signature(program, n, o) + ";" for n, _, o in functions)
+        " * Return value: 0 on success, 1 if the inputs are outside the branch region(s) the\n"
+        " * code was traced in (then the outputs are not written). */\n")
+    prototypes = "\n".join(_signature(program, n, o) + ";" for n, _, o in kinds)
     header = (f"/* {comment} */\n#ifndef {guard}\n#define {guard}\n\n{convention}\n"
               f"{prototypes}\n\n#endif\n")
-    bodies = "\n\n".join(function_source(program, n, outs, o) for n, outs, o in functions)
+    bodies = []
+    for name, attr, out_names in kinds:
+        def outputs(p: Program, attr: str = attr) -> list[Output]:
+            return p.gradients if attr == "gradients" else [p.value]
+
+        if len(programs) == 1:
+            bodies.append(function_source(program, name, outputs(program), out_names))
+            continue
+        for k, branch in enumerate(programs):
+            bodies.append("static " + function_source(branch, f"{name}_branch{k}",
+                                                      outputs(branch), out_names))
+        call_args = ", ".join([p.name for p in program.params] + out_names)
+        lines = [_signature(program, name, out_names) + " {"]
+        lines += [f"    if ({name}_branch{k}({call_args}) == 0) return 0;"
+                  for k in range(len(programs))]
+        lines += ["    return 1;  /* outside every traced branch */", "}"]
+        bodies.append("\n".join(lines))
     source = (f"/* {comment} */\n#include <math.h>\n#include \"{header_name}\"\n\n{_HELPERS}\n"
-              f"{bodies}\n")
+              + "\n\n".join(bodies) + "\n")
     return source, header

@@ -263,13 +263,18 @@ def _result(dialect: Dialect, out: Output) -> str:
 
 
 def function_source(program: Program, dialect: Dialect, name: str, outputs: list[Output],
-                    doc: str, several: bool = False) -> str:
-    """One function of the module: input checks, one assignment per node, guards, results."""
+                    doc: str, several: bool = False, branch: bool = False) -> str:
+    """One function of the module: input checks, one assignment per node, guards, results.
+
+    ``branch``: one of several traced branches -- inputs arrive checked, and the function
+    returns None where its guards fail (the caller tries the next branch).
+    """
     lines = [f"def {name}({', '.join(p.name for p in program.params)}):"]
     if doc:
         lines.append(f'    """{doc}"""')
     for p in program.params:
-        lines.append(f'    {p.name} = _input({p.name}, "{p.name}", {p.shape})')
+        if not branch:
+            lines.append(f'    {p.name} = _input({p.name}, "{p.name}", {p.shape})')
         if p.shape != ():
             elements = ", ".join(p.elements) + ("," if len(p.elements) == 1 else "")
             lines.append("    " + dialect.unpack.format(elements=elements, name=p.name))
@@ -278,7 +283,7 @@ def function_source(program: Program, dialect: Dialect, name: str, outputs: list
     produced = {s.name for s in program.assignments}
     body = []
     for g in program.guards:
-        lines_g = _guard_lines(dialect, name, g)
+        lines_g = _guard_lines(dialect, name, g, branch)
         if isinstance(g.name, str) and g.name in produced:
             checks.setdefault(g.name, []).extend(lines_g)
         else:  # a guard on an input or a constant: check first
@@ -296,12 +301,14 @@ def function_source(program: Program, dialect: Dialect, name: str, outputs: list
     return "\n".join(lines)
 
 
-def _guard_lines(dialect: Dialect, function: str, g: Guard) -> list[str]:
+def _guard_lines(dialect: Dialect, function: str, g: Guard, branch: bool = False) -> list[str]:
     message = (f"{function}: the inputs are outside the region this code was traced in "
                f"({g.text or 'a branch condition'} was {g.expected} at the example "
                "arguments); export again at arguments in the region you need")
     condition = dialect.arg(g.name)
     test = condition if g.expected else f"{dialect.module}.logical_not({condition})"
+    if branch:
+        return [f"if not {test}:", "    return None"]
     if dialect.name == "jax":
         return [f"_check({test}, {message!r})"]
     return [f"if not {test}:", f"    raise ValueError({message!r})"]
@@ -322,13 +329,44 @@ def _needed(program: Program, outputs: list[Output]) -> set[str]:
     return seen
 
 
-def module_source(program: Program, dialect: Dialect, docstring: str, grad_doc: str,
+def module_source(programs: list[Program], dialect: Dialect, docstring: str, grad_doc: str,
                   value_doc: str | None) -> str:
-    """The whole module: docstring, imports, helpers, ``grad_<name>`` (and ``value_<name>``)."""
-    parts = [f'"""{docstring}"""', "", dialect.header, "", dialect.helpers.strip("\n"), "", ""]
-    parts.append(function_source(program, dialect, f"grad_{program.name}", program.gradients,
-                                 grad_doc, several=program.several))
+    """The whole module: docstring, imports, helpers, ``grad_<name>`` (and ``value_<name>``).
+
+    With several programs (branches traced at several example points), each branch is a
+    private function returning None outside its region, and the public function returns the
+    first branch's result that is not None (or raises: outside every traced region).
+    """
+    first = programs[0]
+    parts = [f'"""{docstring}"""', "", dialect.header, "", dialect.helpers.strip("\n")]
+    kinds = [(f"grad_{first.name}", "gradients", grad_doc, first.several)]
     if value_doc is not None:
-        parts += ["", "", function_source(program, dialect, f"value_{program.name}",
-                                          [program.value], value_doc)]
+        kinds.append((f"value_{first.name}", "value", value_doc, False))
+    for name, attr, doc, several in kinds:
+        def outputs(p: Program, attr: str = attr) -> list[Output]:
+            return p.gradients if attr == "gradients" else [p.value]
+
+        if len(programs) == 1:
+            parts += ["", "", function_source(first, dialect, name, outputs(first), doc,
+                                              several=several)]
+            continue
+        if dialect.name == "jax":
+            raise ExportError("target 'jax' exports one traced branch (its code must run "
+                              "under jit, where Python cannot pick a branch); export without "
+                              "also_at, or use numpy/torch/c")
+        for k, program in enumerate(programs):
+            parts += ["", "", function_source(program, dialect, f"_{name}_branch{k}",
+                                              outputs(program), "", several, branch=True)]
+        params = ", ".join(p.name for p in first.params)
+        lines = [f"def {name}({params}):", f'    """{doc}"""']
+        lines += [f'    {p.name} = _input({p.name}, "{p.name}", {p.shape})'
+                  for p in first.params]
+        branches = ", ".join(f"_{name}_branch{k}" for k in range(len(programs)))
+        message = (f"{name}: the inputs are outside every region this code was traced in "
+                   "(see the module docstring); export again with an example point in the "
+                   "region you need")
+        lines += [f"    for branch in ({branches}):", f"        result = branch({params})",
+                  "        if result is not None:", "            return result",
+                  f"    raise ValueError({message!r})"]
+        parts += ["", "", "\n".join(lines)]
     return "\n".join(parts) + "\n"

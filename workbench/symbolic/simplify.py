@@ -148,16 +148,33 @@ def expand_trig_shifts(expr):
 def reciprocal_trig(expr):
     """Textbook trig names: ``sin/cos -> tan``, ``cos/sin -> cot``, ``1/cos -> sec``,
     ``1/sin -> csc``, ``1 + tan**2 -> sec**2``, ``1 - tanh**2 -> sech**2``, within each product."""
-    if not expr.has(sympy.sin, sympy.cos, sympy.tan, sympy.tanh):
-        return expr
-    u = sympy.Wild("u")
-    expr = expr.replace(1 + sympy.tan(u) ** 2, sympy.sec(u) ** 2)
-    expr = expr.replace(1 - sympy.tanh(u) ** 2, sympy.sech(u) ** 2)
-    expr = expr.replace(lambda e: e.is_Mul, _reciprocal_trig_product)
-    expr = expr.replace(lambda e: e.is_Pow and isinstance(e.base, _SIN_COS) and e.exp.is_negative,
-                        _reciprocal_trig_product)
-    return expr.replace(lambda e: e.is_Pow and isinstance(e.base, sympy.tan) and e.exp.is_negative,
-                        lambda e: sympy.cot(e.base.args[0]) ** -e.exp)
+    if expr.has(sympy.tan, sympy.tanh):
+        expr = expr.replace(lambda e: e.is_Add and len(e.args) == 2, _pythagorean_sum)
+    if expr.has(sympy.sin, sympy.cos):
+        expr = expr.replace(lambda e: e.is_Mul, _reciprocal_trig_product)
+        expr = expr.replace(
+            lambda e: e.is_Pow and isinstance(e.base, _SIN_COS) and e.exp.is_negative,
+            _reciprocal_trig_product)
+    if expr.has(sympy.tan):
+        expr = expr.replace(
+            lambda e: e.is_Pow and isinstance(e.base, sympy.tan) and e.exp.is_negative,
+            lambda e: sympy.cot(e.base.args[0]) ** -e.exp)
+    return expr
+
+
+def _pythagorean_sum(add):
+    """``1 + tan(u)**2 -> sec(u)**2`` and ``1 - tanh(u)**2 -> sech(u)**2`` (exact identities)."""
+    a, b = add.args
+    if b == 1:
+        a, b = b, a
+    if a != 1:
+        return add
+    if b.is_Pow and b.exp == 2 and isinstance(b.base, sympy.tan):
+        return sympy.sec(b.base.args[0]) ** 2
+    coeff, rest = b.as_coeff_Mul()
+    if coeff == -1 and rest.is_Pow and rest.exp == 2 and isinstance(rest.base, sympy.tanh):
+        return sympy.sech(rest.base.args[0]) ** 2
+    return add
 
 
 _SIN_COS = (sympy.sin, sympy.cos)
@@ -261,9 +278,13 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
             if unmasked != expr:
                 best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
             base = best
+            tried: set = set()  # candidates already followed up (passes often agree)
             for name, rewrite in _PASSES:
                 for source in {base} if name in _EXPENSIVE else {base, best}:
                     candidate = drop_singular_masks(rewrite(source))
+                    if candidate in tried:
+                        continue
+                    tried.add(candidate)
                     for extra_name, extra in _FOLLOW_UPS:
                         form = candidate if extra is None else extra(candidate)
                         form_size = size(form)
