@@ -1,4 +1,4 @@
-"""How numpy, torch and ``wb.*`` calls on tape values become tape ops.
+"""How numpy and ``wb.*`` calls on tape values become tape ops.
 
 ``__array_ufunc__`` maps ufuncs through the op table's numpy names, ``__array_function__``
 looks functions up in :data:`ARRAY_FUNCTIONS`, and ``__wb_apply__`` takes op names directly
@@ -110,7 +110,7 @@ def _axis(axis: Any) -> Any:
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-def sum(x, axis=None, keepdims=False, dtype=None, out=None, **unused):
+def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype=None, out=None, **unused) -> Any:
     return primitive("sum", x, axis=_axis(axis), keepdims=bool(keepdims))
 
 
@@ -121,19 +121,19 @@ def _count(x: Any, axis: Any) -> int:
     return int(np.prod([shape[a] for a in np.atleast_1d(axis)], dtype=np.int64))
 
 
-def mean(x, axis=None, keepdims=False, dtype=None, out=None, **unused):
+def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype=None, out=None, **unused) -> Any:
     return sum(x, axis=axis, keepdims=keepdims) / float(_count(x, axis))
 
 
-def amax(x, axis=None, keepdims=False, out=None, **unused):
+def amax(x: Any, axis: Any = None, keepdims: bool = False, out=None, **unused) -> Any:
     return primitive("amax", x, axis=_axis(axis), keepdims=bool(keepdims))
 
 
-def amin(x, axis=None, keepdims=False, out=None, **unused):
+def amin(x: Any, axis: Any = None, keepdims: bool = False, out=None, **unused) -> Any:
     return primitive("amin", x, axis=_axis(axis), keepdims=bool(keepdims))
 
 
-def prod(x, axis=None, keepdims=False, dtype=None, out=None, **unused):
+def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype=None, out=None, **unused) -> Any:
     """Products of pairs, halving each round: exact with zeros (no division by x)."""
     rows = reshape(x, (-1,)) if axis is None else moveaxis(x, axis, 0)
     while rows.shape[0] > 1:
@@ -148,12 +148,13 @@ def prod(x, axis=None, keepdims=False, dtype=None, out=None, **unused):
     return result
 
 
-def var(x, axis=None, keepdims=False, ddof=0, dtype=None, out=None, **unused):
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0, dtype=None, out=None,
+        **unused) -> Any:
     centred = x - mean(x, axis=axis, keepdims=True)
     return sum(centred * centred, axis=axis, keepdims=keepdims) / float(_count(x, axis) - ddof)
 
 
-def std(x, axis=None, keepdims=False, ddof=0, **unused):
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0, **unused) -> Any:
     return sqrt_zero_grad_at_zero(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
 
 
@@ -166,7 +167,7 @@ def sqrt_zero_grad_at_zero(s: Any) -> Any:
     return np.where(zero, 0.0, primitive("sqrt", np.where(zero, 1.0, s)))
 
 
-def cumsum(x, axis=None, dtype=None, out=None):
+def cumsum(x: Any, axis: Any = None, dtype=None, out=None) -> Any:
     return primitive("cumsum", x, axis=axis)
 
 
