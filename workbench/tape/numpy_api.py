@@ -69,6 +69,20 @@ class Mask(np.ndarray):
 
         return torch_function(func, args, kwargs or {})
 
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # arithmetic on a mask (mask * 1.0, mask.sum()) gives plain numpy results
+        out = array.view(Mask) if array.dtype == np.bool_ else array.view(np.ndarray)
+        return out[()] if return_scalar else out
+
+    # torch-style conversions of a mask: (x > 0).float() * x
+    def float(self) -> np.ndarray:
+        return np.asarray(self, dtype=np.float64)
+
+    double = float
+
+    def to(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self.float()
+
 
 def compare(name: str, *operands: Any) -> Mask:
     """A comparison or logical op on tape values: a :class:`Mask` (no gradient flows through it).
