@@ -53,7 +53,8 @@ class Derivative:
     def notes(self) -> list[str]:
         return [n for f in self.formulas for n in f.notes]
 
-    def _label(self, pos: int, latex: bool) -> str:
+    def label(self, pos: int, latex: bool) -> str:
+        """The name of the derivative w.r.t. parameter ``pos``: df/dx, ∂f/∂x, ∇_w f, d²f/dx²..."""
         p = self.capture.params[pos]
         f = self.capture.name
         single = len([q for q in self.capture.params if q.nodes is not None]) == 1
@@ -74,11 +75,11 @@ class Derivative:
     def size_line(self) -> str:
         parts = [f"{self.capture.name} {self.forward.size}"]
         for pos, f in zip(self.capture.wrt, self.formulas):
-            parts.append(f"{self._label(pos, latex=False)} {f.size}")
+            parts.append(f"{self.label(pos, latex=False)} {f.size}")
         return "size: " + "; ".join(parts)
 
     def latex(self) -> str:
-        lines = [rf"{self._label(pos, True)} = {f.latex()}"
+        lines = [rf"{self.label(pos, True)} = {f.latex()}"
                  for pos, f in zip(self.capture.wrt, self.formulas)]
         text = lines[0] if len(lines) == 1 else r"\begin{gathered}" + r" \\ ".join(lines) + \
             r"\end{gathered}"
@@ -90,7 +91,7 @@ class Derivative:
         return rf"$\displaystyle {self.latex()}$"
 
     def __repr__(self) -> str:
-        lines = [f"{self._label(pos, False)} = {f.text()}"
+        lines = [f"{self.label(pos, False)} = {f.text()}"
                  for pos, f in zip(self.capture.wrt, self.formulas)]
         if self.guards:
             lines.append("traced where: " + ", ".join(str(g) for g in self.guards))

@@ -165,7 +165,7 @@ def _code(captures, derivatives, argnums, target: str, with_value: bool, path) -
         return Exported("c", source, header, functions=functions)
     from .python_like import DIALECTS, module_source
 
-    labels = [derivatives[0]._label(k, latex=False) for k in cap.wrt]
+    labels = [derivatives[0].label(k, latex=False) for k in cap.wrt]
     grad_doc = f"The gradient of {cap.name} with respect to {wrt}: {', '.join(labels)}."
     value_doc = f"The value of {cap.name}." if with_value else None
     source = module_source(programs, DIALECTS[target], doc.replace('"""', "'''"), grad_doc,
@@ -180,7 +180,7 @@ def _formula_text(derivative) -> list[str]:
     """The derivative as text lines for a docstring (or one line saying it is too long)."""
     lines = []
     for pos, f in zip(derivative.capture.wrt, derivative.formulas):
-        label = derivative._label(pos, latex=False)
+        label = derivative.label(pos, latex=False)
         text = str(f.expr) if f.expr is not None else None
         if text is None or len(text) > _MAX_DOC_CHARS:
             lines.append(f"{label}: {f.size.ops:,} operations after CSE (too long to print here; "

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .program import Arg, Assignment, Const, Output, Program
+from .program import Arg, Assignment, Const, Output, Program, needed_names
 from .python_like import ExportError
 
 _MATH = {"sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos",
@@ -128,19 +128,13 @@ def _signature(program: Program, name: str, out_names: list[str]) -> str:
     return f"int {name}({', '.join(params)})"
 
 
-def _needed(program: Program, outputs: list[Output]) -> set[str]:
-    from .python_like import _needed as needed
-
-    return needed(program, outputs)
-
-
 def function_source(program: Program, name: str, outputs: list[Output],
                     out_names: list[str]) -> str:
     lines = [_signature(program, name, out_names) + " {"]
     for p in program.params:
         if p.shape != ():
             lines += [f"    const double {e} = {p.name}[{i}];" for i, e in enumerate(p.elements)]
-    needed = _needed(program, outputs)
+    needed = needed_names(program, outputs)
     guard_after: dict[str, list[bool]] = {}
     for g in program.guards:
         if isinstance(g.name, Const):

@@ -23,7 +23,7 @@ def latex_source(derivative) -> str:
     lines.append(r"\begin{align}")
     rows = []
     for pos, f in zip(derivative.capture.wrt, derivative.formulas):
-        label = derivative._label(pos, latex=True)
+        label = derivative.label(pos, latex=True)
         if f.expr is not None:
             rows.append(rf"{label} &= {sympy.latex(f.expr)}")
         elif f.assignments or f.cse_exprs:

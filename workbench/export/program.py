@@ -161,3 +161,18 @@ def lower(cap: Capture, with_value: bool = False,
     value = output(cap.output) if with_value else Output([], ())
     return Program(identifier(cap.name), params, wrt, assignments,
                    [output(d) for d in cap.derivatives], value, guards)
+
+
+def needed_names(program: Program, outputs: list[Output]) -> set[str]:
+    """Names of the assignments the outputs and guards need (dead code left out)."""
+    producers = {s.name: s for s in program.assignments}
+    stack = [a for o in outputs for a in o.names if isinstance(a, str)]
+    stack += [g.name for g in program.guards if isinstance(g.name, str)]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in producers:
+            continue
+        seen.add(name)
+        stack.extend(a for a in producers[name].args if isinstance(a, str))
+    return seen

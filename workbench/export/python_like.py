@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import WorkbenchError
-from .program import Arg, Assignment, Const, Guard, Output, Program
+from .program import Arg, Assignment, Const, Guard, Output, Program, needed_names
 
 
 class ExportError(WorkbenchError, ValueError):
@@ -278,7 +278,7 @@ def function_source(program: Program, dialect: Dialect, name: str, outputs: list
         if p.shape != ():
             elements = ", ".join(p.elements) + ("," if len(p.elements) == 1 else "")
             lines.append("    " + dialect.unpack.format(elements=elements, name=p.name))
-    needed = _needed(program, outputs)
+    needed = needed_names(program, outputs)
     checks: dict[str, list[str]] = {}  # guard checks, right after the value they test
     produced = {s.name for s in program.assignments}
     body = []
@@ -312,21 +312,6 @@ def _guard_lines(dialect: Dialect, function: str, g: Guard, branch: bool = False
     if dialect.name == "jax":
         return [f"_check({test}, {message!r})"]
     return [f"if not {test}:", f"    raise ValueError({message!r})"]
-
-
-def _needed(program: Program, outputs: list[Output]) -> set[str]:
-    """Names of the assignments the outputs and guards need (dead code left out)."""
-    producers = {s.name: s for s in program.assignments}
-    stack = [a for o in outputs for a in o.names if isinstance(a, str)]
-    stack += [g.name for g in program.guards if isinstance(g.name, str)]
-    seen: set[str] = set()
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in producers:
-            continue
-        seen.add(name)
-        stack.extend(a for a in producers[name].args if isinstance(a, str))
-    return seen
 
 
 def module_source(programs: list[Program], dialect: Dialect, docstring: str, grad_doc: str,
