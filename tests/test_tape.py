@@ -339,3 +339,24 @@ def test_inputs_are_labelled_by_their_pytree_path():
     tape = wb.tape.record(lambda p, q: p["w"][1] * q.y, {"w": [1.0, 2.0]}, Point(3.0, 4.0),
                           argnums=(0, 1))
     assert [tape.entries[i].label for i in tape.inputs] == ["p['w'][0]", "p['w'][1]", "q.x", "q.y"]
+
+
+@pytest.mark.parametrize("our_no_grad", ["wb.no_grad", "torch.no_grad"])
+def test_nested_no_grad_cases_of_the_core_match_torch(torch, our_no_grad):
+    """The nesting x no_grad cases of tests/test_no_grad.py, with wb.tape.grad at every level."""
+    core = importlib.import_module("test_no_grad")
+    no_grad = wb.no_grad if our_no_grad == "wb.no_grad" else torch.no_grad
+    x = torch.tensor(0.7, dtype=torch.float64)
+    for name, make in core.NESTED.items():
+        expected = make(torch.func.grad, torch.no_grad)
+        ours = make(tg, no_grad)
+        if name.startswith("third"):
+            want, got = expected(x), ours(x)
+        else:
+            want, got = torch.func.grad(expected)(x), tg(ours)(x)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
+    enable_grad = wb.enable_grad if our_no_grad == "wb.no_grad" else torch.enable_grad
+    want = torch.func.grad(core.enable_grad_inside(torch.func.grad, torch.no_grad,
+                                                   torch.enable_grad))(x)
+    got = tg(core.enable_grad_inside(tg, no_grad, enable_grad))(x)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
