@@ -211,3 +211,15 @@ def test_torch_functions_and_tensor_examples(torch):
     d = wb.derivative(lambda v: (torch.sin(v) * v).sum(), torch.ones(2, dtype=torch.float64))
     v0 = sympy.Symbol("v_0", real=True)
     assert d.expr[0] == v0 * sympy.cos(v0) + sympy.sin(v0)
+
+
+def test_lambdify_evaluates_custom_functions_with_torch_conventions():
+    t = sympy.Symbol("t", real=True)
+    expr = sf.relu(t) + sf.step_tie(t, 0) + sf.in_range(t, -1, 1) + sf.softplus(t) \
+        + sf.stop_gradient(t) * sf.sigmoid(t)
+    f = sympy.lambdify(t, expr, "numpy")
+    for v in (-2.0, 0.0, 0.5, 30.0):
+        expected = (max(v, 0) + (1.0 if v > 0 else 0.5 if v == 0 else 0.0)
+                    + (1.0 if -1 <= v <= 1 else 0.0)
+                    + (v if v > 20 else np.log1p(np.exp(v))) + v / (1 + np.exp(-v)))
+        assert float(f(v)) == pytest.approx(expected, rel=1e-12)

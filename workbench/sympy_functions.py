@@ -2,8 +2,8 @@
 
 ``ops.py`` builds these through ``_custom(name)``. Each class evaluates on numbers, knows its
 derivative the way torch does (``relu'(0) = 0``: the derivative is ``Heaviside(x, 0)``; the
-piecewise-constant ones have derivative 0), prints itself in LaTeX, and evaluates numerically
-(``evalf``) through an equivalent SymPy expression.
+piecewise-constant ones have derivative 0), prints itself in LaTeX, and evaluates numerically:
+``evalf`` through an equivalent SymPy expression, ``lambdify`` through its numpy ``_imp_``.
 
 >>> import sympy
 >>> x = sympy.Symbol("x", real=True)
@@ -13,12 +13,15 @@ Heaviside(x, 0)
 (1 - sigmoid(x))*sigmoid(x)
 >>> relu(-2), sigmoid(0), float(softplus(0))
 (0, 1/2, 0.6931471805599453)
+>>> sympy.lambdify(x, relu(x) + sigmoid(x))(-1.0).round(6)
+np.float64(0.268941)
 >>> sympy.latex(relu(x))
 '\\\\operatorname{relu}\\\\left(x\\\\right)'
 """
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
 from sympy import S
 
@@ -65,6 +68,10 @@ class relu(_Named):
     def fdiff(self, argindex=1):
         return sympy.Heaviside(self.args[0], 0)
 
+    @staticmethod
+    def _imp_(x):
+        return np.maximum(x, 0.0)  # nan propagates, as torch.relu
+
     def _plain(self):
         return sympy.Max(self.args[0], 0)
 
@@ -90,6 +97,10 @@ class sigmoid(_Named):
     def fdiff(self, argindex=1):
         return self * (1 - self)
 
+    @staticmethod
+    def _imp_(x):
+        return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
     def _plain(self):
         return 1 / (1 + sympy.exp(-self.args[0]))
 
@@ -110,6 +121,11 @@ class softplus(_Named):
     def fdiff(self, argindex=1):
         x = self.args[0]
         return sympy.Piecewise((S.One, x > 20), (sigmoid(x), True))
+
+    @staticmethod
+    def _imp_(x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
 
     def _plain(self):
         x = self.args[0]
@@ -134,6 +150,10 @@ class stop_gradient(_Named):
 
     def fdiff(self, argindex=1):
         return S.Zero
+
+    @staticmethod
+    def _imp_(x):
+        return x
 
     def _plain(self):
         return self.args[0]
@@ -160,6 +180,10 @@ class step_tie(_Named):
     def fdiff(self, argindex=1):
         return S.Zero
 
+    @staticmethod
+    def _imp_(a, b):
+        return np.where(np.greater(a, b), 1.0, np.where(np.equal(a, b), 0.5, 0.0))
+
     def _plain(self):
         return sympy.Heaviside(self.args[0] - self.args[1], S.Half)
 
@@ -181,6 +205,10 @@ class in_range(_Named):
 
     def fdiff(self, argindex=1):
         return S.Zero
+
+    @staticmethod
+    def _imp_(x, lo, hi):
+        return np.where(np.greater_equal(x, lo) & np.less_equal(x, hi), 1.0, 0.0)
 
     def _plain(self):
         x, lo, hi = self.args
