@@ -14,9 +14,10 @@ Views: ``.text()``, ``.latex()`` (an ``aligned`` block; ``_repr_latex_`` in Jupy
 >>> import numpy as np, workbench as wb
 >>> s = wb.steps(lambda x: x ** 3 * np.sin(x))
 >>> print(s.text())
-d/dx [x**3*sin(x)] = x**3*Derivative(sin(x), x) + sin(x)*Derivative(x**3, x)   (product rule)
+d/dx [x**3*sin(x)] = Derivative(x**3, x)*sin(x) + x**3*Derivative(sin(x), x)   (product rule)
     = x**3*cos(x) + 3*x**2*sin(x)
-  d/dx [x**3] = 3*x**2   (power rule)
+  d/dx [x**3] = 3*x**(3 - 1)   (power rule)
+      = 3*x**2
   d/dx [sin(x)] = cos(x)   (known derivative)
 simplified: x**2*(x*cos(x) + 3*sin(x))
 >>> [p["rule"] for p in s.pages()]
@@ -83,7 +84,8 @@ class Steps:
             if s.formula == s.result:
                 lines.append(f"{pad}{self._d(False)} [{s.expr}] = {s.result}   ({s.rule})")
             else:
-                lines.append(f"{pad}{self._d(False)} [{s.expr}] = {s.formula}   ({s.rule})")
+                formula = sympy.sstr(s.formula, order="none")
+                lines.append(f"{pad}{self._d(False)} [{s.expr}] = {formula}   ({s.rule})")
                 lines.append(f"{pad}    = {s.result}")
         lines.append(f"simplified: {self.result}")
         if self.guards:
@@ -98,7 +100,8 @@ class Steps:
             if s.formula == s.result:
                 rows.append(rf"{head} &= {sympy.latex(s.result)} && \text{{{s.rule}}}")
             else:
-                rows.append(rf"{head} &= {sympy.latex(s.formula)} && \text{{{s.rule}}}")
+                formula = sympy.latex(s.formula, order="none")
+                rows.append(rf"{head} &= {formula} && \text{{{s.rule}}}")
                 rows.append(rf"&= {sympy.latex(s.result)}")
         f = self.capture.name
         rows.append(rf"{d} {f} &= {sympy.latex(self.result)} && \text{{simplified}}")
@@ -108,7 +111,8 @@ class Steps:
         """One dict per step (rule, LaTeX of expression/formula/result, depth), then the
         simplification: what a widget pages through."""
         pages = [{"rule": s.rule, "depth": s.depth, "expression": sympy.latex(s.expr),
-                  "formula": sympy.latex(s.formula), "result": sympy.latex(s.result),
+                  "formula": sympy.latex(s.formula, order="none"),
+                  "result": sympy.latex(s.result),
                   "text": f"{self._d(False)} [{s.expr}] = {s.result}"} for s in self.steps]
         pages.append({"rule": "simplification", "depth": 0, "expression": sympy.latex(self.raw),
                       "formula": sympy.latex(self.raw), "result": sympy.latex(self.result),
@@ -153,6 +157,25 @@ def steps(func: Callable, *example_args: Any, argnums: int = 0) -> Steps:
             f"{config.simplify_max_ops}; a derivation this long would not be read -- use "
             "wb.derivative (or raise the budget)")
     return _derive(cap, int(param.nodes), out, partial=len(floats) > 1)
+
+
+def _add(*terms):
+    """A sum without its zero terms (written as is when SymPy's evaluation is off)."""
+    terms = [t for t in terms if t != 0]
+    return sympy.S.Zero if not terms else terms[0] if len(terms) == 1 else sympy.Add(*terms)
+
+
+def _mul(*factors):
+    """A product without its unit factors (0 if any factor is 0)."""
+    factors = [sympy.sympify(f) for f in factors if f != 1]  # our own SymPy objects and ints
+    if any(f == 0 for f in factors):
+        return sympy.S.Zero
+    return sympy.S.One if not factors else factors[0] if len(factors) == 1 else \
+        sympy.Mul(*factors)
+
+
+def _neg(term):
+    return sympy.S.Zero if term == 0 else -term
 
 
 class _Derivation:
@@ -206,7 +229,8 @@ class _Derivation:
         if OPS[op].boolean or not any(self.resolve(a) in self.active for a in args):
             return  # conditions have no derivative of their own: not a step
         rule, combine = self._rule(node, op, args)
-        formula = combine(self.placeholder)
+        with sympy.evaluate(False):  # the rule as written: u'v + uv', n u^(n-1) u'
+            formula = combine(self.placeholder)
         result = combine(lambda a: self.deriv.get(self.resolve(a), sympy.S.Zero))
         self.active.add(node)
         self.deriv[node] = result
@@ -216,34 +240,36 @@ class _Derivation:
         e = [self.expr[a] for a in args]
         live = [self.resolve(a) in self.active for a in args]
         if op == "add":
-            return "sum rule", lambda d: sympy.Add(*(d(a) for a in args))
+            return "sum rule", lambda d: _add(*(d(a) for a in args))
         if op == "sub":
-            return "difference rule", lambda d: d(args[0]) - d(args[1])
+            return "difference rule", lambda d: _add(d(args[0]), _neg(d(args[1])))
         if op == "neg":
-            return "constant multiple rule", lambda d: -d(args[0])
+            return "constant multiple rule", lambda d: _neg(d(args[0]))
         if op == "mul":
             if args[0] == args[1]:  # x * x is how x**2 is traced
                 base_is_x = self.resolve(args[0]) == self.x_node
                 return ("power rule" if base_is_x else "power rule and chain rule",
-                        lambda d: 2 * e[0] * d(args[0]))
+                        lambda d: _mul(2, e[0], d(args[0])))
             if not live[0]:
-                return "constant multiple rule", lambda d: e[0] * d(args[1])
+                return "constant multiple rule", lambda d: _mul(e[0], d(args[1]))
             if not live[1]:
-                return "constant multiple rule", lambda d: e[1] * d(args[0])
-            return "product rule", lambda d: d(args[0]) * e[1] + e[0] * d(args[1])
+                return "constant multiple rule", lambda d: _mul(e[1], d(args[0]))
+            return "product rule", lambda d: _add(_mul(d(args[0]), e[1]), _mul(e[0], d(args[1])))
         if op == "div":
             if not live[1]:
                 return "constant multiple rule", lambda d: d(args[0]) / e[1]
-            return "quotient rule", lambda d: (d(args[0]) * e[1] - e[0] * d(args[1])) / e[1] ** 2
+            return "quotient rule", lambda d: _add(
+                _mul(d(args[0]), e[1]), _neg(_mul(e[0], d(args[1])))) / e[1] ** 2
         if op == "pow":
             base_is_x = self.resolve(args[0]) == self.x_node
             if not live[1]:
                 return ("power rule" if base_is_x else "power rule and chain rule",
-                        lambda d: e[1] * e[0] ** (e[1] - 1) * d(args[0]))
+                        lambda d: _mul(e[1], e[0] ** (e[1] - 1), d(args[0])))
             if not live[0]:
-                return ("exponential rule", lambda d: self.expr[node] * sympy.log(e[0]) * d(args[1]))
-            return ("logarithmic differentiation", lambda d: self.expr[node] * (
-                d(args[1]) * sympy.log(e[0]) + e[1] * d(args[0]) / e[0]))
+                return ("exponential rule",
+                        lambda d: _mul(self.expr[node], sympy.log(e[0]), d(args[1])))
+            return ("logarithmic differentiation", lambda d: _mul(self.expr[node], _add(
+                _mul(d(args[1]), sympy.log(e[0])), _mul(e[1], d(args[0]), 1 / e[0]))))
         if op == "where":
             return "piecewise rule", lambda d: sympy.Piecewise((d(args[1]), e[0]),
                                                                (d(args[2]), True))
@@ -268,7 +294,7 @@ class _Derivation:
                 for a in args) else " and chain rule")
 
         def combine(d):
-            return sympy.Add(*(p * d(a) for a, p in zip(args, partials) if p is not None))
+            return _add(*(_mul(p, d(a)) for a, p in zip(args, partials) if p is not None))
 
         return rule, combine
 
