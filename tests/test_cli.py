@@ -110,3 +110,14 @@ def test_bad_arguments_give_clear_errors(args, message, capsys):
 def test_usage_errors_exit_2():
     result = run("export", "x", "--target", "fortran")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_several_branches_from_the_command_line(tmp_path):
+    (tmp_path / "piece.py").write_text(
+        "def f(x, y):\n    if x > y:\n        return x * x * y\n    return x - y\n")
+    result = run("export", "piece:f", "--argnums", "0,1", "--at", "x=2", "--at", "y=1",
+                 "--also-at", "x=0 y=1", "-o", str(tmp_path / "g.py"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    module = load(tmp_path / "g.py")
+    assert [float(v) for v in module.grad_f(3.0, 2.0)] == [12.0, 9.0]
+    assert [float(v) for v in module.grad_f(1.0, 2.0)] == [1.0, -1.0]

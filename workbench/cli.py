@@ -79,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
                         help="also export the value function")
     export.add_argument("--vars", help="for expressions: the parameter order, e.g. y,x "
                                        "(default: order of first appearance)")
+    export.add_argument("--also-at", action="append", default=[], metavar="'NAME=VALUE ...'",
+                        help="one more example point (space-separated NAME=VALUE, the other "
+                             "parameters as --at): its branch of any control flow is exported "
+                             "too (not for --target jax)")
     return top
 
 
@@ -153,11 +157,15 @@ def run_export(options: argparse.Namespace) -> int:
     from .export import export
 
     func = load_function(options.function, options.vars)
-    args = example_arguments(func, _pairs(options.shape, "shape"), _pairs(options.at, "at"))
+    shapes, at = _pairs(options.shape, "shape"), _pairs(options.at, "at")
+    args = example_arguments(func, shapes, at)
     if inspect.signature(func).parameters and not args:
         raise CommandLineError("the function has no positional parameters to differentiate")
+    also_at = [example_arguments(func, shapes, {**at, **_pairs(point.split(), "also-at")})
+               for point in options.also_at]
     result = export(func, *args, argnums=_argnums(options.argnums), target=options.target,
-                    path=options.output, name=options.name, with_value=options.with_value)
+                    path=options.output, name=options.name, with_value=options.with_value,
+                    also_at=also_at)
     if options.output is None:
         print(result.source, end="" if result.source.endswith("\n") else "\n")
         if result.header:
