@@ -223,3 +223,18 @@ def test_lambdify_evaluates_custom_functions_with_torch_conventions():
                     + (1.0 if -1 <= v <= 1 else 0.0)
                     + (v if v > 20 else np.log1p(np.exp(v))) + v / (1 + np.exp(-v)))
         assert float(f(v)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_simplification_gives_back_an_outer_alarm_timer():
+    import signal
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        wb.derivative(lambda x: np.exp(x) * np.sin(x))
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < left <= 30.0 and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
