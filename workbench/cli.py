@@ -33,6 +33,7 @@ examples:
   python -m workbench export "sum(tanh(w) * x)" --shape w=3 --shape x=3 --target numpy -o g.py
   python -m workbench export mymodel:loss --shape theta=4 --at theta=0.1 --target jax -o g.py
   python -m workbench export "relu(x) + log1p(x**2)" --target latex
+  python -m workbench export piece:f --at x=2 --also-at "x=-2" --target c -o f.c
 
 Expressions may use numbers, variable names, + - * / **, pi, e and the functions
   {functions}
