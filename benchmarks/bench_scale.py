@@ -45,6 +45,7 @@ TARGETS = {  # issue 6, one core: first-call time limits
     ("W2", 80, "grad"): 0.070, ("W5", 64, "grad"): 0.500, ("W3", 200, "grad"): 1.0,
     ("W3", 200, "hessian"): 3.0, ("W4", 1000, "grad"): 2.0,
 }
+FITS = (("W2", 40, 80), ("W5", 16, 64))  # (workload, small size, large size): exponent fits
 REFERENCE_TARGET = 0.030
 EXPONENT_TARGET = 1.2
 
@@ -69,29 +70,41 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
+def _cpu_timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """Wall-clock and CPU seconds of ``fn()``. CPU time does not count the time other processes
+    held the core, so the exponent fits use it too: on a shared machine wall time jumps."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, out
+
+
 def measure_in_process(case: Case, repeats: int) -> dict[str, Result]:
     """First calls interleaved round by round across the contenders, then cached calls."""
     results = {name: Result() for name in IN_PROCESS}
     samples: dict[str, list[float]] = {name: [] for name in IN_PROCESS}
+    cpu_samples: dict[str, list[float]] = {name: [] for name in IN_PROCESS}
     compiled: dict[str, Compiled] = {}
     for _ in range(repeats):
         for name in IN_PROCESS:
             if results[name].note:
                 continue
             try:
-                seconds, compiled[name] = _timed(lambda name=name: BUILDERS[name](case))
+                seconds, cpu, compiled[name] = _cpu_timed(lambda name=name: BUILDERS[name](case))
             except Exception as error:  # a contender that cannot do this case says why
                 results[name].note = f"n/a: {type(error).__name__}"
                 continue
             samples[name].append(seconds)
+            cpu_samples[name].append(cpu)
     for name, times in samples.items():
         if times:
             results[name].first = statistics.median(times)
+            results[name].extra["cpu"] = statistics.median(cpu_samples[name])
     cached = interleaved_medians({name: c.call for name, c in compiled.items()}, rounds=7,
                                  target_seconds=0.01)
     for name, seconds in cached.items():
         results[name].cached = seconds
-    results["workbench"].extra = workbench_sizes(case)
+    results["workbench"].extra.update(workbench_sizes(case))
     if "CasADi" in compiled:
         results["CasADi"].extra["size"] = compiled["CasADi"].size
     check_agreement(case, compiled, results)
@@ -237,23 +250,26 @@ def exponent(t_small: float, t_large: float, s_small: float, s_large: float) -> 
 
 def exponent_table(measured: dict[tuple, dict[str, Result]]) -> str:
     rows = []
-    for workload, small, large in (("W2", 40, 80), ("W5", 16, 64)):
+    for workload, small, large in FITS:
         a, b = measured.get((workload, small, "grad")), measured.get((workload, large, "grad"))
         if a is None or b is None:
             continue
         name = {"W2": "d", "W5": "h"}[workload]
         wb_a, wb_b = a["workbench"], b["workbench"]
+        cpu_a, cpu_b = wb_a.extra["cpu"], wb_b.extra["cpu"]
         row = [f"{workload} {name}={small}→{large}",
                f"{exponent(wb_a.first, wb_b.first, small, large):.2f}",
-               f"{exponent(wb_a.first, wb_b.first, wb_a.extra['nodes'], wb_b.extra['nodes']):.2f}"]
+               f"{exponent(cpu_a, cpu_b, small, large):.2f}",
+               f"{exponent(cpu_a, cpu_b, wb_a.extra['nodes'], wb_b.extra['nodes']):.2f}"]
         for c in ("CasADi", "jax.jit"):
             if a[c].first and b[c].first:
-                row.append(f"{exponent(a[c].first, b[c].first, small, large):.2f}")
+                row.append(f"{exponent(a[c].extra['cpu'], b[c].extra['cpu'], small, large):.2f}")
             else:
                 row.append("—")
         rows.append(row)
-    return table(rows, ["fit", "workbench vs size", "workbench vs trace nodes",
-                        "CasADi vs size", "jax.jit vs size"])
+    return table(rows, ["fit", "workbench wall vs size", "workbench CPU vs size",
+                        "workbench CPU vs trace nodes", "CasADi CPU vs size",
+                        "jax.jit CPU vs size"])
 
 
 # ----- torch.func's reference examples -----
@@ -414,11 +430,11 @@ def targets_table(measured: dict[tuple, dict[str, Result]], reference: dict[str,
             label = CASES[key].label
             rows.append([f"{label} first call", f"< {format_seconds(limit)}",
                          format_seconds(value), "ok" if value < limit else "MISSED"])
-    for workload, small, large in (("W2", 40, 80), ("W5", 16, 64)):
+    for workload, small, large in FITS:
         a, b = measured.get((workload, small, "grad")), measured.get((workload, large, "grad"))
         if a and b:
-            p = exponent(a["workbench"].first, b["workbench"].first, small, large)
-            rows.append([f"{workload} exponent {small}→{large}", f"≤ {EXPONENT_TARGET}",
+            p = exponent(a["workbench"].extra["cpu"], b["workbench"].extra["cpu"], small, large)
+            rows.append([f"{workload} exponent {small}→{large} (CPU time)", f"≤ {EXPONENT_TARGET}",
                          f"{p:.2f}", "ok" if p <= EXPONENT_TARGET else "MISSED"])
     for name, value in reference.items():
         rows.append([f"{name} first call", f"< {format_seconds(REFERENCE_TARGET)}",
