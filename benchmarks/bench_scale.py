@@ -8,6 +8,11 @@ run in a subprocess with a timeout (their cost explodes with nesting); once one 
 larger sizes of that workload are not tried. Then the exponent fits (first-call time against
 size), the reference examples of torch.func's documentation, and the issue's targets.
 
+SymEngine was measured here as a possible compile backend and not chosen: ``diff`` on its
+expression tree swells like SymPy's (W2 d=80 takes seconds, against milliseconds for reverse
+mode over workbench's own graph), and it has no derivative of ``Max`` (W4). The compile path
+(trace, reverse mode, code generation) uses neither SymPy nor SymEngine.
+
 Run pinned to one core: ``make bench`` or
 ``taskset -c 0 .venv/bin/python -m benchmarks.bench_scale [--timeout S] [--only W2,W5]``.
 """
