@@ -7,6 +7,7 @@ plain numpy arrays (no workbench involved).
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -344,6 +345,37 @@ def test_bound_method_attribute_mutated_between_calls():
 
 SCALE = 2.0
 WEIGHTS = np.array([1.0, 1.0])
+SETTINGS = types.ModuleType("settings")  # stands for a user module: import settings
+SETTINGS.w = np.array([1.0, 2.0])
+
+
+class Config:
+    scale = 2.0
+
+
+class SubConfig(Config):
+    pass
+
+
+def test_user_module_attribute_mutated_between_calls():
+    g = wb.grad(lambda x: (SETTINGS.w * x).sum())
+    np.testing.assert_allclose(g(np.ones(2)), [1.0, 2.0])
+    SETTINGS.w[0] = 5.0
+    np.testing.assert_allclose(g(np.ones(2)), [5.0, 2.0])
+    SETTINGS.w = np.array([3.0, 3.0])
+    np.testing.assert_allclose(g(np.ones(2)), [3.0, 3.0])
+
+
+def test_class_attribute_rebound_between_calls():
+    try:
+        g = wb.grad(lambda x: SubConfig.scale * x)
+        captured = Config
+        h = wb.grad(lambda x: captured.scale * x ** 2)
+        assert float(g(1.0)) == 2.0 and float(h(1.0)) == 4.0
+        Config.scale = 7.0
+        assert float(g(1.0)) == 7.0 and float(h(1.0)) == 14.0
+    finally:
+        Config.scale = 2.0
 
 
 def scaled(x):

@@ -33,6 +33,12 @@ _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 _global_names: dict[types.CodeType, tuple[str, ...]] = {}
 
+# Modules and classes of these packages hold no user state worth a cache key (np.pi, torch.float64).
+_LIBRARY_ROOTS = frozenset({"numpy", "math", "cmath", "torch", "jax", "jaxlib", "sympy", "scipy",
+                            "workbench", "builtins", "functools", "itertools", "operator",
+                            "collections", "typing", "random", "statistics"})
+_library_namespaces: set = set()  # seen library modules/classes (a set lookup on the hot path)
+
 
 def _names_of(code: types.CodeType) -> tuple[str, ...]:
     """Global names a code object (and the code nested in it) may read."""
@@ -53,10 +59,17 @@ def fingerprint(func: Any) -> tuple:
         # The common case on the cached-call path (a plain function or lambda), kept thin.
         module_globals = func.__globals__
         referenced = []
-        for name in _names_of(func.__code__):
+        names = _names_of(func.__code__)
+        for name in names:
             value = module_globals.get(name, _MISSING)
-            if value is not _MISSING and not isinstance(value, _OPAQUE):
+            if value is _MISSING:
+                continue
+            if not isinstance(value, _OPAQUE):
                 referenced.append((name, _fp(value, _MAX_DEPTH - 1, set())))
+            elif isinstance(value, (types.ModuleType, type)):
+                namespace = _namespace(value, names, _MAX_DEPTH - 1, set())
+                if namespace is not None:
+                    referenced.append((name, namespace))
         return ("fn", id(func.__code__), (), tuple(referenced), None, None)
     return _fp(func, _MAX_DEPTH, set())
 
@@ -131,19 +144,53 @@ def _slot_values(value: Any, kind: type) -> tuple:
     return tuple(found)
 
 
+def _namespace(value: Any, names: tuple[str, ...], depth: int, seen: set[int]) -> tuple | None:
+    """A user module or class the code reads attributes of (``cfg.scale``, ``Model.w``): the
+    attributes it may read, i.e. those named in the code. None for library namespaces."""
+    if value in _library_namespaces:
+        return None
+    is_module = isinstance(value, types.ModuleType)
+    origin = (value.__name__ if is_module else getattr(value, "__module__", None)) or ""
+    if origin.partition(".")[0] in _LIBRARY_ROOTS:
+        _library_namespaces.add(value)
+        return None
+    spaces = [vars(value)] if is_module else [vars(c) for c in value.__mro__[:-1]]  # not object
+    found = []
+    for name in names:
+        for space in spaces:
+            if name in space:
+                found.append((name, _fp(space[name], depth, seen)))
+                break
+    return ("namespace", id(value), tuple(found))
+
+
+def _captured(value: Any, names: tuple[str, ...], depth: int, seen: set[int]) -> Any:
+    if isinstance(value, (types.ModuleType, type)):
+        return _namespace(value, names, depth, seen)
+    return _fp(value, depth, seen)
+
+
 def _fp_function(func: types.FunctionType, depth: int, seen: set[int]) -> tuple:
+    names = _names_of(func.__code__)
     cells = func.__closure__ or ()
     closure = []
     for cell in cells:
         try:
-            closure.append(_fp(cell.cell_contents, depth, seen))
+            closure.append(_captured(cell.cell_contents, names, depth, seen))
         except ValueError:  # an empty cell (a variable assigned later)
             closure.append(_MISSING_KEY)
     module_globals = func.__globals__
     referenced = []
-    for name in _names_of(func.__code__):
+    for name in names:
         value = module_globals.get(name, _MISSING)
-        if value is _MISSING or isinstance(value, _OPAQUE):
+        if value is _MISSING:
+            continue
+        if isinstance(value, _OPAQUE):
+            if not isinstance(value, (types.ModuleType, type)):
+                continue
+            namespace = _namespace(value, names, depth, seen)
+            if namespace is not None:
+                referenced.append((name, namespace))
             continue
         referenced.append((name, _fp(value, depth, seen)))
     return ("fn", id(func.__code__), tuple(closure), tuple(referenced),
