@@ -4,7 +4,8 @@ A compiled result bakes in every constant the function read while it was traced,
 must change whenever that state changes -- an array captured by a closure and mutated in place,
 a global rebound to a new value. :func:`fingerprint` walks that state (depth- and size-limited)
 and returns a hashable summary: values for numbers and strings, a content digest for arrays,
-identities for modules, classes and opaque objects.
+the attributes the code reads from user modules and classes (``settings.w``, ``Config.scale``),
+identities for library modules and opaque objects.
 
 >>> import numpy as np
 >>> w = np.array([1.0, 2.0])
