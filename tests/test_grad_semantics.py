@@ -207,6 +207,12 @@ def test_integer_bool_and_other_inputs_are_errors(bad, needle):
     assert "argument 0" in str(info.value)
 
 
+@pytest.mark.parametrize("transform", [wb.grad, wb.grad_and_value])
+def test_non_callable_is_an_error_when_the_transform_is_made(transform):
+    with pytest.raises(wb.InputTypeError, match="callable"):
+        transform(3.0)
+
+
 def test_integer_leaf_inside_a_pytree_is_named():
     with pytest.raises(wb.InputTypeError, match="leaf 1 of argument 0"):
         wb.grad(lambda p: p[0] * p[1])([1.0, 2])

@@ -19,6 +19,7 @@ from ..errors import (
     ArgnumsError,
     ArgnumsTypeError,
     HasAuxError,
+    InputTypeError,
     NonScalarOutputError,
     OutputTypeError,
 )
@@ -214,6 +215,10 @@ def make_transform(func: Callable, body, name: str, options: tuple = ()) -> Call
     compiled versions: ``[wb.grad(f)(x) for x in xs]`` traces ``f`` once, not once per point.
     The most recent requests are remembered (a bounded number, so nothing grows without end).
     """
+    if not callable(func):  # fail where the transform is made, not at its first call
+        raise InputTypeError(f"{name}: the function to transform must be callable, got "
+                             f"{type(func).__name__} ({func!r:.60}); pass the function itself, "
+                             f"e.g. wb.{name}(f), not wb.{name}(f(x))")
     try:
         return _remembered(func, name, options, body)
     except TypeError:  # an unhashable callable: nothing to remember it by
