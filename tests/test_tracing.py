@@ -178,6 +178,27 @@ def test_wb_functions_on_plain_data():
     assert math.isclose(float(wb.sigmoid(0.0)), 0.5)
 
 
+def test_wb_functions_on_torch_tensors(torch):
+    t = torch.tensor([0.5, -1.0, 2.0])
+    cases = {
+        "sin": (wb.sin(t), torch.sin(t)),
+        "relu": (wb.relu(t), torch.relu(t)),
+        "softplus": (wb.softplus(t), torch.nn.functional.softplus(t)),
+        "maximum with a number": (wb.maximum(t, 0.0), torch.clamp(t, min=0.0)),
+        "atan2 with a number": (wb.atan2(t, 1.0), torch.atan(t)),
+        "sum": (wb.sum(t), t.sum()),
+        "sum axis keepdims": (wb.sum(t.reshape(3, 1), axis=0, keepdims=True), t.reshape(3, 1).sum(0, True)),
+        "mean": (wb.mean(t), t.mean()),
+        "dot": (wb.dot(t, t), torch.dot(t, t)),
+        "matmul": (wb.matmul(t, t), t @ t),
+        "where": (wb.where(t > 0, t, 0.0), torch.where(t > 0, t, 0.0)),
+        "clip": (wb.clip(t, 0.0, 1.0), torch.clamp(t, 0.0, 1.0)),
+    }
+    for name, (got, want) in cases.items():
+        assert isinstance(got, torch.Tensor), name
+        torch.testing.assert_close(got, want, msg=name)
+
+
 def test_stop_gradient():
     g = wb.grad(lambda x: x * wb.stop_gradient(x) + x.detach() * 0.0)(3.0)
     assert float(g) == 3.0

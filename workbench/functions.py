@@ -44,17 +44,33 @@ def _torch_function(name: str):
     return getattr(torch, name, None) or getattr(torch.nn.functional, name, None)
 
 
+def _torch_of(*operands: Any):
+    """The torch module when an operand is a torch tensor (plain data stays plain), else None."""
+    torch = sys.modules.get("torch")
+    if torch is not None and any(isinstance(o, torch.Tensor) for o in operands):
+        return torch
+    return None
+
+
+def _as_tensors(torch, operands: tuple) -> list:
+    """Numbers and arrays beside a tensor become tensors of its dtype (torch.maximum(t, 0.0)
+    needs a tensor)."""
+    like = next(o for o in operands if isinstance(o, torch.Tensor))
+    return [o if isinstance(o, torch.Tensor) else torch.as_tensor(o, dtype=like.dtype)
+            for o in operands]
+
+
 def apply(name: str, *operands: Any) -> Any:
     """Apply op ``name`` of the op table to whatever kind of values ``operands`` are."""
     for o in operands:
         hook = getattr(type(o), "__wb_apply__", None)
         if hook is not None:
             return hook(o, name, *operands)
-    torch = sys.modules.get("torch")
-    if torch is not None and any(isinstance(o, torch.Tensor) for o in operands):
+    torch = _torch_of(*operands)
+    if torch is not None:
         fn = _torch_function(name)
         if fn is not None:
-            return fn(*operands)
+            return fn(*_as_tensors(torch, operands))
     with np.errstate(all="ignore"):
         return _numpy_kernel(name)(*(np.asarray(o, dtype=float) for o in operands))
 
@@ -124,18 +140,34 @@ def stop_gradient(x: Any) -> Any:
     return x
 
 
+def _torch_reduce(x: Any, method: str, axis, keepdims: bool) -> Any:
+    if axis is None and not keepdims:
+        return getattr(x, method)()
+    return getattr(x, method)(dim=tuple(range(x.dim())) if axis is None else axis, keepdim=keepdims)
+
+
 def sum(x: Any, axis=None, keepdims: bool = False) -> Any:
     """Sum over ``axis`` (all by default)."""
+    if _torch_of(x) is not None:
+        return _torch_reduce(x, "sum", axis, keepdims)
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
 def mean(x: Any, axis=None, keepdims: bool = False) -> Any:
     """Mean over ``axis`` (all by default)."""
+    if _torch_of(x) is not None:
+        return _torch_reduce(x, "mean", axis, keepdims)
     return np.mean(x, axis=axis, keepdims=keepdims)
 
 
 def dot(a: Any, b: Any) -> Any:
     """``np.dot`` (inner product of vectors, matrix product of matrices)."""
+    torch = _torch_of(a, b)
+    if torch is not None:
+        a, b = _as_tensors(torch, (a, b))
+        if a.dim() == 0 or b.dim() == 0:
+            return a * b
+        return torch.dot(a, b) if a.dim() == 1 and b.dim() == 1 else torch.matmul(a, b)
     return np.dot(a, b)
 
 
@@ -146,11 +178,17 @@ def matmul(a: Any, b: Any) -> Any:
 
 def where(cond: Any, a: Any, b: Any) -> Any:
     """Elementwise choice: ``a`` where ``cond`` holds, else ``b``; the gradient follows the pick."""
+    torch = _torch_of(cond, a, b)
+    if torch is not None and not any(hasattr(type(o), "__wb_apply__") for o in (cond, a, b)):
+        return torch.where(torch.as_tensor(cond), *_as_tensors(torch, (a, b)))
     return np.where(cond, a, b)
 
 
 def clip(x: Any, lo: Any = None, hi: Any = None) -> Any:
     """Clamp to [lo, hi]; gradient 1 on the closed interval and 0 outside, as torch.clamp."""
+    torch = _torch_of(x)
+    if torch is not None:
+        return torch.clamp(x, lo, hi)
     return np.clip(x, lo, hi)
 
 
