@@ -15,6 +15,7 @@ than workbench). The issue's targets are checked at the end.
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -41,6 +42,13 @@ def _libraries():
     jax.config.update("jax_enable_x64", True)
     torch.set_default_dtype(torch.float64)
     return wb, torch, jax, jnp
+
+
+def fresh(func: types.FunctionType) -> types.FunctionType:
+    """A new function object with the same code: no library's per-function cache knows it
+    (wb.grad remembers recent requests per function; jax.jit caches per function)."""
+    return types.FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__,
+                              func.__closure__)
 
 
 def sin_case(order: int):
@@ -88,10 +96,10 @@ def per_sample_case():
     t = (torch.from_numpy(w), torch.from_numpy(example), torch.tensor(target))
     j = (jnp.asarray(w), jnp.asarray(example), jnp.asarray(target))
     build = {
-        "workbench": lambda: wb.grad(loss_np),
-        "torch.func": lambda: torch.func.grad(loss_torch),
-        "jax.grad": lambda: jax.grad(loss_jax),
-        "jax.jit(jax.grad)": lambda: jax.jit(jax.grad(loss_jax)),
+        "workbench": lambda: wb.grad(fresh(loss_np)),
+        "torch.func": lambda: torch.func.grad(fresh(loss_torch)),
+        "jax.grad": lambda: jax.grad(fresh(loss_jax)),
+        "jax.jit(jax.grad)": lambda: jax.jit(jax.grad(fresh(loss_jax))),
     }
     args = {"workbench": (w, example, target), "numpy (hand)": (w, example, target),
             "torch.func": t, "jax.grad": j, "jax.jit(jax.grad)": j}
@@ -118,10 +126,10 @@ def has_aux_case():
     j = (jnp.asarray(y_true), jnp.asarray(y_preds))
     options = {"argnums": (0, 1), "has_aux": True}
     build = {
-        "workbench": lambda: wb.grad(my_loss_func, **options),
-        "torch.func": lambda: torch.func.grad(my_loss_func, **options),
-        "jax.grad": lambda: jax.grad(my_loss_func, **options),
-        "jax.jit(jax.grad)": lambda: jax.jit(jax.grad(my_loss_func, **options)),
+        "workbench": lambda: wb.grad(fresh(my_loss_func), **options),
+        "torch.func": lambda: torch.func.grad(fresh(my_loss_func), **options),
+        "jax.grad": lambda: jax.grad(fresh(my_loss_func), **options),
+        "jax.jit(jax.grad)": lambda: jax.jit(jax.grad(fresh(my_loss_func), **options)),
     }
     args = {"workbench": (y_true, y_preds), "numpy (hand)": (y_true, y_preds),
             "torch.func": t, "jax.grad": j, "jax.jit(jax.grad)": j}
