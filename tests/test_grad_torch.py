@@ -352,3 +352,21 @@ def test_second_derivative_at_non_smooth_points_matches_torch(name):
     fn, x = SECOND_ORDER[name]
     torch.testing.assert_close(wb.grad(wb.grad(fn))(x), tfunc.grad(tfunc.grad(fn))(x),
                                rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, args, _) in CATALOGUE.items()
+                                  if not isinstance(args[0], torch.Tensor)])
+def test_pytree_arguments_against_central_differences(name):
+    from workbench import pytree
+
+    fn, args, argnums = CATALOGUE[name]
+    leaves, tree = pytree.flatten(args[0])
+    got_leaves, _ = pytree.flatten(wb.grad(fn)(*args))
+    for k, leaf in enumerate(leaves):
+        def plain(a, k=k):  # torch alone, with leaf k replaced
+            new = list(leaves)
+            new[k] = torch.from_numpy(np.asarray(a, dtype=np.float64))
+            return float(fn(pytree.unflatten(tree, new), *args[1:]))
+
+        fd = central_difference(plain, leaf.numpy())
+        np.testing.assert_allclose(got_leaves[k].numpy(), fd, rtol=1e-5, atol=1e-6)
