@@ -370,3 +370,59 @@ def test_pytree_arguments_against_central_differences(name):
 
         fd = central_difference(plain, leaf.numpy())
         np.testing.assert_allclose(got_leaves[k].numpy(), fd, rtol=1e-5, atol=1e-6)
+
+
+# ----- random compositions (first and second order), at smooth and non-smooth points -----
+_UNARY = {
+    "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+    "relu": torch.relu, "abs": torch.abs, "softplus": torch.nn.functional.softplus,
+    "atan": torch.atan, "neg": torch.neg, "square": torch.square, "sign": torch.sign,
+    "floor": torch.floor, "exp": lambda v: torch.exp(torch.clamp(v, -30.0, 30.0)),
+    "sqrt": lambda v: torch.sqrt(torch.abs(v) + 0.1),
+}
+_BINARY = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul,
+    "div": lambda a, b: a / (b * b + 0.5), "maximum": torch.maximum, "minimum": torch.minimum,
+    "atan2": torch.atan2, "pow": lambda a, b: (a * a + 0.1) ** (b * 0.3),
+    "where": lambda a, b: torch.where(a > b, a, 2 * b),
+}
+
+
+def _random_expression(rng, depth):
+    if depth == 0 or rng.random() < 0.25:
+        return ("x", rng.randrange(3)) if rng.random() < 0.8 else ("c", rng.choice([0.0, 1.0, -0.5]))
+    if rng.random() < 0.5:
+        return (rng.choice(sorted(_UNARY)), _random_expression(rng, depth - 1))
+    return (rng.choice(sorted(_BINARY)), _random_expression(rng, depth - 1),
+            _random_expression(rng, depth - 1))
+
+
+def _evaluate(expression, v):
+    kind = expression[0]
+    if kind == "x":
+        return v[expression[1]]
+    if kind == "c":
+        return T(expression[1])
+    if len(expression) == 2:
+        return _UNARY[kind](_evaluate(expression[1], v))
+    return _BINARY[kind](_evaluate(expression[1], v), _evaluate(expression[2], v))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_compositions_match_torch(seed):
+    import random
+
+    rng = random.Random(seed)
+    expression = _random_expression(rng, 4)
+    x = T(*[rng.choice([0.0, 1.0, -1.0, 0.5, rng.uniform(-2, 2)]) for _ in range(3)])
+
+    def f(v):
+        return _evaluate(expression, v) + v.sum() * 0.0
+
+    def df_sum(grad):
+        return lambda v: grad(f)(v).sum()
+
+    torch.testing.assert_close(wb.grad(f)(x), tfunc.grad(f)(x), rtol=1e-9, atol=1e-9,
+                               equal_nan=True, msg=str(expression))
+    torch.testing.assert_close(wb.grad(df_sum(wb.grad))(x), tfunc.grad(df_sum(tfunc.grad))(x),
+                               rtol=1e-8, atol=1e-8, equal_nan=True, msg=str(expression))
