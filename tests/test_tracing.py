@@ -428,6 +428,11 @@ def test_conversions_raise_traced_conversion_error(convert):
     assert "item()" in str(info.value) or "stop_gradient" in str(info.value)
 
 
+def test_wrapping_a_traced_value_in_a_torch_tensor_raises(torch):
+    with pytest.raises(wb.TracedConversionError, match="torch.tensor"):
+        wb.grad(lambda v: torch.tensor(v) * v)(torch.tensor(1.0))
+
+
 def test_storing_into_a_numpy_array_raises():
     def store_slice(x):
         out = np.zeros(2)

@@ -126,8 +126,10 @@ class Traced:
         return _Size(self.ids.size, self.ids.shape)
 
     def __len__(self) -> int:
-        if self.ids.ndim == 0:
-            raise TypeError("len() of a 0-d (scalar) traced value")
+        if self.ids.ndim == 0:  # torch.tensor(x) / torch.as_tensor(x) of a traced x end up here
+            raise TracedConversionError(
+                "len() of a 0-d (scalar) traced value; if this came from torch.tensor(x) or "
+                "torch.as_tensor(x), use x itself (wrapping it would drop its gradient)")
         return len(self.ids)
 
     def dim(self) -> int:
