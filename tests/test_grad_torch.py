@@ -73,7 +73,7 @@ CATALOGUE = {
                         (VEC, UNIT), (0, 1)),
     "clamp": (lambda x: torch.clamp(x, -0.5, 0.5).sum() + x.clamp(min=0.1).sum(), (VEC,), 0),
     "where": (lambda x: torch.where(x > 0, x ** 2, -x).sum(), (VEC,), 0),
-    "remainder %": (lambda x, y: (x % (y + 2)).sum(), (VEC, VEC), (0, 1)),
+    "remainder %": (lambda x, y: (x % (y + 2)).sum() + torch.remainder(x, -1.5).sum(), (VEC, VEC), (0, 1)),
     "square neg sub": (lambda x: (torch.square(x) - (-x) * 2).sum(), (VEC,), 0),
     # ----- reductions -----
     "sum dim": (lambda x: (x.sum(dim=1) ** 2).sum(), (MAT,), 0),

@@ -192,6 +192,8 @@ HANDLERS.update({
     "float": lambda x, **unused: x.astype(np.float32),
     "double": lambda x, **unused: x.astype(np.float64),
     "to": _to,
+    "remainder": trace.remainder,
+    "floor_divide": trace.floor_divide,
     "linalg_norm": _vector_norm,
     "linalg_vector_norm": _vector_norm,
 })
