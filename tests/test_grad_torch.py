@@ -113,6 +113,8 @@ CATALOGUE = {
     "expand repeat": (lambda x: (x[:1].expand(4) * x).sum() + (x.repeat(2) ** 2).sum(), (VEC,), 0),
     "permute transpose": (lambda m: (m.permute(1, 0) @ m).sum() + torch.transpose(m, 0, 1)[0].sum(),
                           (MAT,), 0),
+    "transpose 3-d": (lambda m: (m.reshape(2, 3, 2).transpose(0, 2)[1] * W34[:2, :3].T).sum(),
+                      (MAT,), 0),
     "masked_fill": (lambda x: x.masked_fill(x > 0, 0.0).pow(2).sum(), (VEC,), 0),
     "cumsum": (lambda x: torch.cumsum(x, 0).pow(2).sum(), (VEC,), 0),
     "to double": (lambda x: x.to(torch.float64).double().sin().sum(), (VEC,), 0),

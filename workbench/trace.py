@@ -411,6 +411,8 @@ class Traced:
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        if len(axes) == 2 and self.ids.ndim != 2:  # torch's x.transpose(dim0, dim1) (numpy refuses)
+            return Traced(self.graph, np.swapaxes(self.ids, *axes), self.dtype)
         return Traced(self.graph, self.ids.transpose(*axes), self.dtype)
 
     @property
