@@ -40,7 +40,6 @@ def _libraries():
     import workbench as wb
 
     jax.config.update("jax_enable_x64", True)
-    torch.set_default_dtype(torch.float64)
     return wb, torch, jax, jnp
 
 
@@ -61,7 +60,7 @@ def sin_case(order: int):
         return fn
 
     hand = (lambda x: np.cos(x)) if order == 1 else (lambda x: -np.sin(x))
-    tx, jx = torch.tensor(X), jnp.asarray(X)
+    tx, jx = torch.tensor(X, dtype=torch.float64), jnp.asarray(X)
     build = {
         "workbench": lambda: nest(wb.grad, lambda x: np.sin(x)),
         "torch.func": lambda: nest(torch.func.grad, lambda x: torch.sin(x)),
@@ -93,7 +92,7 @@ def per_sample_case():
         z = feature_vec @ weights
         return (2.0 * (max(z, 0.0) - target) * (z > 0)) * feature_vec
 
-    t = (torch.from_numpy(w), torch.from_numpy(example), torch.tensor(target))
+    t = (torch.from_numpy(w), torch.from_numpy(example), torch.tensor(target, dtype=torch.float64))
     j = (jnp.asarray(w), jnp.asarray(example), jnp.asarray(target))
     build = {
         "workbench": lambda: wb.grad(fresh(loss_np)),
