@@ -319,6 +319,17 @@ def test_new_values_of_non_differentiated_arrays_reuse_compiled_code(traces):
     assert traces["n"] == 1 and compiled_versions(g) == 1
 
 
+def test_structure_and_dtype_are_part_of_the_key(traces):
+    g = wb.grad(lambda p: sum((v ** 2).sum() for v in (p if isinstance(p, (list, tuple)) else [p])))
+    a = np.array([1.0, 2.0])
+    assert isinstance(g([a, a]), list) and isinstance(g((a, a)), tuple)  # list vs tuple
+    assert g(a.astype(np.float32)).dtype == np.float32 and g(a).dtype == np.float64
+    np.testing.assert_allclose(g(a), 2 * a)
+    assert traces["n"] == 4
+    g([a, 3 * a])  # same structure, new values: cached
+    assert traces["n"] == 4
+
+
 def test_static_arguments_are_part_of_the_key(traces):
     g = wb.grad(lambda x, n, mode: x ** n if mode == "pow" else x * n)
     assert float(g(2.0, 3, "pow")) == 12.0
