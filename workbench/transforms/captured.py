@@ -55,6 +55,12 @@ def _names_of(code: types.CodeType) -> tuple[str, ...]:
 
 def fingerprint(func: Any) -> tuple:
     """A hashable summary of everything ``func`` captures (see the module docstring)."""
+    wrapped = getattr(func, "__wb_wrapped__", None)
+    if wrapped is not None:
+        # A transform made by workbench (grad(f), ...): what it captures is what ``f`` captures;
+        # the transform object itself (argnums, has_aux...) is one per request, so its identity
+        # tells the options apart.
+        return ("transform", id(func), fingerprint(wrapped))
     if type(func) is types.FunctionType and func.__closure__ is None and \
             func.__defaults__ is None and func.__kwdefaults__ is None:
         # The common case on the cached-call path (a plain function or lambda), kept thin.
