@@ -20,7 +20,7 @@ import pytest
 
 import workbench as wb
 from workbench.errors import BudgetExceededError
-from workbench.trace import STATE
+from workbench.tracing import STATE
 
 HEADROOM = 120  # frames allowed above the caller: enough for the call path, not for a deep walk
 

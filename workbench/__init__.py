@@ -66,8 +66,6 @@ from .transforms.vmap import vmap
 
 __version__ = "0.1.0"
 
-# Imported last: binding wb.trace (the display function) replaces the package attribute that
-# named the module workbench.trace; modules that need the module import it by its full name.
 from .display import derivative, steps, trace  # noqa: E402
 from .export import export  # noqa: E402  (the function; the package is workbench.export)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import trace
+from . import array_api
 from .ops import OPS, RUNTIME, render
 
 _numpy_kernels: dict[str, Callable] = {}
@@ -194,4 +194,4 @@ def clip(x: Any, lo: Any = None, hi: Any = None) -> Any:
 
 def supported_functions() -> list[str]:
     """The numpy functions and ufuncs that workbench can trace."""
-    return trace.supported_numpy()
+    return array_api.supported_numpy()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .trace import STATE, grad_enabled
+from .tracing import STATE, grad_enabled
 
 
 @contextlib.contextmanager

@@ -6,17 +6,14 @@ Elementwise functions map through the op table's ``torch_names``; the rest are l
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from . import array_api, tracing
 from .errors import UnsupportedOperationError
 from .ops import TORCH_FUNCTIONS
-
-# The module, not ``workbench.trace`` (the package attribute is the wb.trace() display function).
-trace = importlib.import_module(f"{__package__}.trace")
 
 _REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"}
 
@@ -32,7 +29,7 @@ def _reduction(fn: Callable) -> Callable:
 def _max_or_maximum(fn_reduce: Callable, op: str) -> Callable:
     def run(x, other=None, dim=None, keepdim=False, **unused):
         if other is not None and not isinstance(other, int):
-            return trace.elementwise(op, x, other)
+            return tracing.elementwise(op, x, other)
         if other is not None or dim is not None:
             raise UnsupportedOperationError(
                 f"torch.{op[:3]}(x, dim) returns data-dependent indices, which tracing cannot "
@@ -43,54 +40,54 @@ def _max_or_maximum(fn_reduce: Callable, op: str) -> Callable:
 
 
 def _clamp(x, min=None, max=None):
-    return trace.clip(x, min, max)
+    return array_api.clip(x, min, max)
 
 
 def _softplus(x, beta=1.0, threshold=20.0):
     if beta != 1.0 or threshold != 20.0:
         raise UnsupportedOperationError("softplus with beta != 1 or threshold != 20 is not "
                                         "supported by workbench tracing")
-    return trace.elementwise("softplus", x)
+    return tracing.elementwise("softplus", x)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
-    "sum": _reduction(trace.sum),
-    "mean": _reduction(trace.mean),
-    "prod": _reduction(trace.prod),
-    "amax": _reduction(trace.amax),
-    "amin": _reduction(trace.amin),
-    "max": _max_or_maximum(trace.amax, "maximum"),
-    "min": _max_or_maximum(trace.amin, "minimum"),
-    "dot": trace.dot,
-    "inner": trace.dot,
-    "matmul": trace.matmul,
-    "mm": trace.matmul,
-    "mv": trace.matmul,
-    "__matmul__": trace.matmul,
-    "where": trace.where,
+    "sum": _reduction(array_api.sum),
+    "mean": _reduction(array_api.mean),
+    "prod": _reduction(array_api.prod),
+    "amax": _reduction(array_api.amax),
+    "amin": _reduction(array_api.amin),
+    "max": _max_or_maximum(array_api.amax, "maximum"),
+    "min": _max_or_maximum(array_api.amin, "minimum"),
+    "dot": array_api.dot,
+    "inner": array_api.dot,
+    "matmul": array_api.matmul,
+    "mm": array_api.matmul,
+    "mv": array_api.matmul,
+    "__matmul__": array_api.matmul,
+    "where": array_api.where,
     "clamp": _clamp,
     "clip": _clamp,
     "softplus": _softplus,
-    "pow": trace.power,
-    "__pow__": trace.power,
-    "square": lambda x: trace.elementwise("mul", x, x),
-    "reciprocal": lambda x: trace.elementwise("div", 1.0, x),
-    "rsqrt": lambda x: trace.elementwise("div", 1.0, trace.elementwise("sqrt", x)),
-    "detach": trace.stop_gradient,
-    "stack": lambda tensors, dim=0: trace.ARRAY_FUNCTIONS[__import__("numpy").stack](
+    "pow": tracing.power,
+    "__pow__": tracing.power,
+    "square": lambda x: tracing.elementwise("mul", x, x),
+    "reciprocal": lambda x: tracing.elementwise("div", 1.0, x),
+    "rsqrt": lambda x: tracing.elementwise("div", 1.0, tracing.elementwise("sqrt", x)),
+    "detach": tracing.stop_gradient,
+    "stack": lambda tensors, dim=0: array_api.ARRAY_FUNCTIONS[__import__("numpy").stack](
         list(tensors), axis=dim),
-    "cat": lambda tensors, dim=0: trace.ARRAY_FUNCTIONS[__import__("numpy").concatenate](
+    "cat": lambda tensors, dim=0: array_api.ARRAY_FUNCTIONS[__import__("numpy").concatenate](
         list(tensors), axis=dim),
     "reshape": lambda x, shape: x.reshape(shape),
     "flatten": lambda x: x.flatten(),
     "t": lambda x: x.T,
-    "outer": lambda a, b: trace.ARRAY_FUNCTIONS[__import__("numpy").outer](a, b),
-    "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: trace.var(
+    "outer": lambda a, b: array_api.ARRAY_FUNCTIONS[__import__("numpy").outer](a, b),
+    "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: array_api.var(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
-    "norm": lambda x, p="fro", dim=None, keepdim=False: trace.sqrt_zero_grad_at_zero(
-        trace.sum(x * x, axis=dim, keepdims=keepdim)),
-    "std": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: trace.std(
+    "norm": lambda x, p="fro", dim=None, keepdim=False: array_api.sqrt_zero_grad_at_zero(
+        array_api.sum(x * x, axis=dim, keepdims=keepdim)),
+    "std": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: array_api.std(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
     "dim": lambda x: x.ndim,
@@ -99,9 +96,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "item": lambda x: x.item(),
     "__getitem__": lambda x, index: x[index],
     "__len__": lambda x: len(x),
-    "tanh": lambda x: trace.elementwise("tanh", x),
-    "sigmoid": lambda x: trace.elementwise("sigmoid", x),
-    "relu": lambda x, inplace=False: trace.elementwise("relu", x),
+    "tanh": lambda x: tracing.elementwise("tanh", x),
+    "sigmoid": lambda x: tracing.elementwise("sigmoid", x),
+    "relu": lambda x, inplace=False: tracing.elementwise("relu", x),
 }
 
 
@@ -117,35 +114,35 @@ def _mse_loss(input, target, size_average=None, reduce=None, reduction="mean", w
     if weight is not None:
         raise UnsupportedOperationError("mse_loss with weight= is not supported by workbench "
                                         "tracing; multiply the squared errors yourself")
-    error = trace.elementwise("sub", input, target)
-    squared = trace.elementwise("mul", error, error)
+    error = tracing.elementwise("sub", input, target)
+    squared = tracing.elementwise("mul", error, error)
     if reduction == "none":
         return squared
     if reduction in ("mean", "sum"):
-        return trace.mean(squared) if reduction == "mean" else trace.sum(squared)
+        return array_api.mean(squared) if reduction == "mean" else array_api.sum(squared)
     raise UnsupportedOperationError(f"mse_loss: reduction={reduction!r}; use 'mean', 'sum' or 'none'")
 
 
 def _shifted_exp(x, dim):
     """exp(x - max(x)) along ``dim``, the max held constant (it cancels; it only avoids overflow)."""
-    top = trace.stop_gradient(trace.amax(x, axis=dim, keepdims=True))
-    return trace.elementwise("exp", trace.elementwise("sub", x, top)), top
+    top = tracing.stop_gradient(array_api.amax(x, axis=dim, keepdims=True))
+    return tracing.elementwise("exp", tracing.elementwise("sub", x, top)), top
 
 
 def _logsumexp(x, dim, keepdim=False):
     shifted, top = _shifted_exp(x, dim)
-    out = trace.elementwise("add", trace.elementwise("log", trace.sum(shifted, axis=dim, keepdims=True)),
-                            top)
+    total = array_api.sum(shifted, axis=dim, keepdims=True)
+    out = tracing.elementwise("add", tracing.elementwise("log", total), top)
     return out if keepdim else out.squeeze(dim)
 
 
 def _softmax(x, dim, *unused, **also_unused):
     shifted, _ = _shifted_exp(x, dim)
-    return trace.elementwise("div", shifted, trace.sum(shifted, axis=dim, keepdims=True))
+    return tracing.elementwise("div", shifted, array_api.sum(shifted, axis=dim, keepdims=True))
 
 
 def _log_softmax(x, dim, *unused, **also_unused):
-    return trace.elementwise("sub", x, _logsumexp(x, dim, keepdim=True))
+    return tracing.elementwise("sub", x, _logsumexp(x, dim, keepdim=True))
 
 
 def _sizes(sizes: tuple) -> tuple:
@@ -156,7 +153,7 @@ def _expand(x, *sizes):
     sizes = _sizes(sizes)
     lead = len(sizes) - x.ndim
     shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
-    return trace.ARRAY_FUNCTIONS[np.broadcast_to](x, shape)
+    return array_api.ARRAY_FUNCTIONS[np.broadcast_to](x, shape)
 
 
 def _to(x, *args, **kwargs):
@@ -172,7 +169,7 @@ def _vector_norm(x, ord=None, dim=None, keepdim=False, **unused):
         raise UnsupportedOperationError(
             f"torch.linalg.norm with ord={ord!r} is not supported by workbench tracing; only the "
             "Euclidean/Frobenius norm is (ord=None)")
-    return trace.sqrt_zero_grad_at_zero(trace.sum(x * x, axis=dim, keepdims=keepdim))
+    return array_api.sqrt_zero_grad_at_zero(array_api.sum(x * x, axis=dim, keepdims=keepdim))
 
 
 HANDLERS.update({
@@ -184,16 +181,16 @@ HANDLERS.update({
     "softmax": _softmax,
     "log_softmax": _log_softmax,
     "expand": _expand,
-    "repeat": lambda x, *sizes: trace.ARRAY_FUNCTIONS[np.tile](x, _sizes(sizes)),
+    "repeat": lambda x, *sizes: array_api.ARRAY_FUNCTIONS[np.tile](x, _sizes(sizes)),
     "permute": lambda x, *dims: x.transpose(_sizes(dims)),
-    "transpose": lambda x, dim0, dim1: trace.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
-    "masked_fill": lambda x, mask, value: trace.where(mask, value, x),
-    "cumsum": lambda x, dim, **unused: trace.ARRAY_FUNCTIONS[np.cumsum](x, axis=dim),
+    "transpose": lambda x, dim0, dim1: array_api.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
+    "masked_fill": lambda x, mask, value: array_api.where(mask, value, x),
+    "cumsum": lambda x, dim, **unused: array_api.ARRAY_FUNCTIONS[np.cumsum](x, axis=dim),
     "float": lambda x, **unused: x.astype(np.float32),
     "double": lambda x, **unused: x.astype(np.float64),
     "to": _to,
-    "remainder": trace.remainder,
-    "floor_divide": trace.floor_divide,
+    "remainder": tracing.remainder,
+    "floor_divide": tracing.floor_divide,
     "linalg_norm": _vector_norm,
     "linalg_vector_norm": _vector_norm,
 })
@@ -213,7 +210,7 @@ def dispatch(func: Callable, args: tuple, kwargs: dict) -> Any:
             args = (args[1], args[0]) + tuple(args[2:])
         if name in ("add", "sub") and "alpha" in kwargs:
             args = (args[0], args[1] * kwargs.pop("alpha"))
-        return trace.elementwise(op, *args)
+        return tracing.elementwise(op, *args)
     raise UnsupportedOperationError(
         f"torch.{name} is not supported by workbench tracing; use the numpy or workbench "
         "equivalent, or see wb.supported_functions()")

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ArgnumsError, InputTypeError, NonScalarOutputError, OutputTypeError
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
-from ..trace import Traced, as_ids, tracing
+from ..tracing import Traced, as_ids, tracing
 from ..transforms.grad import check_argnums_type, normalize_argnums
 from ..transforms.staging import is_torch_tensor
 

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
-from ..trace import STATE, Traced, as_ids, grad_enabled, stop_gradient
+from ..tracing import STATE, Traced, as_ids, grad_enabled, stop_gradient
 from .staging import Staged, check_float_leaf, is_torch_tensor
 
 

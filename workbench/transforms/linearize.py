@@ -18,7 +18,7 @@ from .. import pytree
 from ..errors import OutputTypeError, ShapeError
 from ..graph import Graph
 from ..symbolic.differentiate import jvp_nodes, vjp_nodes
-from ..trace import STATE, Traced, as_ids
+from ..tracing import STATE, Traced, as_ids
 from .grad import (
     as_output,
     check_argnums_type,

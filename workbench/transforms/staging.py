@@ -29,7 +29,7 @@ from .. import pytree
 from ..errors import InputTypeError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
-from ..trace import STATE, Traced, tracing
+from ..tracing import STATE, Traced, tracing
 from .captured import fingerprint
 
 Body = Callable[[tuple, dict], Any]

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
+from ..array_api import ARRAY_FUNCTIONS
 from ..errors import InputTypeError, OutputTypeError, ShapeError
 from ..symbolic.batchgen import batch_program
-from ..trace import ARRAY_FUNCTIONS, STATE, Traced, as_ids
+from ..tracing import STATE, Traced, as_ids
 from .captured import fingerprint
 from .grad import as_output, user_facing
 from .staging import Entry, Staged, _leaf_kind, _static_key, _to_numpy, is_torch_tensor
