@@ -318,7 +318,6 @@ def test_numpy_spelling_of_non_smooth_points_matches_torch(name):
     assert float(wb.grad(np_fn)(x)) == float(tfunc.grad(torch_fn)(T(x)))
 
 
-@pytest.mark.skipif(not hasattr(wb, "vmap"), reason="vmap lands with issue 4")
 @pytest.mark.parametrize("name", [n for n, (_, x) in NON_SMOOTH.items() if x.dim() == 0])
 def test_non_smooth_point_in_a_batch_matches_torch(name):
     # vmap evaluates the numpy printers of the same ops: they must keep the same conventions

@@ -141,7 +141,6 @@ def test_verbatim_no_grad_note(torch):
     assert float(ours["case_1"]) == 1.0 and float(ours["case_2"]) == 1.0
 
 
-@pytest.mark.skipif(not hasattr(wb, "vmap"), reason="vmap lands with issue 4")
 def test_verbatim_per_sample_gradients(torch_dtype):
     torch = torch_dtype
     theirs, ours = run_both(torch, EXAMPLE_PER_SAMPLE)
@@ -194,7 +193,6 @@ def test_numpy_per_sample_gradients_by_loop():
     np.testing.assert_allclose(per_example, expected, rtol=1e-12)
 
 
-@pytest.mark.skipif(not hasattr(wb, "vmap"), reason="vmap lands with issue 4")
 def test_numpy_per_sample_gradients_with_vmap():
     compute_loss, inputs, expected = _per_sample_problem()
     got = wb.vmap(wb.grad(compute_loss), in_dims=(None, 0, 0))(*inputs)

@@ -40,8 +40,9 @@ class _Named(sympy.Function):
         return rf"{text}^{{{exp}}}" if exp else text
 
     def _plain(self) -> sympy.Expr:
-        """An equivalent expression in SymPy's own functions (used by evalf)."""
-        raise NotImplementedError
+        """An equivalent expression in SymPy's own functions (used by evalf); each subclass
+        defines it."""
+        raise TypeError(f"{type(self).__name__} does not define _plain(), so it cannot be evaluated")
 
     def _eval_evalf(self, prec):
         return self._plain()._eval_evalf(prec)
