@@ -53,8 +53,9 @@ class Simplified:
     note: str = ""  # one line when a budget stopped the search
 
 
-class _OutOfTime(Exception):
-    pass
+class _OutOfTime(BaseException):
+    """Past the deadline. A BaseException, so SymPy's broad ``except Exception`` blocks (its
+    factorisation code has them) cannot swallow it."""
 
 
 @contextlib.contextmanager
@@ -67,17 +68,27 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
         return
 
+    armed = [True]
+
     def fire(signum, frame):
-        raise _OutOfTime
+        if armed[0]:
+            raise _OutOfTime
 
     previous = signal.signal(signal.SIGALRM, fire)
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Fire again every 50 ms after the deadline, in case one firing lands where it is caught.
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     start = time.monotonic()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        while True:  # a firing during the clean-up itself must not skip it
+            try:
+                armed[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                break
+            except _OutOfTime:
+                continue
         if outer_delay > 0:  # someone else's timer was running: give it back, minus our time
             left = max(outer_delay - (time.monotonic() - start), 1e-6)
             signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
