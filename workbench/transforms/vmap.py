@@ -261,7 +261,7 @@ class _BatchedFunction:
             for part in _chunks(pending, size, chunk):
                 ok, values = self._evaluate(entry, columns, part, size)
                 _scatter(entry, outputs, values, part, ok, size)
-                if not ok.all():
+                if ok is not True:
                     failed.append(_indices(part)[~ok])
             if not failed:
                 break
@@ -320,7 +320,10 @@ class _BatchedFunction:
             args.append(value)
         with np.errstate(all="ignore"):
             ok, *values = program(*args)
-        return np.broadcast_to(np.asarray(ok, dtype=bool), (_length(part, size),)), values
+        ok = np.asarray(ok, dtype=bool)
+        if ok.all():  # O(1) when there are no guards (ok is the constant True)
+            return True, values
+        return np.broadcast_to(ok, (_length(part, size),)), values
 
     def _warn_once(self, n_versions: int) -> None:
         if id(self) in _warned:
@@ -385,10 +388,11 @@ def _length(part: slice | np.ndarray, size: int) -> int:
     return part.stop - part.start if isinstance(part, slice) else part.size
 
 
-def _scatter(entry: Entry, outputs: list, values: list, part: slice | np.ndarray, ok: np.ndarray,
-             size: int) -> None:
-    """Write the results of the examples whose guards held (``ok``) into ``outputs``."""
-    all_ok = bool(ok.all())
+def _scatter(entry: Entry, outputs: list, values: list, part: slice | np.ndarray,
+             ok: np.ndarray | bool, size: int) -> None:
+    """Write the results of the examples whose guards held (``ok``: a mask, or True for all of
+    them) into ``outputs``."""
+    all_ok = ok is True
     whole = all_ok and isinstance(part, slice) and part == slice(0, size)
     rows = part if all_ok else _indices(part)[ok]
     for j, (group, value) in enumerate(zip(entry.outputs, values)):
@@ -402,14 +406,14 @@ def _scatter(entry: Entry, outputs: list, values: list, part: slice | np.ndarray
         out = outputs[j]
         if isinstance(value, list):
             for c, item in enumerate(value):
-                out[rows, c] = item if np.ndim(item) == 0 or whole else np.asarray(item)[ok]
+                out[rows, c] = item if np.ndim(item) == 0 or all_ok else np.asarray(item)[ok]
             continue
         value = np.asarray(value)
         if value.ndim == 0:
             out[rows, :] = value
         elif value.ndim == 1:
-            out[rows, 0] = value if whole else value[ok]
+            out[rows, 0] = value if all_ok else value[ok]
         else:
-            out[rows, :] = value if whole else value[ok]
+            out[rows, :] = value if all_ok else value[ok]
 
 
