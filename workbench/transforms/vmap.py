@@ -90,7 +90,7 @@ def _leaf_names(args: tuple) -> list[str]:
 
 
 def _batch_size(leaves: list, dims: list[int | None],
-                names: list[str]) -> tuple[int, list[int | None]]:
+                args: tuple) -> tuple[int, list[int | None]]:
     sizes = {}
     normalized: list[int | None] = []
     for k, (leaf, d) in enumerate(zip(leaves, dims)):
@@ -99,10 +99,11 @@ def _batch_size(leaves: list, dims: list[int | None],
             continue
         shape = leaf.shape if isinstance(leaf, Traced) else np.shape(_to_numpy(leaf))
         if not (isinstance(leaf, (Traced, np.ndarray)) or is_torch_tensor(leaf)):
-            raise VmapError(f"vmap: got in_dim={d} for {names[k]}, a {type(leaf).__name__}; only "
+            raise VmapError(f"vmap: got in_dim={d} for {_leaf_names(args)[k]}, a "
+                            f"{type(leaf).__name__}; only "
                             "arrays can be mapped over: use None for it in in_dims")
         if not -len(shape) <= d < len(shape):
-            raise VmapError(f"vmap: in_dim={d} is out of range for {names[k]} of shape "
+            raise VmapError(f"vmap: in_dim={d} is out of range for {_leaf_names(args)[k]} of shape "
                             f"{tuple(shape)} ({len(shape)} dimensions)")
         d = d % len(shape)
         normalized.append(d)
@@ -110,6 +111,7 @@ def _batch_size(leaves: list, dims: list[int | None],
     if not sizes:
         raise VmapError("vmap: at least one argument must be mapped over; every in_dim is None")
     if len(set(sizes.values())) > 1:
+        names = _leaf_names(args)  # only when there is an error to report
         detail = ", ".join(f"{names[k]} has {n}" for k, n in sizes.items())
         raise ShapeError(f"vmap: the mapped dimensions must all have the same size, but {detail}; "
                          "map over equally long axes, or use None in in_dims for an argument that "
@@ -190,7 +192,7 @@ class _BatchedFunction:
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
         leaves, tree = pytree.flatten(args)
-        size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args), _leaf_names(args))
+        size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args), args)
         if STATE.graphs or any(isinstance(v, Traced) for v in pytree.flatten(kwargs)[0]):
             return self.map_in_trace(args, kwargs, leaves, tree, dims, size)
         if any(d is not None and _leaf_kind(leaf) != "f" for leaf, d in zip(leaves, dims)):
