@@ -82,4 +82,24 @@ __all__ = [
     "tape", "check",
     "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap",
     "trace", "derivative", "steps", "export",
+    "explore", "graph", "backprop",
 ]
+
+# Interactive views load ipywidgets/matplotlib only when first asked for, so that
+# ``import workbench`` stays free of widget, plotting and Jupyter modules (DESIGN.md, layer 6).
+_LAZY = {
+    "explore": ("workbench.widgets", "explore"),
+    "graph": ("workbench.views", "graph"),
+    "backprop": ("workbench.views", "backprop"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
