@@ -1,0 +1,3 @@
+"""placeholder"""
+def backprop(*a, **k): raise NotImplementedError
+class BackpropView: pass
