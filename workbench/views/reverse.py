@@ -32,6 +32,8 @@ def reverse_pass(graph: Graph, output: int, nodes: Sequence[int]) -> tuple[dict[
     grows), which is how their values are known.
     """
     op_of, args_of, params_of, values = graph.op, graph.args, graph.params, graph.values
+    if op_of[output] == "const":  # a constant function: nothing to differentiate
+        return {}, []
     totals: dict[int, float] = {output: 1.0}
     steps: list[Step] = []
     for node in reversed(nodes):

@@ -102,7 +102,8 @@ def render_svg(boxes: Sequence[Box], edges: Sequence[tuple[int, int, int]],
     """The drawing of ``boxes`` (in topological order) joined by ``(source, target, argnum)``."""
     by_id = {b.id: b for b in boxes}
     layout = layered_layout([b.id for b in boxes], [(s, t) for s, t, _ in edges], set(anchored))
-    lines = {b.id: [_clip(b.label), f"= {b.value}" if b.value else "",
+    # a constant's label is its value already
+    lines = {b.id: [_clip(b.label), f"= {b.value}" if b.value and b.op != "const" else "",
                     f"grad {b.adjoint}" if b.adjoint else ""] for b in boxes}
     widths = [max((max(len(t) for t in lines[n]) for n in column), default=4) * CHAR_WIDTH + 16
               for column in layout.columns]
