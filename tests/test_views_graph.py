@@ -210,6 +210,8 @@ def test_big_graphs_keep_the_nodes_nearest_the_output():
     assert all(e["source"] in kept and e["target"] in kept for e in doc["edges"])
     assert len(doc["edges"]) == 1999  # a chain
     assert "truncated" in repr(wb.graph(chain, 0.5, max_nodes=10))
+    page = wb.graph(chain, 0.5)._repr_html_()
+    assert "<svg" not in page and "too many to draw" in page and "sin 2,000" in page
     # the adjoint of the first kept sin: the product of cos over the rest of the chain
     values = [0.5]
     for _ in range(2500):

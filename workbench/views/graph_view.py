@@ -38,6 +38,9 @@ from .svg import Box, render_svg, short_number
 
 #: Past this many nodes, only the nodes nearest the output are kept (``truncated``).
 MAX_NODES = 2000
+#: The static HTML draws graphs up to this many nodes (bigger drawings are unreadable and heavy:
+#: about 600 bytes of SVG a node); past it, it lists the ops instead.
+MAX_DRAWN_NODES = 400
 #: Formulas are given for nodes whose expression tree has at most this many nodes ...
 EXPRESSION_MAX_TREE = 40
 #: ... and whose text is at most this long; others get "" (the graph itself is the formula).
@@ -94,9 +97,21 @@ class GraphView:
         return text + (" (truncated: the nodes nearest the output)" if doc["truncated"] else "")
 
     def _repr_html_(self) -> str:
-        return (f'<div class="wb-graph-view"><div class="wb-graph-title" style="font-family: '
-                f'monospace; margin-bottom: 4px">{html.escape(self._doc["title"])}</div>'
-                f'<div style="overflow: auto; max-height: 640px">{self.svg()}</div></div>')
+        nodes = self._doc["nodes"]
+        if len(nodes) <= MAX_DRAWN_NODES:
+            body = f'<div style="overflow: auto; max-height: 640px">{self.svg()}</div>'
+        else:
+            counts: dict[str, int] = {}
+            for n in nodes:
+                counts[n["op"]] = counts.get(n["op"], 0) + 1
+            listed = ", ".join(f"{op} {k:,}" for op, k in sorted(counts.items(),
+                                                                 key=lambda item: -item[1]))
+            body = (f"<div>{len(nodes):,} nodes: too many to draw here (the limit is "
+                    f"{MAX_DRAWN_NODES}); by op: {html.escape(listed)}. Trace a smaller "
+                    "example to see the drawing.</div>")
+        return (f'<div class="wb-graph-view" style="font-family: monospace">'
+                f'<div class="wb-graph-title" style="margin-bottom: 4px">'
+                f'{html.escape(self._doc["title"])}</div>{body}</div>')
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return {MIME_TYPE: self.to_json(), "text/html": self._repr_html_(),
