@@ -162,6 +162,9 @@ def test_stepper_walks_forward_then_backward(torch):
     np.testing.assert_allclose(stepper.shown_adjoints[0], w.grad.numpy(), rtol=1e-12)
     stepper.prev_button.click()
     assert stepper.highlighted == 1 and 0 in stepper.shown_adjoints
+    # the drawing keeps its size from step to step (room is kept for the final texts)
+    sizes = {re.search(r'<svg[^>]* width="(\d+)"', view.svg(f)).group(1) for f in stepper.frames}
+    assert len(sizes) == 1
 
 
 def test_frames_show_latest_totals():

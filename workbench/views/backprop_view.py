@@ -120,6 +120,8 @@ class BackpropView:
         text = f"backprop of {self.name} at {at}: value {_plain(tape.value)}"
         if self._doc["output"] is not None:
             text += f", gradient {_plain(tape.gradient)}"
+        else:
+            text += " (it does not depend on the differentiated arguments: no backward pass)"
         return text
 
     def step_lines(self) -> list[str]:
@@ -171,8 +173,13 @@ class BackpropView:
 
 
 def _plain(value: Any) -> str:
+    """A value or gradient (pytrees included) in a few characters."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_plain(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
     if isinstance(value, tuple):
-        return "(" + ", ".join(_plain(v) for v in value) + ")"
+        return "(" + ", ".join(_plain(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):

@@ -88,6 +88,8 @@ def frame_boxes(doc: dict[str, Any], frame: Frame, labels: dict[int, str]) -> li
         tip = f"{labels[node]}\nvalue: {short_number(n['value'])}"
         if adjoint:
             tip += f"\nadjoint so far: {adjoint}"
+        # room for the final texts, so that boxes keep their size from step to step
+        room = max(len(short_number(n["value"])) + 2, len(short_number(n["adjoint"])) + 5)
         boxes.append(Box(node, labels[node], value, adjoint, tip, n["op"], state,
-                         node in frame.changed))
+                         node in frame.changed, room))
     return boxes

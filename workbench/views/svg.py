@@ -51,6 +51,9 @@ class Box:
     op: str = ""
     state: str = ""
     changed: bool = False
+    #: at least this many characters wide: a stepper reserves the room of the final texts so
+    #: that the drawing does not move between steps
+    min_chars: int = 0
 
 
 def short_number(value: Any) -> str:
@@ -105,7 +108,8 @@ def render_svg(boxes: Sequence[Box], edges: Sequence[tuple[int, int, int]],
     # a constant's label is its value already
     lines = {b.id: [_clip(b.label), f"= {b.value}" if b.value and b.op != "const" else "",
                     f"grad {b.adjoint}" if b.adjoint else ""] for b in boxes}
-    widths = [max((max(len(t) for t in lines[n]) for n in column), default=4) * CHAR_WIDTH + 16
+    chars = {b.id: max(b.min_chars, *(len(t) for t in lines[b.id])) for b in boxes}
+    widths = [max((chars[n] for n in column), default=4) * CHAR_WIDTH + 16
               for column in layout.columns]
     tallest = max((len(c) for c in layout.columns), default=1)
     height = 2 * MARGIN + tallest * (BOX_HEIGHT + ROW_GAP) - ROW_GAP
