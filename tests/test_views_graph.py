@@ -14,6 +14,7 @@ from conftest import central_difference, require
 
 import workbench as wb
 from workbench.views import graph_schema
+from workbench.views.frames import frames
 from workbench.views.layout import crossings, layered_layout
 
 HOSTILE = '<img src=x onerror=alert(1)><script>alert(1)</script>'
@@ -191,6 +192,12 @@ def test_backward_contributions_sum_to_torch_adjoints(torch, f, torch_f, args):
             assert c["total"] == pytest.approx(running[c["to"]], rel=1e-12, abs=1e-300)
     for node, total in sums.items():
         assert total == pytest.approx(expected[node], rel=1e-12, abs=1e-15)
+    # a stepper over the graph document ends with torch's adjoint on every non-constant node
+    last = frames(doc, {n["id"]: n["label"] for n in doc["nodes"]})[-1]
+    for n in doc["nodes"]:
+        if n["op"] != "const":
+            assert last.adjoints[n["id"]] == pytest.approx(expected[n["id"]], rel=1e-12,
+                                                           abs=1e-15)
 
 
 # ----- truncation -----
