@@ -29,7 +29,9 @@ def short_error(error: BaseException) -> str:
 
 def number(value: float) -> str:
     """A number as the panel shows it (nan stays visible as 'nan')."""
-    return "nan" if value is None or not np.isfinite(value) else f"{value:.6g}"
+    if value is None or not np.isfinite(value):
+        return "nan" if value is None or np.isnan(value) else str(float(value))
+    return f"{float(value) + 0.0:.6g}"  # + 0.0: a zero prints as 0, not -0
 
 
 def run_later(job: Callable[[], None]) -> None:
