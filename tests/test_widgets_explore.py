@@ -118,8 +118,10 @@ def test_taylor_toggle_shows_the_second_order_taylor_curve():
     e.x0.value = 2.0  # the curve follows the point
     expected = f(2.0) + df(2.0) * (xs - 2.0) + 0.5 * d2f(2.0) * (xs - 2.0) ** 2
     np.testing.assert_allclose(ydata(e.lines["taylor"]), expected, rtol=1e-10, atol=1e-10)
+    assert "Taylor" in " ".join(t.get_text() for t in e.axes[0].get_legend().get_texts())
     e.taylor.value = False
     assert not e.lines["taylor"].get_visible()
+    assert "Taylor" not in " ".join(t.get_text() for t in e.axes[0].get_legend().get_texts())
 
 
 def test_moving_the_slider_or_the_range_never_traces_again(count_traces):
@@ -247,6 +249,9 @@ def test_the_export_button_shows_numpy_code_that_computes_the_derivative(tmp_pat
     assert float(namespace["grad_f"](1.1)) == pytest.approx(df(1.1), rel=1e-12)
     e.export_button.click()  # and hides it again
     assert e.code.layout.display == "none"
+    e.export_button.click()
+    e.text.value = "exp(x)"  # a new function hides the old function's code
+    assert e.code.layout.display == "none" and e.export_button.description == "numpy code"
 
 
 def test_static_fallback_has_text_and_png_beside_the_widget_view():

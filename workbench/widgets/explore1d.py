@@ -86,14 +86,14 @@ class Explorer1D(ExplorerPanel):
         self.lines = {
             "f": top.plot([], [], color="C0", lw=2, label="f")[0],
             "tangent": top.plot([], [], color="C3", lw=1.2, ls="--", label="tangent")[0],
-            "taylor": top.plot([], [], color="C2", lw=1.2, ls=":", label="Taylor (2nd)",
+            "taylor": top.plot([], [], color="C2", lw=1.4, ls=":", label="Taylor (2nd order)",
                                visible=False)[0],
             "point": top.plot([], [], "o", color="C3", ms=6)[0],
             "df": bottom.plot([], [], color="C1", lw=1.6, label="f′")[0],
             "d2f": bottom.plot([], [], color="C4", lw=1.2, label="f″")[0],
         }
         self._marker_df = bottom.axvline(start, color="C3", lw=0.8, alpha=0.6)
-        top.legend(loc="upper left", fontsize="small")
+        self._legend()
         bottom.legend(loc="upper left", fontsize="small")
         for ax in self.axes:
             ax.grid(True, alpha=0.3)
@@ -141,7 +141,7 @@ class Explorer1D(ExplorerPanel):
         self.lines["d2f"].set_data(self.xs, d2y)
         self.lines["f"].set_label(f"f = {self.source.text}" if self.source else "f")
         top, bottom = self.axes
-        top.legend(loc="upper left", fontsize="small")
+        self._legend()
         for ax in self.axes:
             ax.set_xlim(self.xs[0], self.xs[-1])
         for ax, data in ((top, (y,)), (bottom, (dy, d2y))):
@@ -205,7 +205,13 @@ class Explorer1D(ExplorerPanel):
 
     def _on_taylor(self, _change: dict) -> None:
         self.lines["taylor"].set_visible(bool(self.taylor.value))
+        self._legend()
         self.canvas.draw_idle()
+
+    def _legend(self) -> None:
+        """The upper plot's legend, listing the curves shown (the Taylor curve when toggled on)."""
+        shown = [self.lines[k] for k in ("f", "tangent", "taylor") if self.lines[k].get_visible()]
+        self.axes[0].legend(handles=shown, loc="upper left", fontsize="small")
 
     def _on_range(self, _change: dict) -> None:
         low, high = float(self.x_min.value), float(self.x_max.value)

@@ -200,7 +200,8 @@ class Explorer2D(ExplorerPanel):
             f"<tr><td>∂f/∂x, ∂f/∂y</td><td>{number(gradient[0])}, {number(gradient[1])}</td></tr>"
             f"<tr><td>Hessian</td><td>[[{number(hess[0, 0])}, {number(hess[0, 1])}], "
             f"[{number(hess[1, 0])}, {number(hess[1, 1])}]]</td></tr>"
-            f"<tr><td>eigenvalues</td><td>{number(eigenvalues[0])}, "
+            "<tr><td>eigenvalues (lines: solid ≥ 0, dashed &lt; 0)</td>"
+            f"<td>{number(eigenvalues[0])}, "
             f"{number(eigenvalues[1])}</td></tr></table>")
         if not inside:
             self.show_error(f"({x0:.6g}, {y0:.6g}) is outside the domain of f (f = {fz}): "

@@ -107,6 +107,7 @@ class ExplorerPanel(widgets.VBox):
         self.derivative = None
         self.code.value = ""
         self.code.layout.display = "none"
+        self.export_button.description = "numpy code"
         self.clear_error()
         self._defer_check = True  # the first check (it may import torch) runs after the plot
         try:
