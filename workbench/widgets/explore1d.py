@@ -165,8 +165,9 @@ class Explorer1D(ExplorerPanel):
         dx = self.xs - x0
         inside = np.isfinite(fx)
         if inside:
-            tangent = fx + dfx * dx
-            taylor = tangent + 0.5 * d2fx * dx**2
+            with np.errstate(all="ignore"):  # f′(x0) = inf (sqrt at 0): no line, no warning
+                tangent = fx + dfx * dx
+                taylor = tangent + 0.5 * d2fx * dx**2
             self.lines["tangent"].set_data(self.xs, tangent)
             self.lines["taylor"].set_data(self.xs, taylor)
             self.lines["point"].set_data([x0], [fx])

@@ -146,7 +146,9 @@ class Explorer2D(ExplorerPanel):
             self.contour = None
         # Arrows to scale: the longest spans one cell of the arrow grid.
         cell = min(qx[1] - qx[0], qy[1] - qy[0])
-        longest = np.nanmax(np.hypot(GX, GY)) if np.isfinite(GX).any() else 1.0
+        lengths = np.hypot(GX, GY)
+        finite = np.isfinite(lengths)
+        longest = float(lengths[finite].max()) if finite.any() else 1.0
         self._field_scale = float(longest / (0.9 * cell)) if longest > 0 else 1.0
         self.field = ax.quiver(QX, QY, GX, GY, angles="xy", scale_units="xy",
                                scale=self._field_scale, color="white", alpha=0.7, width=0.003,
