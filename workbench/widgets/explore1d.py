@@ -80,7 +80,8 @@ class Explorer1D(ExplorerPanel):
                         (self.x0, "wb-explore-x0"), (self.taylor, "wb-explore-taylor")]:
             w.add_class(name)
 
-        self.figure = new_figure(6.4, 4.6)
+        self.figure = new_figure(6.4, 4.6, left=0.11, right=0.98, top=0.98, bottom=0.1,
+                                 hspace=0.08)
         top, bottom = self.figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
         self.axes = (top, bottom)
         self.lines = {

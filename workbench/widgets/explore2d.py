@@ -36,7 +36,7 @@ class Explorer2D(ExplorerPanel):
       explorer (same CSS classes);
     * ``values`` -- ``{"x0", "y0", "f", "gradient" (2,), "hessian" (2, 2), "eigenvalues" (2,),
       "eigenvectors" (2, 2), columns}`` at the point;
-    * ``figure``, ``axes``; ``contour`` (the ``QuadContourSet``), ``field`` (the gradient
+    * ``figure``, ``axes``; ``contour`` (the ``QuadContourSet``) and its ``colorbar``, ``field`` (the gradient
       ``Quiver``), ``arrow`` (the ``Quiver`` of the gradient at the point), ``lines`` --
       ``"point"``, ``"eigen0"``, ``"eigen1"`` (``Line2D``); ``xs``, ``ys`` the grid.
 
@@ -67,11 +67,13 @@ class Explorer2D(ExplorerPanel):
                         (self.x0, "wb-explore-x0"), (self.y0, "wb-explore-y0")]:
             w.add_class(name)
 
-        self.figure = new_figure(6.0, 5.0)
-        self.axes = self.figure.add_subplot()
+        self.figure = new_figure(6.4, 5.0)
+        self.axes = self.figure.add_axes((0.09, 0.1, 0.74, 0.83))
+        self.colorbar_axes = self.figure.add_axes((0.86, 0.1, 0.025, 0.83))
         self.axes.set_xlabel("x")
         self.axes.set_ylabel("y")
         self.contour = None
+        self.colorbar = None
         self.field = None
         self.arrow = None
         self.lines = {
@@ -142,6 +144,8 @@ class Explorer2D(ExplorerPanel):
         if np.isfinite(Z).any():
             self.contour = ax.contourf(X, Y, np.ma.masked_invalid(Z), levels=20, cmap="viridis",
                                        zorder=1)
+            self.colorbar_axes.clear()  # its own axes: redrawing never shrinks the plot
+            self.colorbar = self.figure.colorbar(self.contour, cax=self.colorbar_axes)
         else:
             self.contour = None
         # Arrows to scale: the longest spans one cell of the arrow grid.

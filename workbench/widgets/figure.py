@@ -40,10 +40,15 @@ def _import_ipympl_backend():
     return backend_nbagg
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A figure of ``width`` x ``height`` inches whose ``.canvas`` is an ipympl widget."""
+def new_figure(width: float, height: float, **margins: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches whose ``.canvas`` is an ipympl widget.
+
+    ``margins`` (``left``, ``bottom``, ... as figure fractions) are fixed: a layout engine
+    would lay the figure out again on every redraw, which doubles the cost of a slider step.
+    """
     backend = _import_ipympl_backend()
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(**margins)
     with warnings.catch_warnings():
         # ipympl's toolbar passes its canvas on to traitlets, which warns; not ours to fix.
         warnings.filterwarnings("ignore", "Passing unrecognized arguments", DeprecationWarning)
