@@ -328,6 +328,14 @@ def test_two_variables_gradient_field_is_the_analytic_gradient():
     np.testing.assert_allclose(np.ravel(e.field.U), 2 * offsets[:, 0], atol=1e-12)
     np.testing.assert_allclose(np.ravel(e.field.V), 6 * offsets[:, 1], atol=1e-12)
     assert e.contour is not None
+    levels = e.colorbar.mappable.levels  # the colorbar spans f's values on the grid
+    X, Y = np.meshgrid(e.xs, e.ys)
+    assert levels[0] <= 0.0 and levels[-1] >= (X**2 + 3 * Y**2).max()
+    e.x_max.value = 4.0  # a new range redraws contours and colorbar, and keeps the plot's size
+    position = e.axes.get_position().bounds
+    X, Y = np.meshgrid(e.xs, e.ys)
+    assert e.colorbar.mappable.levels[-1] >= (X**2 + 3 * Y**2).max()
+    assert e.axes.get_position().bounds == position
 
 
 def test_two_variables_sliders_and_ranges_never_trace_again(count_traces):
