@@ -90,8 +90,8 @@ class Explorer1D(ExplorerPanel):
             "taylor": top.plot([], [], color="C2", lw=1.4, ls=":", label="Taylor (2nd order)",
                                visible=False)[0],
             "point": top.plot([], [], "o", color="C3", ms=6)[0],
-            "df": bottom.plot([], [], color="C1", lw=1.6, label="f′")[0],
-            "d2f": bottom.plot([], [], color="C4", lw=1.2, label="f″")[0],
+            "df": bottom.plot([], [], color="C1", lw=1.6, label=r"$f'$")[0],
+            "d2f": bottom.plot([], [], color="C4", lw=1.2, label=r"$f''$")[0],
         }
         self._marker_df = bottom.axvline(start, color="C3", lw=0.8, alpha=0.6)
         self._legend()
