@@ -289,7 +289,11 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
     start = time.perf_counter()
     try:
         with deadline(seconds):
-            unmasked = _flatten_piecewise_derivatives(drop_singular_masks(expr))
+            unmasked = drop_singular_masks(expr)
+            folded = _flatten_piecewise_derivatives(unmasked)
+            if size(folded) <= size(unmasked):
+                # only when no longer: folding indicator sums (ties of max) multiplies cases
+                unmasked = folded
             if unmasked != expr:
                 best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
             base = best
@@ -309,3 +313,83 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
         note = (f"simplification stopped after {time.perf_counter() - start:.1f} s "
                 "(wb.config.simplify_seconds); showing the shortest form found by then")
     return Simplified(best, expr, before, best_size[0], method, note)
+
+
+# ----- the textbook form shown beside the simplified one -----
+#: A textbook form is offered only when it is at most this many times as long (count_ops) as
+#: the simplified form, plus two operations.
+TEXTBOOK_RATIO = 2.0
+
+
+def fraction_depth(expr) -> int:
+    """How deeply fractions nest in ``expr``: 0 for ``x + 1``, 1 for ``sin(x)/x``, 2 for
+    ``(cos(x) - sin(x)/x)/x`` (a fraction inside a fraction).
+
+    >>> x = sympy.Symbol("x")
+    >>> [fraction_depth(e) for e in (x + 1, sympy.sin(x) / x, (sympy.cos(x) - sympy.sin(x) / x) / x)]
+    [0, 1, 2]
+    """
+    if not isinstance(expr, sympy.Basic) or expr.is_Atom:
+        return 0
+    if expr.is_Mul or expr.is_Pow:
+        # the fraction as written: factors with a negative exponent make the denominator
+        above, below = [], []
+        for factor in sympy.Mul.make_args(expr):
+            base, exponent = factor.as_base_exp()
+            if exponent.is_negative:
+                below.append(sympy.Pow(base, -exponent))
+            else:
+                above.append(factor)
+        if below:
+            return 1 + max(fraction_depth(f) for f in above + below)
+    return max((fraction_depth(a) for a in expr.args), default=0)
+
+
+def _apart(expr):
+    """Partial fractions of a rational function of one variable (else ``expr`` unchanged)."""
+    symbols = expr.free_symbols
+    if len(symbols) == 1 and expr.is_rational_function(*symbols):
+        return sympy.apart(expr, *symbols)
+    return expr
+
+
+# distribute over sums (leaving powers and functions alone), expand fully, partial fractions
+_TEXTBOOK_REWRITES: list[Callable] = [sympy.expand_mul, sympy.expand, _apart]
+
+
+def textbook_form(expr, seconds: float | None = None):
+    """A sum of simple terms equal to ``expr``, when ``expr`` nests fractions and such a sum is
+    not much longer; else None. The rule, in one line: offered when the sum has a lower
+    :func:`fraction_depth` than ``expr`` (which has 2 or more) and at most
+    :data:`TEXTBOOK_RATIO` times its ``count_ops`` (+2). Bounded by ``seconds`` (default
+    ``wb.config.simplify_seconds``) and ``wb.config.simplify_max_ops``.
+
+    >>> x = sympy.Symbol("x")
+    >>> textbook_form((sympy.cos(x) - sympy.sin(x) / x) / x)
+    cos(x)/x - sin(x)/x**2
+    >>> textbook_form(sympy.sin(x) / x) is None  # no nested fraction: nothing to offer
+    True
+    """
+    seconds = config.simplify_seconds if seconds is None else seconds
+    if not isinstance(expr, sympy.Basic) or expr.is_Atom or seconds <= 0:
+        return None
+    depth = fraction_depth(expr)
+    ops = sympy.count_ops(expr)
+    if depth < 2 or ops > config.simplify_max_ops:
+        return None
+    best, best_size = None, None
+    try:
+        with deadline(seconds):
+            for rewrite in _TEXTBOOK_REWRITES:
+                try:
+                    candidate = rewrite(expr)
+                except (ValueError, TypeError, NotImplementedError, sympy.PolynomialError):
+                    continue  # SymPy could not rewrite this one: the other candidates stand
+                candidate_size = size(candidate)
+                if (candidate != expr and fraction_depth(candidate) < depth
+                        and candidate_size[0] <= TEXTBOOK_RATIO * ops + 2
+                        and (best_size is None or candidate_size < best_size)):
+                    best, best_size = candidate, candidate_size
+    except _OutOfTime:
+        pass  # the best found so far (or none) stands: every candidate equals expr
+    return best
