@@ -140,7 +140,10 @@ class TextbookStrPrinter(StrPrinter):
         cond = _indicator_condition(expr)
         if cond is not None:
             return f"1[{self._condition(cond)}]"
-        return super()._print_Piecewise(expr)
+        # cases as a reader says them: (x**2 if x > 0, 1/2 if x = 0, 0 otherwise)
+        cases = [f"{self._print(e)} otherwise" if c is sympy.true
+                 else f"{self._print(e)} if {self._condition(c)}" for e, c in expr.args]
+        return "(" + ", ".join(cases) + ")"
 
     def _print_Derivative(self, expr):
         # d/dx[...] as written in a derivation, not SymPy's Derivative(..., x)
@@ -170,9 +173,9 @@ class TextbookLatexPrinter(LatexPrinter):
         if style == "bold":
             text = rf"\mathbf{{{text}}}"
         if supers:
-            text += "^{%s}" % " ".join(_index(s) for s in supers)
+            text += "^{" + " ".join(_index(s) for s in supers) + "}"
         if subs:
-            text += "_{%s}" % " ".join(_index(s) for s in subs)
+            text += "_{" + " ".join(_index(s) for s in subs) + "}"
         return text
 
     def _print_Pow(self, expr):

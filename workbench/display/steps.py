@@ -309,7 +309,7 @@ class _Derivation:
             return "piecewise rule", lambda d: sympy.Piecewise((d(args[1]), e[0]),
                                                                (d(args[2]), True))
         if op == "stop_gradient":
-            return "stop_gradient (a constant)", lambda d: sympy.S.Zero
+            return "held constant (sg: no gradient)", lambda d: sympy.S.Zero
         return self._known(node, op, args)
 
     def _known(self, node: int, op: str, args: tuple[int, ...]):

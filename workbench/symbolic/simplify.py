@@ -162,18 +162,22 @@ def expand_trig_shifts(expr):
 
 def reciprocal_trig(expr):
     """Textbook trig names: ``sin/cos -> tan``, ``cos/sin -> cot``, ``1/cos -> sec``,
-    ``1/sin -> csc``, ``1 + tan**2 -> sec**2``, ``1 - tanh**2 -> sech**2``, within each product."""
+    ``1/sin -> csc``, ``1 + tan**2 -> sec**2``, ``1 - tanh**2 -> sech**2``, and the same for the
+    hyperbolic functions (``sinh/cosh -> tanh``, ``1/cosh -> sech`` ...), within each product."""
     if expr.has(sympy.tan, sympy.tanh):
         expr = expr.replace(lambda e: e.is_Add and len(e.args) == 2, _pythagorean_sum)
-    if expr.has(sympy.sin, sympy.cos):
-        expr = expr.replace(lambda e: e.is_Mul, _reciprocal_trig_product)
-        expr = expr.replace(
-            lambda e: e.is_Pow and isinstance(e.base, _SIN_COS) and e.exp.is_negative,
-            _reciprocal_trig_product)
-    if expr.has(sympy.tan):
-        expr = expr.replace(
-            lambda e: e.is_Pow and isinstance(e.base, sympy.tan) and e.exp.is_negative,
-            lambda e: sympy.cot(e.base.args[0]) ** -e.exp)
+    for family in _FAMILIES:
+        sin, cos, tan, cot = family[:4]
+        if expr.has(sin, cos):
+            expr = expr.replace(lambda e: e.is_Mul, lambda e, f=family: _reciprocal_product(e, f))
+            expr = expr.replace(
+                lambda e, s=sin, c=cos: e.is_Pow and isinstance(e.base, (s, c))
+                and e.exp.is_negative,
+                lambda e, f=family: _reciprocal_product(e, f))
+        if expr.has(tan):
+            expr = expr.replace(
+                lambda e, t=tan: e.is_Pow and isinstance(e.base, t) and e.exp.is_negative,
+                lambda e, c=cot: c(e.base.args[0]) ** -e.exp)
     return expr
 
 
@@ -192,7 +196,9 @@ def _pythagorean_sum(add):
     return add
 
 
-_SIN_COS = (sympy.sin, sympy.cos)
+# (sin, cos, tan, cot, csc, sec) of the circular and of the hyperbolic functions
+_FAMILIES = [(sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.csc, sympy.sec),
+             (sympy.sinh, sympy.cosh, sympy.tanh, sympy.coth, sympy.csch, sympy.sech)]
 
 
 def sign_products(expr):
@@ -212,12 +218,14 @@ def sign_products(expr):
     return expr.replace(lambda e: e.is_Mul, rewrite)
 
 
-def _reciprocal_trig_product(product):
+def _reciprocal_product(product, family):
+    """One product's powers of sin and cos (or sinh and cosh) as tan/cot, then csc/sec."""
+    sin, cos, tan, cot, csc, sec = family
     powers: dict = {}
     rest = []
     for factor in sympy.Mul.make_args(product):
         base, exponent = factor.as_base_exp()
-        if isinstance(base, (sympy.sin, sympy.cos)) and exponent.is_Integer:
+        if isinstance(base, (sin, cos)) and exponent.is_Integer:
             key = (type(base), base.args[0])
             powers[key] = powers.get(key, 0) + int(exponent)
         else:
@@ -226,17 +234,17 @@ def _reciprocal_trig_product(product):
         return product
     out = []
     for arg in {a for _, a in powers}:
-        s, c = powers.get((sympy.sin, arg), 0), powers.get((sympy.cos, arg), 0)
+        s, c = powers.get((sin, arg), 0), powers.get((cos, arg), 0)
         if s > 0 and c < 0:  # sin**s / cos**|c|: tan**k
             k = min(s, -c)
-            out.append(sympy.tan(arg) ** k)
+            out.append(tan(arg) ** k)
             s, c = s - k, c + k
         elif c > 0 and s < 0:  # cos**c / sin**|s|: cot**k
             k = min(c, -s)
-            out.append(sympy.cot(arg) ** k)
+            out.append(cot(arg) ** k)
             s, c = s + k, c - k
-        out.append(sympy.sin(arg) ** s if s >= 0 else sympy.csc(arg) ** -s)
-        out.append(sympy.cos(arg) ** c if c >= 0 else sympy.sec(arg) ** -c)
+        out.append(sin(arg) ** s if s >= 0 else csc(arg) ** -s)
+        out.append(cos(arg) ** c if c >= 0 else sec(arg) ** -c)
     return sympy.Mul(*rest, *out)
 
 
