@@ -54,6 +54,9 @@ def test_one_argnum_is_a_single_formula():
         iter(d)
     with pytest.raises(TypeError, match="single formula"):
         d[0]
+    assert d  # still truthy
+    with pytest.raises(wb.InputTypeError, match="variables= names the parameters"):
+        wb.derivative(lambda x: x, variables=("x",))
 
 
 def test_too_large_for_one_expression_says_so(monkeypatch):

@@ -17,6 +17,14 @@ Heaviside(x, 0)
 np.float64(0.268941)
 >>> sympy.latex(relu(x))
 '\\\\operatorname{relu}\\\\left(x\\\\right)'
+
+The helpers that only appear in derivatives print in textbook notation, never by their names:
+``step_tie(a, b)`` as the indicator ``1[a > b]`` with torch's 1/2 at a tie, ``in_range`` as
+the indicator of the closed interval, ``stop_gradient(u)`` as ``sg[u]``.
+
+>>> y = sympy.Symbol("y", real=True)
+>>> str(step_tie(x, y)), str(in_range(x, -1, 1)), str(stop_gradient(x))
+('(1[x > y] + 1[x = y]/2)', '1[-1 <= x <= 1]', 'sg[x]')
 """
 
 from __future__ import annotations

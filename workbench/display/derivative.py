@@ -96,6 +96,9 @@ class Derivative:
     def __len__(self) -> int:
         return len(self._entries())
 
+    def __bool__(self) -> bool:  # a result is always truthy (``if d:`` must not call __len__)
+        return True
+
     # ----- views -----
     @property
     def conventions(self) -> list[Note]:

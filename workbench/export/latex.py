@@ -55,8 +55,11 @@ def latex_source(derivative) -> str:
              '(wb.export target="latex").']
     for note in derivative.notes:
         lines.append(f"% {note}")
+    rows = formula_rows(derivative)
+    if any(r"\mathbb" in row for row in rows):
+        lines.append(r"% \mathbb{1} (an indicator) needs \usepackage{amssymb}")
     lines.append(r"\begin{align}")
-    lines.append(" \\\\\n".join(formula_rows(derivative)))
+    lines.append(" \\\\\n".join(rows))
     lines.append(r"\end{align}")
     if derivative.guards:
         lines.append("% valid where: " + ", ".join(to_latex(g) for g in derivative.guards))
