@@ -8,6 +8,8 @@ our tracing), finite differences, numpy/JAX run live.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import sympy
@@ -128,9 +130,7 @@ def test_unsupported_sympy_input_is_refused_by_name(bad, message):
 
 @pytest.mark.parametrize("text, message", HOSTILE)
 def test_hostile_texts_are_still_refused(text, message):
-    with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace("[", r"\[").replace("]", r"\]").replace("*", r"\*")
-                       .replace("+", r"\+").replace(".", r"\.")):
+    with pytest.raises(ExpressionError, match=re.escape(message)):
         wb.derivative(text)
 
 
@@ -142,6 +142,13 @@ def test_hostile_texts_are_still_refused(text, message):
 def test_arity_of_the_new_spellings(text, message):
     with pytest.raises(ExpressionError, match=message):
         parse(text)
+
+
+def test_constant_expression_has_nothing_to_differentiate():
+    with pytest.raises(wb.InputTypeError, match="has no variables"):
+        wb.derivative("3 * pi")
+    with pytest.raises(wb.InputTypeError, match="has no variables"):
+        wb.derivative(sympy.Integer(3))
 
 
 def test_trace_and_steps_take_texts_too():

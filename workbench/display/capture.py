@@ -118,16 +118,20 @@ def as_function(func: Any, variables: Sequence[Any] | None = None,
 
     names = None if variables is None else tuple(str(v) for v in variables)
     if isinstance(func, str):
-        fn = parse(func).function(names)
+        expression = parse(func)
         user_symbols: dict[str, Any] = {}
     elif _is_sympy(func):
-        fn = from_sympy(func, names).function()
+        expression = from_sympy(func, names)
         user_symbols = {s.name: s for s in func.free_symbols}
     else:
         if variables is not None:
             raise InputTypeError(f"{transform}: variables= names the parameters of a text or "
                                  "SymPy expression; a Python function has its own")
         return func, {}
+    if not expression.variables and not names:
+        raise InputTypeError(f"{transform}: the expression {expression.text!r} has no variables "
+                             "to trace or differentiate; write one, e.g. 'x**2 + 1'")
+    fn = expression.function(names)
     fn.__name__ = fn.__qualname__ = "f"
     return fn, user_symbols
 

@@ -109,6 +109,9 @@ def build(op: str, args: Sequence[Any], params: tuple) -> Any:
         # clip's derivative as the indicator of the closed interval, in SymPy's own terms
         x = args[0]
         return sympy.Piecewise((sympy.S.One, sympy.And(x >= lo, x <= hi)), (sympy.S.Zero, True))
+    if op == "where" and isinstance(args[2], sympy.Piecewise):
+        # where(c, a, where(d, b, e)): one list of cases, as a textbook writes them
+        return sympy.Piecewise((args[1], args[0]), *args[2].args)
     if op == "step_tie":
         # max(a, b)'s derivative in a: torch splits ties evenly, as SymPy's Heaviside(0) = 1/2
         return sympy.Heaviside(args[0] - args[1])
