@@ -8,6 +8,14 @@ lambdas, comprehensions, keyword arguments, strings, ``__import__`` -- is refuse
 ``sympify``: the checked tree is interpreted directly, into a numpy/workbench function or into
 a SymPy expression.
 
+The functions are spelt as numpy spells them (``arcsin``, ``absolute``, ``maximum``,
+``heaviside(x, h)``) or as SymPy does (``asin``, ``Abs``, ``Max``/``Min`` of two or more
+arguments, ``Heaviside``, ``log(x, b)``, ``sec csc cot asec acsc acot sech csch coth asech acsch
+acoth``, written with the ops that exist: ``sec(x) = 1/cos(x)``, ``asec(x) = arccos(1/x)``).
+Written rationals stay exact in the SymPy form (``x**(1/3)``); the function computes them in
+floating point. :func:`from_sympy` reads a SymPy expression the same way: by walking it with a
+whitelist of SymPy classes into the same checked tree.
+
 >>> e = parse("sin(x) * y**2 + pi")
 >>> e.variables
 ('x', 'y')
@@ -16,6 +24,8 @@ a SymPy expression.
 5.059295
 >>> e.sympy()
 y**2*sin(x) + pi
+>>> parse("Max(x, 0) + log(x, 2) * x**(1/3)").sympy()
+x**(1/3)*log(x)/log(2) + Max(0, x)
 >>> parse("__import__('os').system('ls')")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...

@@ -164,6 +164,7 @@ class TextbookLatexPrinter(LatexPrinter):
     def _symbol_name(self, string: str, style: str = "plain") -> str:
         """A symbol's name: ``\\operatorname{loss}``, ``\\alpha``, ``x_{0}``, ``w_{1,2}``."""
         name, supers, subs = split_super_sub(string)
+        supers, subs = [i for i in supers if i], [i for i in subs if i]  # lambda_ is lambda
         plain_base = _is_plain_name(name)
         indices = supers + subs
         if plain_base and any(not i.replace(",", "").isdigit() for i in indices):
