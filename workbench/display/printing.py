@@ -50,9 +50,9 @@ def _latex_name(name: str) -> str:
 
 
 def function_latex(name: str) -> str:
-    """A function's name in a label (``\\frac{d\\,\\mathrm{loss}}{dx}``): ``\\mathrm`` for
+    """A function's name in a label (``\\frac{d\\,\\mathrm{loss}}{d x}``): ``\\mathrm`` for
     multi-letter names, Greek letters translated, single letters as they are."""
-    if len(name) > 1 and translate(name) == name:
+    if _is_plain_name(name):
         return r"\mathrm{" + name.replace("_", r"\_") + "}"
     return translate(name)
 
