@@ -213,6 +213,17 @@ OP_LIST: list[Op] = [
        "({0} ** {1})", lambda x, y, params=(): x**y, _pow_partials,
        numpy_names=("power", "float_power"), torch_names=("pow", "__pow__", "__rpow__", "float_power"),
        convention="pow(0, y)' in y and pow(x, 0)' in x are 0, as in torch"),
+    # Python's, numpy's and torch's float ``%`` and ``//`` (fmod-based: exact for tiny and
+    # infinite divisors, where a - floor(a / b) * b is not).
+    Op("mod", 2, "({0} % {1})", "_np.remainder({0}, {1})",
+       lambda x, y, params=(): _sympy().Mod(x, y),
+       lambda b, a, o, p: (b.const(1.0), b.neg(b.apply("floordiv", a[0], a[1]))),
+       numpy_names=("remainder", "mod"), torch_names=("remainder", "__mod__", "__rmod__"),
+       convention="d(a % b) = (1, -(a // b)), as torch.remainder"),
+    Op("floordiv", 2, "({0} // {1})", "_np.floor_divide({0}, {1})",
+       lambda x, y, params=(): _sympy().floor(x / y), None,
+       numpy_names=("floor_divide",), torch_names=("floor_divide", "__floordiv__", "__rfloordiv__"),
+       convention="piecewise constant: derivative 0 (as JAX; torch refuses)"),
     # ----- elementwise functions -----
     _unary("sin", "_m.sin({0})", "_np.sin({0})", _sym_fn("sin"), lambda b, x, o: b.apply("cos", x),
            numpy_names=("sin",)),
@@ -302,7 +313,7 @@ OP_LIST: list[Op] = [
     Op("min_n", None, lambda a, p: "_min_n(" + ", ".join(a) + ")",
        lambda a, p: "_np.minimum.reduce([" + ", ".join(a) + "])", _sym_fn("Min"), _max_n_partials,
        convention="ties split the gradient evenly among all minimal entries, as torch's min()"),
-    Op("clip", 1, "({p0} if {0} < {p0} else ({p1} if {0} > {p1} else {0}))",
+    Op("clip", 1, "({p1} if {0} > {p1} else ({p0} if {0} < {p0} else {0}))",
        "_np.clip({0}, {p0}, {p1})",
        lambda x, params=(): _sympy().Min(_sympy().Max(x, params[0]), params[1]),
        lambda b, a, o, p: (b.apply("in_range", a[0], params=p),),

@@ -33,6 +33,7 @@ from .errors import (
     TracedConversionError,
     UnsupportedOperationError,
 )
+from . import pytree
 from .graph import Graph
 from .ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 
@@ -170,21 +171,30 @@ class Traced:
         self._refuse("using it as an index (operator.index)")
 
     def __array__(self, dtype=None, copy=None):
-        self._refuse("np.asarray()/np.array() (or storing it into a numpy array)")
+        """``np.array([x, y])`` / ``np.asarray(x)``: an object array of scalar traced values.
+
+        numpy offers no hook that would let these return a traced array, so they return an
+        object array whose elements are traced scalars: numpy's own operations on it call our
+        operators element by element, operands made of it are read back by :func:`as_ids`, and
+        transforms turn one returned by the function into a traced array (``pytree``).
+        A float dtype (``np.array(x, dtype=float)``) would drop the gradient and is refused.
+        """
+        if dtype is not None and np.dtype(dtype) != object:
+            self._refuse(f"np.asarray(x, dtype={np.dtype(dtype)})")
+        out = np.empty(self.shape, dtype=object)
+        for index in np.ndindex(self.shape):
+            out[index] = Traced(self.graph, np.array(self.ids[index], dtype=np.intp), self.dtype)
+        return out
 
     def item(self) -> float:
         """The concrete value as a Python number, with no gradient (like torch's ``.item()``).
 
-        A compiled result that used it is valid only where the value is the same, so a guard
-        ``x == value`` is recorded.
+        A compiled result that used it is valid only where the value is the same, so a guard is
+        recorded: ``x == value`` (``x != x`` for nan, the truth value itself for a boolean).
         """
         if self.ids.size != 1:
             raise ShapeError(f"item() needs a single element, this traced value has shape {self.shape}")
-        node = int(self.ids.ravel()[0])
-        value = self.graph.values[node]
-        if not isinstance(value, bool):
-            _record_guard(self.graph, self.graph.apply("eq", node, self.graph.const(value)), True)
-        return value
+        return _concrete(self.graph, int(self.ids.ravel()[0]))
 
     def tolist(self):
         if self.ids.ndim == 0:
@@ -193,15 +203,43 @@ class Traced:
 
     def __bool__(self) -> bool:
         if self.ids.size != 1:
-            raise ValueError(
+            raise AmbiguousTruthValueError(
                 f"the truth value of a traced array of shape {self.shape} is ambiguous; "
-                "use .any() or .all() (on concrete data), or np.where for a branch per element")
+                "use .any() or .all(), or np.where for a branch per element")
         node = int(self.ids.ravel()[0])
+        if self.dtype != np.bool_:  # bool(x) of a number means x != 0
+            node = self.graph.apply("ne", node, self.graph.const(0.0))
         value = bool(self.graph.values[node])
         _record_guard(self.graph, node, value)
         return value
 
-    __hash__ = None  # type: ignore[assignment]  # like ndarray
+    def __format__(self, spec: str) -> str:
+        """``f"{x:.3f}"`` formats the concrete value; the text depends on it, so guards are
+        recorded as by ``item()`` (``str(x)``/``repr(x)`` are for debugging and record none)."""
+        if not spec:
+            return str(self)
+        if self.ids.size != 1:
+            raise TracedConversionError(
+                f"format(x, {spec!r}) of a traced array of shape {self.shape}: format its "
+                "elements, or use x.item() for a scalar")
+        return format(self.item(), spec)
+
+    def __contains__(self, item) -> bool:
+        """``v in x`` is numpy's ``(x == v).any()``, with the guard that records."""
+        return bool(any_(elementwise("eq", self, item)))
+
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """numpy's ``x.all(axis)`` / torch's ``x.all(dim)``: a traced boolean; ``bool()`` of it
+        (``if x.all():``) records a guard."""
+        return all_(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return any_(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+
+    def __round__(self, ndigits=None):
+        self._refuse("round()")
+
+    __hash__ = None  # type: ignore[assignment]  # like ndarray: unhashable, so no dict key
 
     def __wb_apply__(self, name: str, *operands):
         """The hook ``wb.sin``, ``wb.relu``... use to reach traced values."""
@@ -300,6 +338,12 @@ class Traced:
 
     def __setitem__(self, index, value) -> None:
         ids = as_ids(self.graph, value)
+        if not self.ids.flags.writeable:
+            raise InPlaceUpdateError(
+                f"x[...] = ... writes into {_leaf_name(self)}, which is being differentiated "
+                "(or is a view of it): its gradient would be taken of whatever was written "
+                "there. torch refuses this too. Copy it first: x = x.copy() (numpy) or "
+                "x = x.clone() (torch), then write into the copy")
         self.ids[_static_index(index)] = ids
 
     def __iter__(self):
@@ -310,26 +354,38 @@ class Traced:
 
     # ----- numpy protocols -----
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = ufunc.__name__
         if kwargs.get("out") is not None:
             raise UnsupportedOperationError(
-                f"np.{ufunc.__name__}(..., out=...) writes into an array in place, which tracing "
-                "cannot follow; assign the result instead: y = np.{ufunc.__name__}(...)")
+                f"np.{name}(..., out=...) writes into an array in place, which tracing "
+                f"cannot follow; assign the result instead: y = np.{name}(...)")
+        kwargs.pop("out", None)
+        _check_ufunc_kwargs(name, method, kwargs)
         if method != "__call__":
-            if ufunc.__name__ in ("add", "multiply", "maximum", "minimum") and method == "reduce":
+            if name in ("add", "multiply", "maximum", "minimum") and method == "reduce":
                 reducer = {"add": sum, "multiply": prod, "maximum": amax, "minimum": amin}
-                return reducer[ufunc.__name__](inputs[0], axis=kwargs.get("axis", 0),
-                                               keepdims=kwargs.get("keepdims", False))
+                return reducer[name](inputs[0], **kwargs)
             raise UnsupportedOperationError(
-                f"np.{ufunc.__name__}.{method} is not supported by workbench tracing")
-        handler = UFUNC_HANDLERS.get(ufunc.__name__)
+                f"np.{name}.{method} is not supported by workbench tracing")
+        dtype = kwargs.pop("dtype", None)
+        where_mask = kwargs.pop("where", True)
+        if where_mask is not True:
+            raise UnsupportedOperationError(
+                f"np.{name}(..., where=...) leaves the other elements uninitialised (or as in "
+                f"out=), which tracing cannot follow; use np.where(mask, np.{name}(...), other)")
+        handler = UFUNC_HANDLERS.get(name)
         if handler is not None:
-            return handler(*inputs)
-        name = NUMPY_UFUNCS.get(ufunc.__name__)
-        if name is None:
-            raise UnsupportedOperationError(
-                f"np.{ufunc.__name__} is not supported by workbench tracing; the supported numpy "
-                f"functions are listed by wb.supported_functions()")
-        return elementwise(name, *inputs)
+            result = handler(*inputs)
+        else:
+            op_name = NUMPY_UFUNCS.get(name)
+            if op_name is None:
+                raise UnsupportedOperationError(
+                    f"np.{name} is not supported by workbench tracing; the supported numpy "
+                    f"functions are listed by wb.supported_functions()")
+            result = elementwise(op_name, *inputs)
+        if dtype is not None:
+            result = result.astype(dtype)
+        return result
 
     def __array_function__(self, func, types, args, kwargs):
         handler = ARRAY_FUNCTIONS.get(func)
@@ -378,6 +434,13 @@ class Traced:
     def __getattr__(self, name: str):
         # Tensor methods that are not elementwise ops (x.reciprocal(), x.amax(1), x.norm()...):
         # the handlers torch's own functions use. Only reached when normal lookup fails.
+        if not name.startswith("_") and name.endswith("_") and hasattr(Traced, name[:-1]) or \
+                name in ("zero_", "fill_", "copy_", "index_put_", "masked_fill_", "uniform_",
+                         "normal_"):
+            raise InPlaceUpdateError(
+                f"x.{name}() updates a tensor in place, which tracing cannot follow (and which "
+                f"torch refuses on a differentiated argument); use the out-of-place form: "
+                f"y = x.{name[:-1]}(...)")
         if not name.startswith("_"):
             from . import torch_support
 
@@ -477,6 +540,23 @@ for _name, _op_name in TORCH_FUNCTIONS.items():
         setattr(Traced, _name, _elementwise_method(_op_name))
 
 
+_UFUNC_REDUCE_KEYWORDS = frozenset({"axis", "dtype", "keepdims", "initial", "where"})
+
+
+def _check_ufunc_kwargs(name: str, method: str, kwargs: dict) -> None:
+    """A ufunc's keyword arguments are honoured (dtype=, where=, reduce's axis=...) or refused
+    by name; ``casting``/``order``/``subok`` only matter for numpy's own memory and are ignored
+    when left at their defaults."""
+    allowed = _UFUNC_REDUCE_KEYWORDS if method == "reduce" else {"dtype", "where"}
+    defaults = {"casting": "same_kind", "order": "K", "subok": True}
+    for key, value in kwargs.items():
+        if key in allowed or defaults.get(key, object()) == value:
+            continue
+        raise UnsupportedOperationError(
+            f"np.{name}{'' if method == '__call__' else '.' + method}(..., {key}={value!r}) is "
+            "not supported by workbench tracing; leave that argument out")
+
+
 def numpy_name(func) -> str:
     module = getattr(func, "__module__", "numpy") or "numpy"
     module = module.replace("numpy", "np", 1) if module.startswith("numpy") else module
@@ -551,9 +631,48 @@ def torch_to_numpy(x):
     return x
 
 
+class AmbiguousTruthValueError(TracedConversionError, ValueError):
+    """``if x:`` of a traced array with more than one element (a ValueError, as numpy's)."""
+
+
+class InPlaceUpdateError(UnsupportedOperationError):
+    """A write into a differentiated argument (``x[0] = 0.0``, ``x.add_(1)``)."""
+
+
+def read_only(x: Traced) -> Traced:
+    """Mark ``x`` (a differentiated argument) so that writes into it or its views are refused."""
+    x.ids.flags.writeable = False
+    return x
+
+
+def _leaf_name(x: Traced) -> str:
+    """The argument a read-only traced array belongs to, as its first node's label says."""
+    graph = x.graph
+    node = int(x.ids.ravel()[0]) if x.ids.size else -1
+    while node >= 0 and graph.op[node] == "alias" and not graph.params[node][0]:
+        node = graph.args[node][0]
+    label = graph.params[node][0] if node >= 0 and graph.op[node] in ("alias", "input") else None
+    if isinstance(label, tuple):
+        label = label[0]
+    return str(label) if label else "a differentiated argument"
+
+
 def _record_guard(graph: Graph, node: int, value: bool) -> None:
     if graph.op[node] != "const":
         graph.guards.append((node, value))
+
+
+def _concrete(graph: Graph, node: int):
+    """The Python value of ``node``, with the guard that keeps a compiled result honest:
+    the code that used the value is reused only where the node has that value again."""
+    value = graph.values[node]
+    if isinstance(value, bool):
+        _record_guard(graph, node, value)
+    elif value != value:  # nan: x == nan never holds, x != x does exactly at nan
+        _record_guard(graph, graph.apply("ne", node, node), True)
+    else:
+        _record_guard(graph, graph.apply("eq", node, graph.const(value)), True)
+    return value
 
 
 # ----- converting operands -----
@@ -587,7 +706,7 @@ def as_ids(graph: Graph, x) -> np.ndarray:
             raise _leaked()
         return x.ids
     array = np.asarray(torch_to_numpy(x))
-    if array.dtype == object and array.ndim:
+    if array.dtype == object:
         return _object_array_ids(graph, array)
     if array.dtype.kind not in "biuf":  # complex, object (None...), strings, dates
         raise UnsupportedOperationError(
@@ -600,9 +719,28 @@ def as_ids(graph: Graph, x) -> np.ndarray:
     return np.array(flat, dtype=np.intp).reshape(array.shape)
 
 
+def from_object_array(array: np.ndarray):
+    """An object array holding traced scalars (``np.array([x, y])``) as one traced array;
+    any other array is returned as it is."""
+    if array.dtype != object:
+        return array
+    traced = [item for item in array.ravel().tolist() if isinstance(item, Traced)]
+    if not traced:
+        return array
+    graph = traced[0].graph
+    return Traced(graph, _object_array_ids(graph, array), result_dtype(*traced))
+
+
+pytree.OBJECT_ARRAY_HOOK = from_object_array
+
+
 def _object_array_ids(graph: Graph, array: np.ndarray) -> np.ndarray:
     out = np.empty(array.shape, dtype=np.intp)
     for index, item in np.ndenumerate(array):
+        if not isinstance(item, Traced) and np.asarray(item).dtype == object:
+            raise UnsupportedOperationError(
+                f"cannot use a {type(item).__name__} in a traced computation: workbench traces "
+                "real numbers (convert it, or keep it out of the traced arithmetic)")
         ids = as_ids(graph, item)
         if ids.shape != ():
             raise ShapeError("a nested sequence mixing traced arrays and numbers has ragged shapes")
@@ -700,12 +838,12 @@ def power(base, exponent) -> Traced:
 
 def floor_divide(a, b) -> Traced:
     """``a // b``: piecewise constant, so its derivative is 0 (as in JAX; torch refuses)."""
-    return elementwise("floor", elementwise("div", a, b))
+    return elementwise("floordiv", a, b)
 
 
 def remainder(a, b) -> Traced:
-    """``a % b`` with the divisor's sign (Python, numpy and torch.remainder), via a - floor(a/b) b."""
-    return elementwise("sub", a, elementwise("mul", floor_divide(a, b), b))
+    """``a % b`` with the divisor's sign (Python, numpy and torch.remainder)."""
+    return elementwise("mod", a, b)
 
 
 def stop_gradient(x):
@@ -719,8 +857,10 @@ def stop_gradient(x):
 from .array_api import (  # noqa: E402  (array_api imports this module's names first)
     ARRAY_FUNCTIONS,
     UFUNC_HANDLERS,
+    all_,
     amax,
     amin,
+    any_,
     clip,
     dot,
     matmul,

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
-from ..tracing import STATE, Traced, as_ids, grad_enabled, stop_gradient
+from ..tracing import STATE, Traced, as_ids, grad_enabled, read_only, stop_gradient
 from .staging import Staged, check_float_leaf, is_torch_tensor
 
 
@@ -78,7 +78,7 @@ def fresh_leaf(graph: Graph, leaf: Any, where: str) -> Traced:
     alias = graph.alias
     fresh = np.array([alias(i, where) for i in ids.ravel().tolist()],
                      dtype=np.intp).reshape(ids.shape)
-    return Traced(graph, fresh, dtype)
+    return read_only(Traced(graph, fresh, dtype))  # x[0] = ... inside f is refused, as by torch
 
 
 def fresh_arguments(graph: Graph, args: tuple, positions: tuple[int, ...]):
