@@ -28,21 +28,18 @@ from .ops import NUMPY_UFUNCS
 from .tracing import (
     STATE,
     Traced,
-    from_object_array,
     as_ids,
     elementwise,
-    floor_divide,
+    from_object_array,
     grad_enabled,
     graph_of,
     is_traced,
     numpy_name,
     power,
-    remainder,
     result_dtype,
     stop_gradient,
     torch_to_numpy,
 )
-
 
 _NO_VALUE = np._NoValue  # numpy's "argument not given" marker (initial=, where=)
 

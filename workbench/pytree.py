@@ -46,7 +46,7 @@ def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
         return NONE
     if isinstance(tree, tuple) and hasattr(kind, "_fields"):  # namedtuple
         return ("namedtuple", kind, tuple(_flatten(t, leaves) for t in tree))
-    if OBJECT_ARRAY_HOOK is not None and getattr(tree, "dtype", None) == object:
+    if OBJECT_ARRAY_HOOK is not None and getattr(getattr(tree, "dtype", None), "kind", "") == "O":
         tree = OBJECT_ARRAY_HOOK(tree)  # np.array([x, y]) of traced values: a traced array
     leaves.append(tree)
     return LEAF

@@ -19,11 +19,82 @@ _REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "_
 
 
 def _reduction(fn: Callable) -> Callable:
+    """torch's ``sum(input, dim, keepdim, *, dtype)``: every argument honoured or refused."""
     def run(x, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None, out=None):
-        return fn(x, axis=dim if dim is not None else axis,
-                  keepdims=bool(keepdim if keepdims is None else keepdims))
+        if out is not None:
+            raise UnsupportedOperationError(
+                f"torch.{fn.__name__}(..., out=...) writes in place, which tracing cannot follow; "
+                "assign the result instead")
+        result = fn(x, axis=dim if dim is not None else axis,
+                    keepdims=bool(keepdim if keepdims is None else keepdims))
+        return result if dtype is None else _to(result, dtype)
 
     return run
+
+
+def _refuse_keywords(name: str, kwargs: dict) -> None:
+    if kwargs:
+        raise UnsupportedOperationError(
+            f"torch.{name}(..., {', '.join(f'{k}=' for k in kwargs)}...) is not supported by "
+            "workbench tracing: that argument would be ignored; leave it out")
+
+
+def _div(a, b, *, rounding_mode=None, out=None):
+    """torch.div with ``rounding_mode`` None (true division), 'floor' or 'trunc'."""
+    _refuse_keywords("div", {"out": out} if out is not None else {})
+    if rounding_mode is None:
+        return tracing.elementwise("div", a, b)
+    if rounding_mode == "floor":
+        return tracing.floor_divide(a, b)
+    if rounding_mode == "trunc":
+        quotient = tracing.elementwise("div", a, b)
+        return tracing.elementwise("where", tracing.elementwise("lt", quotient, 0.0),
+                                   tracing.elementwise("ceil", quotient),
+                                   tracing.elementwise("floor", quotient))
+    raise UnsupportedOperationError(f"torch.div: rounding_mode={rounding_mode!r}; use None, "
+                                    "'floor' or 'trunc'")
+
+
+def _norm(x, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+    """torch.norm: the p-norm over ``dim`` (all elements when None); 'fro' is the 2-norm."""
+    _refuse_keywords("norm", {"out": out} if out is not None else {})
+    if p == "nuc":
+        raise UnsupportedOperationError("torch.norm(x, p='nuc') needs singular values, which "
+                                        "workbench tracing does not support")
+    order = 2 if p in ("fro", None) else p
+    if dim is None:
+        result = array_api.vector_norm(x.reshape(-1), order, None, False, "torch.norm")
+        if keepdim:
+            result = result.reshape((1,) * x.ndim)
+    else:
+        if isinstance(dim, (tuple, list)) and len(dim) == 2 and p not in ("fro", None, 2):
+            return _linalg_norm(x, p, dim, keepdim, dtype=dtype)
+        result = array_api.vector_norm(x, order, dim if np.ndim(dim) == 0 else tuple(dim),
+                                       keepdim, "torch.norm") if np.ndim(dim) == 0 or p not in (
+            "fro", None) else array_api.sqrt_zero_grad_at_zero(
+            array_api.sum(x * x, axis=tuple(dim), keepdims=keepdim))
+    return result if dtype is None else _to(result, dtype)
+
+
+def _linalg_norm(x, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):
+    """torch.linalg.norm: numpy's rules (a vector or matrix norm by the number of dims)."""
+    _refuse_keywords("linalg.norm", {"out": out} if out is not None else {})
+    result = array_api._linalg_norm(x, ord, dim if dim is None or np.ndim(dim) == 0
+                                    else tuple(dim), keepdim)
+    return result if dtype is None else _to(result, dtype)
+
+
+def _vector_norm(x, ord=2, dim=None, keepdim=False, *, out=None, dtype=None):
+    """torch.linalg.vector_norm: the vector ord-norm over ``dim`` (all elements when None)."""
+    _refuse_keywords("linalg.vector_norm", {"out": out} if out is not None else {})
+    if dim is None:
+        result = array_api.vector_norm(x.reshape(-1), ord, None, False, "torch.linalg.vector_norm")
+        if keepdim:
+            result = result.reshape((1,) * x.ndim)
+    else:
+        result = array_api.vector_norm(x, ord, dim if np.ndim(dim) == 0 else tuple(dim), keepdim,
+                                       "torch.linalg.vector_norm")
+    return result if dtype is None else _to(result, dtype)
 
 
 def _max_or_maximum(fn_reduce: Callable, op: str) -> Callable:
@@ -44,10 +115,14 @@ def _clamp(x, min=None, max=None):
 
 
 def _softplus(x, beta=1.0, threshold=20.0):
-    if beta != 1.0 or threshold != 20.0:
-        raise UnsupportedOperationError("softplus with beta != 1 or threshold != 20 is not "
-                                        "supported by workbench tracing")
-    return tracing.elementwise("softplus", x)
+    """torch's softplus: log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
+    if beta == 1.0 and threshold == 20.0:
+        return tracing.elementwise("softplus", x)
+    scaled = tracing.elementwise("mul", x, float(beta))
+    smooth = tracing.elementwise("div", tracing.elementwise(
+        "log1p", tracing.elementwise("exp", tracing.elementwise("minimum", scaled, float(threshold)))),
+        float(beta))
+    return tracing.elementwise("where", tracing.elementwise("gt", scaled, float(threshold)), x, smooth)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
@@ -85,8 +160,10 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: array_api.var(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
-    "norm": lambda x, p="fro", dim=None, keepdim=False: array_api.sqrt_zero_grad_at_zero(
-        array_api.sum(x * x, axis=dim, keepdims=keepdim)),
+    "norm": _norm,
+    "div": _div,
+    "divide": _div,
+    "true_divide": lambda a, b: tracing.elementwise("div", a, b),
     "std": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: array_api.std(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
@@ -136,12 +213,22 @@ def _logsumexp(x, dim, keepdim=False):
     return out if keepdim else out.squeeze(dim)
 
 
-def _softmax(x, dim, *unused, **also_unused):
+def _softmax_dim(name: str, dim):
+    if dim is None:
+        raise UnsupportedOperationError(f"torch.{name}: give dim= explicitly (torch's implicit "
+                                        "choice of dim is deprecated)")
+
+
+def _softmax(x, dim=None, _stacklevel=3, dtype=None):
+    _softmax_dim("softmax", dim)
+    x = x if dtype is None else _to(x, dtype)
     shifted, _ = _shifted_exp(x, dim)
     return tracing.elementwise("div", shifted, array_api.sum(shifted, axis=dim, keepdims=True))
 
 
-def _log_softmax(x, dim, *unused, **also_unused):
+def _log_softmax(x, dim=None, _stacklevel=3, dtype=None):
+    _softmax_dim("log_softmax", dim)
+    x = x if dtype is None else _to(x, dtype)
     return tracing.elementwise("sub", x, _logsumexp(x, dim, keepdim=True))
 
 
@@ -156,20 +243,17 @@ def _expand(x, *sizes):
     return array_api.ARRAY_FUNCTIONS[np.broadcast_to](x, shape)
 
 
+def _numpy_dtype(dtype) -> np.dtype:
+    return np.dtype(str(dtype).replace("torch.", "")) if type(dtype).__module__.startswith(
+        "torch") else np.dtype(dtype)
+
+
 def _to(x, *args, **kwargs):
     """x.to(dtype) changes the float dtype; devices and other options do not matter here."""
     for a in (*args, kwargs.get("dtype")):
         if type(a).__name__ == "dtype" and type(a).__module__.startswith("torch"):
             return x.astype(np.dtype(str(a).replace("torch.", "")))
     return x
-
-
-def _vector_norm(x, ord=None, dim=None, keepdim=False, **unused):
-    if ord not in (None, 2, "fro"):
-        raise UnsupportedOperationError(
-            f"torch.linalg.norm with ord={ord!r} is not supported by workbench tracing; only the "
-            "Euclidean/Frobenius norm is (ord=None)")
-    return array_api.sqrt_zero_grad_at_zero(array_api.sum(x * x, axis=dim, keepdims=keepdim))
 
 
 HANDLERS.update({
@@ -185,13 +269,14 @@ HANDLERS.update({
     "permute": lambda x, *dims: x.transpose(_sizes(dims)),
     "transpose": lambda x, dim0, dim1: array_api.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
     "masked_fill": lambda x, mask, value: array_api.where(mask, value, x),
-    "cumsum": lambda x, dim, **unused: array_api.ARRAY_FUNCTIONS[np.cumsum](x, axis=dim),
+    "cumsum": lambda x, dim, *, dtype=None, out=None: array_api.ARRAY_FUNCTIONS[np.cumsum](
+        x, axis=dim, dtype=None if dtype is None else _numpy_dtype(dtype), out=out),
     "float": lambda x, **unused: x.astype(np.float32),
     "double": lambda x, **unused: x.astype(np.float64),
     "to": _to,
     "remainder": tracing.remainder,
     "floor_divide": tracing.floor_divide,
-    "linalg_norm": _vector_norm,
+    "linalg_norm": _linalg_norm,
     "linalg_vector_norm": _vector_norm,
 })
 
@@ -208,8 +293,14 @@ def dispatch(func: Callable, args: tuple, kwargs: dict) -> Any:
     if op is not None:
         if name in _REFLECTED:
             args = (args[1], args[0]) + tuple(args[2:])
-        if name in ("add", "sub") and "alpha" in kwargs:
-            args = (args[0], args[1] * kwargs.pop("alpha"))
+        kwargs = dict(kwargs)
+        if name in ("add", "sub", "subtract") and "alpha" in kwargs:
+            args = (args[0], tracing.elementwise("mul", args[1], kwargs.pop("alpha")))
+        if kwargs.get("out", 0) is None:
+            kwargs.pop("out")
+        if name in ("relu",) and "inplace" in kwargs:
+            kwargs.pop("inplace")
+        _refuse_keywords(name, kwargs)
         return tracing.elementwise(op, *args)
     raise UnsupportedOperationError(
         f"torch.{name} is not supported by workbench tracing; use the numpy or workbench "

@@ -27,13 +27,14 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from . import pytree
 from .errors import (
+    InputTypeError,
     LeakedTracerError,
     ShapeError,
     TracedConversionError,
     UnsupportedOperationError,
 )
-from . import pytree
 from .graph import Graph
 from .ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 
@@ -625,8 +626,21 @@ def _static_index(index):
 
 
 def torch_to_numpy(x):
+    """A torch tensor's data as a numpy array (anything else as it is); tensors that hold no
+    data here (meta tensors) or that numpy cannot hold (complex, sparse) are refused clearly."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
+        if x.is_meta:
+            raise InputTypeError(
+                f"a meta tensor (shape {tuple(x.shape)}, no data) was given: workbench computes "
+                "with values, so pass a tensor with data, e.g. torch.zeros(shape) or "
+                "x.to_empty(device='cpu') filled with values")
+        if x.layout != torch.strided:
+            raise InputTypeError(f"a {x.layout} tensor was given; pass a dense tensor "
+                                 "(x.to_dense())")
+        if x.is_complex():
+            raise InputTypeError(f"a complex tensor ({x.dtype}) was given; workbench traces "
+                                 "real numbers")
         return x.detach().cpu().numpy()
     return x
 

@@ -1,0 +1,440 @@
+"""Silent wrong answers (issue 11): every case checked against numpy, torch or jax run live, or
+against mathematics.
+
+* every way a traced value becomes a Python value records a guard (or is refused);
+* writes into a differentiated argument are refused, as torch refuses them;
+* every keyword argument of an accepted numpy / torch function is honoured or refused by name
+  (a table run through workbench and through jax / torch.func on the very same code);
+* numpy's and torch's semantics at the edges (clip with lo > hi, % with tiny and infinite
+  divisors, np.inner of matrices, logaddexp's second derivative at a tie, IEEE constant folding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require
+
+import workbench as wb
+from workbench.graph import Graph
+
+RNG = np.random.default_rng(11)
+
+
+# ----- guards: every traced -> Python conversion -----
+def test_item_of_a_boolean_records_a_guard():
+    g = wb.grad(lambda x: x**3 if (x > 0).item() else -x)
+    assert float(g(1.0)) == 3.0
+    assert float(g(-1.0)) == -1.0  # mathematics: d(-x)/dx
+    assert float(g(2.0)) == 12.0
+
+
+def test_item_of_a_boolean_guards_the_exported_program_too():
+    def f(x):
+        return x**3 if (x > 0).item() else -x
+
+    exported = wb.export(f, 1.0, target="numpy")
+    namespace: dict = {}
+    exec(compile(exported.source, "<exported>", "exec"), namespace)  # our own exported module
+    grad_f = namespace[exported.functions[0]]
+    assert float(grad_f(2.0)) == 12.0
+    with pytest.raises(ValueError):  # the exported branch does not hold at -1
+        grad_f(-1.0)
+
+
+@pytest.mark.parametrize("convert", [
+    lambda x: x.item(),
+    lambda x: bool(x),
+    lambda x: float(f"{x:.6f}"),
+    lambda x: 1.0 in np.stack([x, x]),
+    lambda x: bool(np.stack([x, x]).all()),
+    lambda x: bool(np.stack([x, x]).any()),
+    lambda x: bool(np.any(np.stack([x, 2 * x]) > 1.5)),
+], ids=["item", "bool", "format", "contains", "all", "any", "np.any"])
+def test_every_conversion_to_a_python_value_records_a_guard(convert):
+    """Each f branches on a Python value taken from x: after a call at one point, a call at a
+    point on the other side must re-trace, not reuse the first branch."""
+
+    def f(x):
+        return x * x if convert(x) else 3.0 * x
+
+    g = wb.grad(f)
+    points = [1.0, 0.0, 2.0, 1.0, 0.0]
+    for x0 in points:
+        taken = bool(convert(np.float64(x0)))  # the same code on a plain number
+        expected = 2 * x0 if taken else 3.0
+        assert float(g(x0)) == expected, x0
+
+
+def test_item_at_nan_is_nan_not_an_internal_error():
+    torch = require("torch")
+    got = wb.grad(lambda x: x * x.item())(float("nan"))
+    want = torch.func.grad(lambda x: x * x.item())(torch.tensor(float("nan"), dtype=torch.float64))
+    assert np.isnan(float(got)) and np.isnan(float(want))
+
+
+def test_bool_of_a_number_is_x_not_zero():
+    g = wb.grad(lambda x: x * x if x else 5.0 * x)
+    assert float(g(0.5)) == 1.0 and float(g(0.0)) == 5.0 and float(g(-0.5)) == -1.0
+
+
+def test_hash_of_a_traced_value_is_refused():
+    with pytest.raises(TypeError):
+        wb.grad(lambda x: {x: 1}[x] * x)(1.0)
+
+
+# ----- writes into differentiated arguments -----
+def test_writing_into_a_differentiated_argument_is_refused_like_torch():
+    torch = require("torch")
+
+    def f(x):
+        x[0] = 0.0
+        return (x * x).sum()
+
+    with pytest.raises(RuntimeError):  # torch refuses: the behaviour workbench follows
+        torch.func.grad(f)(torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=False))
+    with pytest.raises(wb.UnsupportedOperationError, match=r"argument 0.*copy"):
+        wb.grad(f)(np.array([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("write", [
+    lambda x: x.__setitem__(0, 0.0),
+    lambda x: x[0:1].__setitem__(0, 0.0),
+    lambda x: x.reshape(2, 1).__setitem__((0, 0), 0.0),
+    lambda x: x.T.__setitem__(0, 0.0),
+], ids=["item", "slice view", "reshape view", "transpose view"])
+def test_writes_through_views_of_a_differentiated_argument_are_refused(write):
+    def f(x):
+        write(x)
+        return (x * x).sum()
+
+    with pytest.raises(wb.UnsupportedOperationError, match="copy"):
+        wb.grad(f)(np.array([1.0, 2.0]))
+
+
+def test_writing_into_a_copy_gives_the_gradient_of_the_copy():
+    def f(x):
+        y = x.copy()
+        y[0] = 0.0
+        return (y * y).sum() + x[0]
+
+    # mathematics: d/dx (x1^2 + x0) = (1, 2 x1)
+    np.testing.assert_array_equal(wb.grad(f)(np.array([3.0, 2.0])), [1.0, 4.0])
+
+
+def test_torch_in_place_methods_are_refused_by_name():
+    torch = require("torch")
+    with pytest.raises(wb.UnsupportedOperationError, match=r"add_\(\).*out-of-place"):
+        wb.grad(lambda x: x.add_(1.0).sum())(torch.tensor([1.0, 2.0], dtype=torch.float64))
+
+
+# ----- np.array of traced values, any / all, meta tensors -----
+@pytest.mark.parametrize("build", [
+    lambda xp, x, y: xp.array([x, y]),
+    lambda xp, x, y: xp.asarray([x, y * y]),
+    lambda xp, x, y: xp.array([[x, y], [y, x]]),
+    lambda xp, x, y: xp.array([[x, 1.0], [2.0, y]]),
+], ids=["list", "asarray", "nested", "mixed constants"])
+def test_np_array_of_traced_values_works(build):
+    """The same code through workbench (np.array) and jax (jnp.array)."""
+    jax, jnp = _jax()
+    shape = np.shape(build(np, 1.0, 1.0))
+    weights = np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+
+    def f(xp):
+        # polynomial, not xp.sin: numpy's ufuncs on an object array holding plain numbers call
+        # number.sin(), which floats do not have (a numpy limitation, not a workbench one)
+        return lambda x, y: (build(xp, x, y) ** 3 * weights).sum() + xp.sum(build(xp, x, y))
+
+    x0, y0 = 0.3, -0.7
+    got = wb.grad(f(np), argnums=(0, 1))(x0, y0)
+    want = jax.grad(f(jnp), argnums=(0, 1))(x0, y0)
+    np.testing.assert_allclose(np.array(got, dtype=float), np.array(want, dtype=float), rtol=1e-12)
+
+
+def test_a_returned_np_array_of_traced_values_is_an_array_output():
+    x0 = np.array([0.5, 2.0])
+    jac = wb.jacrev(lambda x: np.array([x[0] * x[1], np.sin(x[0])]))(x0)
+    np.testing.assert_allclose(jac, [[2.0, 0.5], [np.cos(0.5), 0.0]], rtol=1e-15)
+
+
+def test_meta_tensors_are_refused_clearly():
+    torch = require("torch")
+    with pytest.raises(wb.InputTypeError, match="meta tensor"):
+        wb.grad(lambda x: x.sum())(torch.ones(2, device="meta"))
+
+
+# ----- semantics at the edges, against numpy / torch / jax -----
+@pytest.mark.parametrize("x0", [0.5, 1.0, 1.5, 2.0, 3.0, float("nan")])
+def test_clip_with_lo_above_hi_matches_numpy_and_torch_on_every_path(x0):
+    torch = require("torch")
+    t = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    torch.clamp(t, 2.0, 1.0).backward()
+    want_value, want_grad = np.clip(x0, 2.0, 1.0), float(t.grad)
+    got_value = wb.vmap(lambda x: np.clip(x, 2.0, 1.0))(np.array([x0]))[0]
+    np.testing.assert_array_equal(got_value, want_value)  # batch backend
+    value, grad = wb.grad_and_value(lambda x: np.clip(x, 2.0, 1.0))(x0)[::-1]
+    np.testing.assert_array_equal(value, want_value)  # scalar backend
+    if not np.isnan(x0):
+        assert float(grad) == want_grad
+
+
+@pytest.mark.parametrize("a, b", [(1.0, 1e-300), (1.0, np.inf), (-1.0, np.inf), (-1.0, -np.inf),
+                                  (1.0, 0.1), (5.0, -3.0), (-0.0, 2.0), (1.0, 0.0)])
+def test_remainder_and_floor_divide_match_numpy(a, b):
+    with np.errstate(all="ignore"):
+        want_mod, want_div = np.remainder(a, b), np.floor_divide(a, b)
+    got = wb.vmap(lambda x, y: (x % y, x // y))(np.array([a]), np.array([b]))
+    np.testing.assert_array_equal(got[0], [want_mod])
+    np.testing.assert_array_equal(got[1], [want_div])
+    got_scalar = wb.jvp(lambda x: (x % b, x // b), (a,), (1.0,))[0]
+    np.testing.assert_array_equal(np.asarray(got_scalar, dtype=float), [want_mod, want_div])
+
+
+def test_remainder_gradient_matches_torch():
+    torch = require("torch")
+    x = torch.tensor([5.0, -7.5, 0.3], dtype=torch.float64)
+    y = torch.tensor([3.0, 2.0, -0.25], dtype=torch.float64)
+    want = torch.func.grad(lambda a, b: torch.remainder(a, b).sum(), argnums=(0, 1))(x, y)
+    got = wb.grad(lambda a, b: torch.remainder(a, b).sum(), argnums=(0, 1))(x, y)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-15)
+
+
+def test_inner_of_matrices_matches_numpy_and_jax():
+    jax, jnp = _jax()
+    A, B = RNG.normal(size=(2, 3)), RNG.normal(size=(4, 3))
+    W = RNG.normal(size=(2, 4))
+    np.testing.assert_allclose(_value(lambda a: np.inner(a, B), A), np.inner(A, B), rtol=1e-14)
+    got = wb.grad(lambda a: (np.inner(a, B) * W).sum())(A)
+    want = jax.grad(lambda a: (jnp.inner(a, B) * W).sum())(A)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_logaddexp_second_derivative_at_a_tie_matches_jax_and_torch():
+    jax, jnp = _jax()
+    torch = require("torch")
+    for x0 in (0.0, 1.0, -3.0):
+        want = float(jax.grad(jax.grad(lambda x: jnp.logaddexp(x, 0.0)))(x0))
+        t = torch.tensor(x0, dtype=torch.float64)
+        want_t = float(torch.func.grad(torch.func.grad(
+            lambda x: torch.logaddexp(x, torch.zeros((), dtype=torch.float64))))(t))
+        got = float(wb.grad(wb.grad(lambda x: np.logaddexp(x, 0.0)))(x0))
+        assert got == pytest.approx(want, rel=1e-14) and got == pytest.approx(want_t, rel=1e-14)
+
+
+@pytest.mark.parametrize("a, b", [(-np.inf, -np.inf), (np.inf, np.inf), (np.inf, 1.0),
+                                  (-np.inf, 2.0), (1000.0, 1000.0), (-1000.0, 3.0)])
+def test_logaddexp_values_at_infinities_match_numpy(a, b):
+    got = wb.vmap(lambda x, y: np.logaddexp(x, y))(np.array([a]), np.array([b]))
+    np.testing.assert_array_equal(got, np.logaddexp([a], [b]))
+
+
+@pytest.mark.parametrize("a, b", [(3e200, 4e200), (3e-200, 4e-200), (0.0, 0.0), (-3.0, 4.0)])
+def test_hypot_does_not_overflow(a, b):
+    got = wb.vmap(lambda x, y: np.hypot(x, y))(np.array([a]), np.array([b]))
+    np.testing.assert_allclose(got, np.hypot([a], [b]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: 0 * np.log(x),
+    lambda x: 0.0 - x,
+    lambda x: x + 0.0,
+    lambda x: x - x,
+    lambda x: 0.0 / x,
+    lambda x: (x * 0.0) * np.inf,
+    lambda x: 1.0 / (x * -0.0 + 0.0),
+    lambda x: -0.0 + x,
+], ids=["0*log", "0-x", "x+0", "x-x", "0/x", "0*x*inf", "sign of zero", "-0+x"])
+def test_constant_folding_keeps_ieee_results(fn):
+    xs = np.array([0.0, -0.0, 1.0, -2.0, np.inf, -np.inf, np.nan])
+    with np.errstate(all="ignore"):
+        want = fn(xs)
+        got = wb.vmap(fn)(xs)
+        got_scalar = np.array([float(_value(fn, float(v))) for v in xs])
+    for result in (got, got_scalar):
+        np.testing.assert_array_equal(result, want)
+        np.testing.assert_array_equal(np.signbit(result), np.signbit(want))
+
+
+def test_float32_policy_is_computed_in_float64_and_rounded_consistently():
+    """The stated dtype policy (README): float32 inputs are computed in float64 and the result is
+    rounded to float32 once, the same on every path (so it is never *less* accurate than numpy's
+    float32, and it does not depend on the path)."""
+    x = np.array([1.0, 2.0], dtype=np.float32)
+
+    def f(v):
+        return (v + np.float32(1e8)) - np.float32(1e8)
+
+    want = ((x.astype(np.float64) + 1e8) - 1e8).astype(np.float32)
+    batch = wb.vmap(f)(x)
+    single = np.array([wb.vmap(f)(x[i:i + 1])[0] for i in range(2)], dtype=np.float32)
+    assert batch.dtype == np.float32
+    np.testing.assert_array_equal(batch, want)
+    np.testing.assert_array_equal(single, want)
+
+
+# ----- keyword arguments: honoured (same result as numpy via jax) or refused by name -----
+X34 = RNG.normal(size=(3, 4))
+MASK = RNG.uniform(size=(3, 4)) > 0.4
+MASK[:, 0] = True
+
+NUMPY_CASES = {
+    "sum axis": lambda xp, x: xp.sum(x, axis=1),
+    "sum negative axis": lambda xp, x: xp.sum(x, axis=-2),
+    "sum axis tuple keepdims": lambda xp, x: xp.sum(x, axis=(0, 1), keepdims=True),
+    "sum initial": lambda xp, x: xp.sum(x, axis=0, initial=2.5),
+    "sum where": lambda xp, x: xp.sum(x, axis=1, where=MASK),
+    "sum dtype": lambda xp, x: xp.sum(x, dtype=xp.float64),
+    "prod initial where": lambda xp, x: xp.prod(x, axis=0, initial=-1.5, where=MASK),
+    "max initial": lambda xp, x: xp.max(x, axis=1, initial=0.3),
+    "max where initial": lambda xp, x: xp.max(x, axis=0, where=MASK, initial=-10.0),
+    "min initial": lambda xp, x: xp.min(x, axis=1, initial=-0.2),
+    "mean where": lambda xp, x: xp.mean(x, axis=1, where=MASK),
+    "mean keepdims": lambda xp, x: xp.mean(x, axis=0, keepdims=True),
+    "var ddof": lambda xp, x: xp.var(x, axis=1, ddof=1),
+    "std ddof keepdims": lambda xp, x: xp.std(x, axis=0, ddof=1, keepdims=True),
+    "norm default": lambda xp, x: xp.linalg.norm(x),
+    "norm fro": lambda xp, x: xp.linalg.norm(x, ord="fro"),
+    "norm 1 matrix": lambda xp, x: xp.linalg.norm(x, ord=1),
+    "norm inf matrix": lambda xp, x: xp.linalg.norm(x, ord=np.inf),
+    "norm -1 matrix": lambda xp, x: xp.linalg.norm(x, ord=-1, axis=(0, 1)),
+    "norm axis 1": lambda xp, x: xp.linalg.norm(x, axis=1),
+    "norm ord 1 axis": lambda xp, x: xp.linalg.norm(x, ord=1, axis=1),
+    "norm ord 3 axis": lambda xp, x: xp.linalg.norm(x, ord=3, axis=0),
+    "norm ord inf axis": lambda xp, x: xp.linalg.norm(x, ord=np.inf, axis=1, keepdims=True),
+    "norm ord -inf axis": lambda xp, x: xp.linalg.norm(x, ord=-np.inf, axis=0),
+    "norm ord 0.5 vector": lambda xp, x: xp.linalg.norm(x[0], ord=0.5),
+    "cumsum axis": lambda xp, x: xp.cumsum(x, axis=1),
+    "cumsum flat": lambda xp, x: xp.cumsum(x),
+    "clip": lambda xp, x: xp.clip(x, -0.5, 0.7),
+    "clip lo > hi": lambda xp, x: xp.clip(x, 0.7, -0.5),
+    "inner matrices": lambda xp, x: xp.inner(x, x[:2]),
+    "inner vector": lambda xp, x: xp.inner(x, x[0]),
+    "trace offset": lambda xp, x: xp.trace(x, offset=1),
+    "logaddexp": lambda xp, x: xp.logaddexp(x, x[::-1]),
+    "hypot": lambda xp, x: xp.hypot(x, 0.5),
+    "remainder": lambda xp, x: xp.remainder(x, 0.3),
+    "mod operator": lambda xp, x: x % -0.7,
+    "maximum.reduce": lambda xp, x: xp.maximum(x[0], x[1]),
+    "all/any as numbers": lambda xp, x: x * xp.all(x > -10.0) + x * xp.any(x > 10.0, axis=0),
+    "concatenate axis": lambda xp, x: xp.concatenate([x, 2 * x], axis=1),
+}
+
+
+@pytest.mark.parametrize("name", list(NUMPY_CASES))
+def test_numpy_functions_with_keyword_arguments_match_jax(name):
+    """The very same code through workbench (np) and jax (jnp): value and gradient."""
+    jax, jnp = _jax()
+    fn = NUMPY_CASES[name]
+    weights = RNG.normal(size=np.shape(fn(np, X34)))
+    want_value = fn(np, X34)
+    got_value = _value(lambda x: fn(np, x), X34)
+    np.testing.assert_allclose(got_value, want_value, rtol=1e-13, atol=1e-15)
+    got = wb.grad(lambda x: (fn(np, x) * weights).sum())(X34)
+    want = jax.grad(lambda x: (fn(jnp, x) * weights).sum())(X34)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda x: np.linalg.norm(x, ord=2, axis=(0, 1)), "spectral"),
+    (lambda x: np.linalg.norm(x, ord=2), "spectral"),
+    (lambda x: np.linalg.norm(x, ord="nuc"), "nuclear"),
+    (lambda x: np.sum(x, axis=3), "axis 3"),
+    (lambda x: np.sum(x, axis=(0, 0)), "twice"),
+    (lambda x: np.mean(x, axis=-3), "axis -3"),
+    (lambda x: np.max(x, axis=0, where=MASK), "initial"),
+    (lambda x: np.sum(x, out=np.zeros(4), axis=0), "out="),
+    (lambda x: np.exp(x, where=MASK), "where="),
+    (lambda x: np.add(x, 1.0, casting="unsafe"), "casting"),
+    (lambda x: np.sum(x, dtype=np.int64), "int64"),
+    (lambda x: np.stack([x, x], out=np.zeros((2, 3, 4))), "out="),
+    (lambda x: np.var(x, mean=np.zeros((3, 1))), "mean="),
+    (lambda x: np.add.reduce(x, axis=0, out=np.zeros(4)), "out="),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_numpy_arguments_that_cannot_be_honoured_are_refused_by_name(call, word):
+    with pytest.raises(wb.WorkbenchError, match=word):
+        wb.grad(lambda x: call(x).sum())(X34)
+
+
+def _torch_cases(torch):
+    F = torch.nn.functional
+    return {
+        "div floor": lambda x: torch.div(x, 0.3, rounding_mode="floor") + x,
+        "div trunc": lambda x: torch.div(x, -0.3, rounding_mode="trunc") * x,
+        "div true": lambda x: torch.div(x, 0.3, rounding_mode=None),
+        "add alpha": lambda x: torch.add(x, x * x, alpha=2.5),
+        "sub alpha": lambda x: torch.sub(x, x.exp(), alpha=-0.5),
+        "sum dim keepdim": lambda x: torch.sum(x, dim=1, keepdim=True),
+        "sum dtype": lambda x: torch.sum(x, 0, dtype=torch.float64),
+        "mean dims": lambda x: torch.mean(x, dim=(0, 1)),
+        "norm p1": lambda x: torch.norm(x, p=1),
+        "norm p3 dim": lambda x: torch.norm(x, p=3, dim=1),
+        "norm inf dim": lambda x: torch.norm(x, p=float("inf"), dim=0),
+        "norm fro dims": lambda x: torch.norm(x, p="fro", dim=(0, 1)),
+        "linalg.norm matrix 1": lambda x: torch.linalg.norm(x, ord=1),
+        "linalg.norm fro": lambda x: torch.linalg.norm(x),
+        "linalg.vector_norm ord 3": lambda x: torch.linalg.vector_norm(x, ord=3, dim=1),
+        "linalg.vector_norm flat": lambda x: torch.linalg.vector_norm(x, ord=1.5),
+        "softplus beta threshold": lambda x: F.softplus(3 * x, beta=2.0, threshold=1.0),
+        "softmax dtype": lambda x: torch.softmax(x, dim=1, dtype=torch.float64),
+        "log_softmax": lambda x: torch.log_softmax(x, dim=0),
+        "var correction": lambda x: torch.var(x, dim=1, correction=0),
+        "std unbiased": lambda x: torch.std(x, dim=0, unbiased=False),
+        "cumsum dtype": lambda x: torch.cumsum(x, dim=1, dtype=torch.float64),
+        "clamp": lambda x: torch.clamp(x, min=-0.5, max=0.6),
+        "clamp min above max": lambda x: torch.clamp(x, min=0.6, max=-0.5),
+        "remainder": lambda x: torch.remainder(x, 0.4),
+        "logsumexp": lambda x: torch.logsumexp(x, dim=1, keepdim=True),
+        "amax keepdim": lambda x: torch.amax(x, dim=0, keepdim=True),
+    }
+
+
+def test_torch_functions_with_keyword_arguments_match_torch_func():
+    torch = require("torch")
+    x = torch.from_numpy(RNG.normal(size=(3, 4)))
+    failures = []
+    for name, fn in _torch_cases(torch).items():
+        weights = torch.from_numpy(RNG.normal(size=tuple(fn(x).shape)))
+        try:
+            got = wb.grad(lambda v: (fn(v) * weights).sum())(x)
+        except Exception as error:  # collect all, report together
+            failures.append(f"{name}: {type(error).__name__}: {error}")
+            continue
+        want = torch.func.grad(lambda v: (fn(v) * weights).sum())(x)
+        np.testing.assert_allclose(_value(fn, x).numpy(), fn(x).numpy(), rtol=1e-13, atol=1e-15)
+        if not np.allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-14):
+            failures.append(f"{name}: gradient {got} != torch {want}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda torch, x: torch.exp(x, out=torch.zeros(3)), "out"),
+    (lambda torch, x: torch.div(x, 2.0, rounding_mode="round"), "rounding_mode"),
+    (lambda torch, x: torch.norm(x, p="nuc", dim=(0, 1)), "nuc"),
+    (lambda torch, x: torch.sum(x, dim=5), "axis 5"),
+    (lambda torch, x: torch.mul(x, 2.0, out=torch.zeros(3)), "out"),
+], ids=["exp out", "rounding", "nuc", "dim out of range", "mul out"])
+def test_torch_arguments_that_cannot_be_honoured_are_refused_by_name(call, word):
+    torch = require("torch")
+    x = torch.ones(3, dtype=torch.float64) if word != "nuc" else torch.ones((2, 2), dtype=torch.float64)
+    with pytest.raises(wb.WorkbenchError, match=word):
+        wb.grad(lambda v: call(torch, v).sum())(x)
+
+
+# ----- helpers -----
+def _jax():
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax, jax.numpy
+
+
+def _value(fn, x):
+    """The traced function's value through a transform (vjp returns the primal output)."""
+    return wb.vjp(fn, x)[0]
+
+
+def test_graph_constants_keep_the_sign_of_zero_and_share_nan():
+    g = Graph()
+    assert g.const(0.0) != g.const(-0.0)
+    assert g.const(float("nan")) == g.const(float("nan"))
