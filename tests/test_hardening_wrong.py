@@ -396,12 +396,16 @@ def test_torch_functions_with_keyword_arguments_match_torch_func():
     failures = []
     for name, fn in _torch_cases(torch).items():
         weights = torch.from_numpy(RNG.normal(size=tuple(fn(x).shape)))
+
+        def loss(v, fn=fn, weights=weights):
+            return (fn(v) * weights).sum()
+
         try:
-            got = wb.grad(lambda v: (fn(v) * weights).sum())(x)
+            got = wb.grad(loss)(x)
         except Exception as error:  # collect all, report together
             failures.append(f"{name}: {type(error).__name__}: {error}")
             continue
-        want = torch.func.grad(lambda v: (fn(v) * weights).sum())(x)
+        want = torch.func.grad(loss)(x)
         np.testing.assert_allclose(_value(fn, x).numpy(), fn(x).numpy(), rtol=1e-13, atol=1e-15)
         if not np.allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-14):
             failures.append(f"{name}: gradient {got} != torch {want}")
@@ -438,3 +442,94 @@ def test_graph_constants_keep_the_sign_of_zero_and_share_nan():
     g = Graph()
     assert g.const(0.0) != g.const(-0.0)
     assert g.const(float("nan")) == g.const(float("nan"))
+
+
+# ----- the scalar (math) and the batch (numpy) backends agree on every op -----
+_SPECIAL_VALUES = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 20.0, 21.0, 1e308, -1e308, 1e-310,
+                   np.inf, -np.inf, np.nan, 3.0, 0.1]
+# numpy's maximum/minimum pick either zero at a (0.0, -0.0) tie; the scalar kernels follow torch
+_TIE_SIGN_OPS = {"maximum", "minimum", "max_n", "min_n"}
+
+
+def _op_cases():
+    from workbench.ops import OP_LIST
+
+    return [op for op in OP_LIST if op.name not in ("input", "const")]
+
+
+@pytest.mark.parametrize("op", _op_cases(), ids=lambda op: op.name)
+def test_scalar_and_numpy_kernels_agree_on_special_values(op):
+    """Every op's scalar kernel (what tracing and the scalar backend compute) against its numpy
+    printer (the batch backend), on zeros of both signs, infinities, nan, huge and tiny values:
+    the same value (to libm's last-bit differences), the same nan-ness and the same sign."""
+    import itertools
+
+    from workbench.ops import RUNTIME, render
+
+    n = op.arity or 2
+    params = (-1.0, 2.0) if op.name in ("clip", "in_range") else ()
+    names = [f"a{i}" for i in range(n)]
+    batch = eval(f"lambda {', '.join(names)}: {render(op.np, names, params)}", RUNTIME)  # noqa: S307  (our own op table)
+    values = _SPECIAL_VALUES if n <= 2 else _SPECIAL_VALUES[:6]
+    for args in itertools.product(values, repeat=n):
+        if op.name.startswith("logical"):
+            args = tuple(bool(v) for v in args)
+        if op.name == "where":
+            args = (bool(args[0]),) + args[1:]
+        scalar = op.kernel(*args, params=params)
+        with np.errstate(all="ignore"):
+            vector = np.asarray(batch(*[np.array([v]) for v in args])).ravel()[0]
+        if op.boolean:
+            assert bool(scalar) == bool(vector), args
+            continue
+        scalar, vector = float(scalar), float(vector)
+        assert np.isnan(scalar) == np.isnan(vector), (args, scalar, vector)
+        if np.isnan(scalar):
+            continue
+        assert scalar == pytest.approx(vector, rel=4e-16, abs=0.0), (args, scalar, vector)
+        if not (op.name in _TIE_SIGN_OPS and scalar == 0.0):
+            assert np.signbit(scalar) == np.signbit(vector), (args, scalar, vector)
+
+
+# ----- booleans, nan tests, divmod: numpy's meanings -----
+BOOL_CASES = {
+    "sum of a mask counts": lambda xp, x: x * xp.sum(x > 0.0),
+    "mean of a mask": lambda xp, x: x * xp.mean(x > 0.0, axis=0, dtype=xp.float64),
+    "mask + mask is or": lambda xp, x: x * ((x > 0.0) + (x < -0.5)),
+    "mask * mask is and": lambda xp, x: x * ((x > -0.5) * (x < 0.5)),
+    "isnan / isinf / isfinite": lambda xp, x: xp.where(xp.isnan(x) | xp.isinf(x), 0.0, x)
+    * xp.isfinite(x),
+    "divmod": lambda xp, x: divmod(x, 0.3)[1] + divmod(x, 0.3)[0],
+}
+
+
+@pytest.mark.parametrize("name", list(BOOL_CASES))
+def test_boolean_and_nan_semantics_match_numpy_via_jax(name):
+    jax, jnp = _jax()
+    fn = BOOL_CASES[name]
+    np.testing.assert_allclose(_value(lambda x: fn(np, x), X34), fn(np, X34), rtol=1e-14)
+    got = wb.grad(lambda x: fn(np, x).sum())(X34)
+    want = jax.grad(lambda x: fn(jnp, x).sum())(X34)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-13)
+
+
+def test_subtracting_masks_is_refused_like_numpy():
+    with pytest.raises(TypeError):
+        (X34 > 0) - (X34 < 0)  # numpy refuses
+    with pytest.raises(wb.UnsupportedOperationError, match="boolean"):
+        wb.grad(lambda x: (x * ((x > 0) - (x < 0))).sum())(X34)
+
+
+def test_torch_inner_and_flatten_match_torch():
+    torch = require("torch")
+    a = torch.from_numpy(RNG.normal(size=(2, 3, 4)))
+    b = torch.from_numpy(RNG.normal(size=(5, 4)))
+    for fn in (lambda v: torch.inner(v, b), lambda v: torch.flatten(v, 1) * 2.0,
+               lambda v: v.flatten(0, 1).sin(), lambda v: torch.zeros_like(v) + v):
+        weights = torch.from_numpy(RNG.normal(size=tuple(fn(a).shape)))
+
+        def loss(v, fn=fn, weights=weights):
+            return (fn(v) * weights).sum()
+
+        np.testing.assert_allclose(wb.grad(loss)(a).numpy(), torch.func.grad(loss)(a).numpy(),
+                                   rtol=1e-13)

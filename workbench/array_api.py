@@ -141,11 +141,17 @@ def _initial(x: Traced, initial, fn: str):
     return float(initial)
 
 
+def _counts(x: Traced) -> Traced:
+    """A boolean array as 1.0/0.0, so that sums and means count (numpy: True + True == 2)."""
+    return elementwise("where", x, 1.0, 0.0) if x.dtype == np.bool_ else x
+
+
 def sum(x, axis=None, dtype=None, out=None, keepdims=False, initial=_NO_VALUE, where=_NO_VALUE):
     """``np.sum``: one n-ary ``add`` node per output element; ``initial=``, ``where=`` and
     ``dtype=`` (a float dtype) are honoured, ``out=`` is refused."""
     if not isinstance(x, Traced):
         x = _from_sequence(x, "np.sum")
+    x = _counts(x)
     _refuse_out(out, "np.sum")
     x = _masked(x, where, 0.0, "np.sum")
     start = _initial(x, initial, "np.sum")
@@ -162,6 +168,7 @@ def mean(x, axis=None, dtype=None, out=None, keepdims=False, *, where=_NO_VALUE)
     """``np.mean``; with ``where=`` the mean of the selected elements."""
     if not isinstance(x, Traced):
         x = _from_sequence(x, "np.mean")
+    x = _counts(x)
     _refuse_out(out, "np.mean")
     if where is not _NO_VALUE and where is not True:
         ones = _masked(Traced(x.graph, as_ids(x.graph, np.ones(x.shape)), x.dtype), where, 0.0,
@@ -177,6 +184,7 @@ def mean(x, axis=None, dtype=None, out=None, keepdims=False, *, where=_NO_VALUE)
 def prod(x, axis=None, dtype=None, out=None, keepdims=False, initial=_NO_VALUE, where=_NO_VALUE):
     if not isinstance(x, Traced):
         x = _from_sequence(x, "np.prod")
+    x = _counts(x)
     _refuse_out(out, "np.prod")
     x = _masked(x, where, 1.0, "np.prod")
     start = _initial(x, initial, "np.prod")
@@ -252,6 +260,7 @@ def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NO
         mean=_NO_VALUE, correction=_NO_VALUE):
     if not isinstance(x, Traced):
         x = _from_sequence(x, "np.var")
+    x = _counts(x)
     _refuse_out(out, "np.var")
     for name, given in (("where", where), ("mean", mean)):
         if given is not _NO_VALUE:
@@ -636,6 +645,10 @@ UFUNC_HANDLERS: dict[str, Callable] = {
     "cbrt": lambda x: elementwise("mul", elementwise("sign", x),
                                   power(elementwise("abs", x), 1.0 / 3.0)),
     "logaddexp": _logaddexp,
+    "isnan": lambda x: elementwise("ne", x, x),
+    "isinf": lambda x: elementwise("eq", elementwise("abs", x), np.inf),
+    "isfinite": lambda x: elementwise("logical_not", elementwise(
+        "logical_or", elementwise("ne", x, x), elementwise("eq", elementwise("abs", x), np.inf))),
     "hypot": _hypot,
 }
 

@@ -134,7 +134,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "max": _max_or_maximum(array_api.amax, "maximum"),
     "min": _max_or_maximum(array_api.amin, "minimum"),
     "dot": array_api.dot,
-    "inner": array_api.dot,
+    "inner": array_api._inner,  # sums over the last axes (not a matrix product), as numpy
     "matmul": array_api.matmul,
     "mm": array_api.matmul,
     "mv": array_api.matmul,
@@ -154,7 +154,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "cat": lambda tensors, dim=0: array_api.ARRAY_FUNCTIONS[__import__("numpy").concatenate](
         list(tensors), axis=dim),
     "reshape": lambda x, shape: x.reshape(shape),
-    "flatten": lambda x: x.flatten(),
+    "flatten": lambda x, start_dim=0, end_dim=-1: _flatten(x, start_dim, end_dim),
     "t": lambda x: x.T,
     "outer": lambda a, b: array_api.ARRAY_FUNCTIONS[__import__("numpy").outer](a, b),
     "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: array_api.var(
@@ -179,10 +179,25 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _flatten(x, start_dim: int = 0, end_dim: int = -1):
+    """torch.flatten: merge dims start_dim..end_dim (all by default) into one."""
+    if x.ndim == 0:
+        return x.reshape(1)
+    (lo,) = array_api.normalize_axes(start_dim, x.ndim, "torch.flatten")
+    (hi,) = array_api.normalize_axes(end_dim, x.ndim, "torch.flatten")
+    if lo > hi:
+        raise UnsupportedOperationError("torch.flatten: start_dim must not come after end_dim")
+    shape = x.shape[:lo] + (int(np.prod(x.shape[lo:hi + 1], dtype=np.int64)),) + x.shape[hi + 1:]
+    return x.reshape(shape)
+
+
 def _like(fill: float | None) -> Callable:
-    """zeros_like / ones_like / full_like: constants of the traced value's shape."""
-    def run(x, *fill_value, dtype=None, **unused):
-        return np.full(x.shape, float(fill if fill is not None else fill_value[0]))
+    """zeros_like / ones_like / full_like: constants of the traced value's shape and dtype
+    (device, layout and requires_grad do not change a constant's value)."""
+    def run(x, *fill_value, dtype=None, layout=None, device=None, requires_grad=False,
+            memory_format=None, pin_memory=False):
+        value = float(fill if fill is not None else fill_value[0])
+        return np.full(x.shape, value, dtype=x.dtype if dtype is None else _numpy_dtype(dtype))
 
     return run
 

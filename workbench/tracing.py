@@ -285,6 +285,12 @@ class Traced:
     def __rmod__(self, other):
         return remainder(other, self)
 
+    def __divmod__(self, other):
+        return floor_divide(self, other), remainder(self, other)
+
+    def __rdivmod__(self, other):
+        return floor_divide(other, self), remainder(other, self)
+
     def __pow__(self, other):
         return power(self, other)
 
@@ -403,22 +409,25 @@ class Traced:
         return torch_support.dispatch(func, args, kwargs or {})
 
     # ----- methods: numpy and torch names -----
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
-        return sum(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, **numpy):
+        return sum(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                    dtype=_method_dtype(dtype), **numpy)
 
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
-        return mean(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, **numpy):
+        return mean(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                    dtype=_method_dtype(dtype), **numpy)
 
-    def prod(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return prod(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+    def prod(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, **numpy):
+        return prod(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                    dtype=_method_dtype(dtype), **numpy)
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None, **numpy):
         _refuse_torch_max_dim("max", axis, dim)
-        return amax(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+        return amax(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim), **numpy)
 
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None, **numpy):
         _refuse_torch_max_dim("min", axis, dim)
-        return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+        return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim), **numpy)
 
     def var(self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
             correction=None):
@@ -465,8 +474,15 @@ class Traced:
 
     view = reshape
 
-    def flatten(self):
-        return Traced(self.graph, self.ids.flatten(), self.dtype)
+    def flatten(self, *args, **kwargs):
+        """numpy's ``x.flatten(order='C')`` or torch's ``x.flatten(start_dim, end_dim)``."""
+        if args and isinstance(args[0], str) or "order" in kwargs:
+            return Traced(self.graph, self.ids.flatten(*args, **kwargs), self.dtype)
+        if not args and not kwargs:
+            return Traced(self.graph, self.ids.flatten(), self.dtype)
+        from . import torch_support
+
+        return torch_support.HANDLERS["flatten"](self, *args, **kwargs)
 
     def ravel(self):
         return Traced(self.graph, self.ids.ravel(), self.dtype)
@@ -585,6 +601,14 @@ class _Size(int):
 
 def _axis(axis, dim):
     return dim if dim is not None else axis
+
+
+def _method_dtype(dtype):
+    """``dtype=`` of x.sum()/x.mean(): a numpy dtype, or a torch one (torch.float32)."""
+    if dtype is None or isinstance(dtype, np.dtype):
+        return dtype
+    return np.dtype(str(dtype).replace("torch.", "")) if type(dtype).__module__.startswith(
+        "torch") else np.dtype(dtype)
 
 
 def _keep(keepdims, keepdim):
@@ -781,6 +805,8 @@ def elementwise(name: str, *operands, params: tuple = ()) -> Traced:
     scalar = _scalar_elementwise(name, operands, params)
     if scalar is not None:
         return scalar
+    if name in _BOOLEAN_ARITHMETIC and all(_is_boolean(o) for o in operands):
+        name = _boolean_arithmetic(name)
     graph = graph_of(*operands)
     id_arrays = [as_ids(graph, o) for o in operands]
     shape = id_arrays[0].shape
@@ -807,6 +833,24 @@ def elementwise(name: str, *operands, params: tuple = ()) -> Traced:
 
 
 _FLOAT64 = np.dtype(np.float64)
+# numpy on two boolean arrays: + is logical or, * logical and, - and unary - are errors.
+_BOOLEAN_ARITHMETIC = {"add": "logical_or", "mul": "logical_and", "sub": None, "neg": None,
+                       "maximum": "logical_or", "minimum": "logical_and"}
+
+
+def _is_boolean(x) -> bool:
+    if isinstance(x, Traced):
+        return x.dtype == np.bool_
+    return isinstance(x, (bool, np.bool_)) or getattr(x, "dtype", None) == np.bool_
+
+
+def _boolean_arithmetic(name: str) -> str:
+    replacement = _BOOLEAN_ARITHMETIC[name]
+    if replacement is None:
+        raise UnsupportedOperationError(
+            f"{'-' if name == 'neg' else 'subtract'} of boolean arrays is an error in numpy; "
+            "use ~mask or np.logical_xor, or convert the mask to floats with np.where(mask, 1.0, 0.0)")
+    return replacement
 
 
 def _scalar_elementwise(name: str, operands: tuple, params: tuple) -> Traced | None:
