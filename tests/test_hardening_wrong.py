@@ -533,3 +533,76 @@ def test_torch_inner_and_flatten_match_torch():
 
         np.testing.assert_allclose(wb.grad(loss)(a).numpy(), torch.func.grad(loss)(a).numpy(),
                                    rtol=1e-13)
+
+
+# ----- in-place operators: numpy's aliasing, torch's refusal on differentiated arguments -----
+def test_augmented_assignment_updates_aliases_as_numpy_does():
+    jax, jnp = _jax()
+
+    def f_numpy(x):
+        y = x * 1.0
+        alias = y
+        view = y[1:]
+        y += x * x  # numpy: alias and view see the update
+        view *= 3.0
+        return (alias * np.arange(1.0, 4.0)).sum()
+
+    def f_jax(x):  # the same computation written functionally
+        y = x * 1.0 + x * x
+        y = y.at[1:].multiply(3.0)
+        return (y * jnp.arange(1.0, 4.0)).sum()
+
+    x0 = np.array([0.5, -1.5, 2.0])
+    assert float(_value(f_numpy, x0)) == pytest.approx(f_numpy(x0.copy()), rel=1e-15)
+    np.testing.assert_allclose(wb.grad(f_numpy)(x0), jax.grad(f_jax)(x0), rtol=1e-15)
+
+
+def test_augmented_assignment_to_a_differentiated_argument_is_refused():
+    def f(x):
+        x += 1.0
+        return (x * x).sum()
+
+    with pytest.raises(wb.UnsupportedOperationError, match=r"x \+= .*argument 0"):
+        wb.grad(f)(np.array([1.0, 2.0]))
+
+
+def test_augmented_assignment_of_a_scalar_element_rebinds_as_numpy():
+    def f(x):
+        s = x[0]
+        s += 10.0  # x[0] is a copy in numpy: x is unchanged
+        return s * x[0]
+
+    np.testing.assert_array_equal(wb.grad(f)(np.array([2.0, 5.0])), [2 * 2.0 + 10.0, 0.0])
+
+
+def test_running_sum_with_plus_equals_is_unaffected():
+    def f(x):
+        total = 0.0
+        for v in x:
+            total += v * v
+        return total
+
+    np.testing.assert_array_equal(wb.grad(f)(np.array([1.0, -2.0, 3.0])), [2.0, -4.0, 6.0])
+
+
+def test_repeat_and_cumsum_methods_follow_the_library_of_the_input():
+    torch = require("torch")
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(_value(lambda v: v.repeat(2), x), x.repeat(2))
+    np.testing.assert_array_equal(_value(lambda v: v.reshape(3, 1).cumsum(), x),
+                                  x.reshape(3, 1).cumsum())
+    t = torch.tensor(x)
+    np.testing.assert_array_equal(_value(lambda v: v.repeat(2), t).numpy(), t.repeat(2).numpy())
+    np.testing.assert_array_equal(_value(lambda v: v.div(2.0, rounding_mode="floor"), t).numpy(),
+                                  t.div(2.0, rounding_mode="floor").numpy())
+
+
+def test_zero_cotangents_flow_through_infinite_partials_as_in_torch_and_jax():
+    torch = require("torch")
+    jax, jnp = _jax()
+    want_t = torch.func.grad(lambda x: 0 * torch.log(x))(torch.tensor(0.0, dtype=torch.float64))
+    want_j = jax.grad(lambda x: 0.0 * jnp.log(x))(0.0)
+    got = wb.grad(lambda x: 0 * np.log(x))(0.0)
+    assert np.isnan(float(want_t)) and np.isnan(float(want_j)) and np.isnan(float(got))
+    # away from the singular point the gradient is an exact 0
+    assert float(wb.grad(lambda x: 0 * np.log(x))(2.0)) == 0.0

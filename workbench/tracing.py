@@ -339,6 +339,45 @@ class Traced:
     def __invert__(self):
         return elementwise("logical_not", self)
 
+    # ----- in-place operators: numpy's meaning (aliases and views see the update) -----
+    def _update(self, op: Callable, other, symbol: str):
+        result = op(self, other)
+        if not isinstance(self.ids, np.ndarray):  # a numpy scalar (x = v[0]): rebinds, as numpy
+            return result
+        if not self.ids.flags.writeable:
+            raise InPlaceUpdateError(
+                f"x {symbol}= ... updates {_leaf_name(self)} in place, and it is being "
+                "differentiated (or is a view of it); torch refuses this too. Write "
+                f"x = x {symbol} ... instead (or copy it first: x = x.copy())")
+        try:
+            ids = np.broadcast_to(result.ids, self.ids.shape)
+        except ValueError:
+            raise ShapeError(f"x {symbol}= y: the result's shape {result.shape} does not fit x's "
+                             f"shape {self.shape}") from None
+        self.ids[...] = ids
+        return self
+
+    def __iadd__(self, other):
+        return self._update(Traced.__add__, other, "+")
+
+    def __isub__(self, other):
+        return self._update(Traced.__sub__, other, "-")
+
+    def __imul__(self, other):
+        return self._update(Traced.__mul__, other, "*")
+
+    def __itruediv__(self, other):
+        return self._update(Traced.__truediv__, other, "/")
+
+    def __ipow__(self, other):
+        return self._update(Traced.__pow__, other, "**")
+
+    def __imod__(self, other):
+        return self._update(Traced.__mod__, other, "%")
+
+    def __ifloordiv__(self, other):
+        return self._update(Traced.__floordiv__, other, "//")
+
     # ----- indexing -----
     def __getitem__(self, index):
         return Traced(self.graph, self.ids[_static_index(index)], self.dtype)
@@ -526,6 +565,31 @@ class Traced:
 
     def detach(self):
         return stop_gradient(self)
+
+    def repeat(self, *args, **kwargs):
+        """numpy's ``x.repeat(repeats, axis)`` (each element repeated) or, on torch tensors,
+        torch's ``x.repeat(*sizes)`` (the whole array tiled): the two differ."""
+        from . import array_api, torch_support
+
+        if STATE.torch_style:
+            return torch_support.HANDLERS["repeat"](self, *args, **kwargs)
+        return array_api.ARRAY_FUNCTIONS[np.repeat](self, *args, **kwargs)
+
+    def cumsum(self, *args, **kwargs):
+        """numpy's ``x.cumsum(axis=None)`` (flattened by default) or torch's ``x.cumsum(dim)``."""
+        from . import array_api, torch_support
+
+        if STATE.torch_style or "dim" in kwargs:
+            return torch_support.HANDLERS["cumsum"](self, *args, **kwargs)
+        return array_api.ARRAY_FUNCTIONS[np.cumsum](self, *args, **kwargs)
+
+    def div(self, other, **kwargs):
+        """torch's ``x.div(y, rounding_mode=None | 'floor' | 'trunc')``."""
+        from . import torch_support
+
+        return torch_support.HANDLERS["div"](self, other, **kwargs)
+
+    divide = div
 
     def pow(self, exponent):
         return power(self, exponent)
