@@ -600,8 +600,18 @@ for _fn in (np.reshape, np.transpose, np.stack, np.concatenate, np.hstack, np.vs
             np.tile, np.repeat, np.ravel, np.atleast_1d, np.atleast_2d, np.diagonal,
             np.swapaxes, np.moveaxis, np.copy, np.split, np.array_split):
     ARRAY_FUNCTIONS[_fn] = _structural(_fn)
-ARRAY_FUNCTIONS[np.split] = lambda a, *args, **kw: [
-    Traced(a.graph, ids, a.dtype) for ids in np.split(a.ids, *args, **kw)]
+
+
+def _splitter(numpy_split):
+    """np.split / np.array_split return a list of arrays: a list of traced arrays."""
+    def split(a, *args, **kwargs):
+        return [Traced(a.graph, ids, a.dtype) for ids in numpy_split(a.ids, *args, **kwargs)]
+
+    return split
+
+
+ARRAY_FUNCTIONS[np.split] = _splitter(np.split)
+ARRAY_FUNCTIONS[np.array_split] = _splitter(np.array_split)
 ARRAY_FUNCTIONS[np.shape] = lambda a: a.shape
 ARRAY_FUNCTIONS[np.ndim] = lambda a: a.ndim
 ARRAY_FUNCTIONS[np.size] = lambda a, axis=None: a.ids.size if axis is None else a.shape[axis]

@@ -282,6 +282,7 @@ HANDLERS.update({
     "expand": _expand,
     "repeat": lambda x, *sizes: array_api.ARRAY_FUNCTIONS[np.tile](x, _sizes(sizes)),
     "permute": lambda x, *dims: x.transpose(_sizes(dims)),
+    "flip": lambda x, *dims: array_api.ARRAY_FUNCTIONS[np.flip](x, axis=_sizes(dims)),
     "transpose": lambda x, dim0, dim1: array_api.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
     "masked_fill": lambda x, mask, value: array_api.where(mask, value, x),
     "cumsum": lambda x, dim, *, dtype=None, out=None: array_api.ARRAY_FUNCTIONS[np.cumsum](
