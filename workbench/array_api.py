@@ -28,6 +28,7 @@ from .ops import NUMPY_UFUNCS
 from .tracing import (
     STATE,
     Traced,
+    _shape_error,
     as_ids,
     elementwise,
     from_object_array,
@@ -424,7 +425,10 @@ def _structural(numpy_fn):
         # Only the first argument holds data (an array or a sequence of arrays); the rest are
         # static (shapes, axes, repeats) and must stay plain ints.
         data = _map(args[0], lambda a: as_ids(graph, a) if _is_leaf_operand(a) else a)
-        return Traced(graph, numpy_fn(data, *args[1:], **kwargs), dtype)
+        try:
+            return Traced(graph, numpy_fn(data, *args[1:], **kwargs), dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(name, error) from None
 
     return run
 
@@ -605,7 +609,11 @@ for _fn in (np.reshape, np.transpose, np.stack, np.concatenate, np.hstack, np.vs
 def _splitter(numpy_split):
     """np.split / np.array_split return a list of arrays: a list of traced arrays."""
     def split(a, *args, **kwargs):
-        return [Traced(a.graph, ids, a.dtype) for ids in numpy_split(a.ids, *args, **kwargs)]
+        try:
+            pieces = numpy_split(a.ids, *args, **kwargs)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(numpy_name(numpy_split), error) from None
+        return [Traced(a.graph, ids, a.dtype) for ids in pieces]
 
     return split
 

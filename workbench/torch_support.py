@@ -13,7 +13,7 @@ import numpy as np
 
 from . import array_api, tracing
 from .errors import UnsupportedOperationError
-from .ops import TORCH_FUNCTIONS
+from .ops import OPS, TORCH_FUNCTIONS
 
 _REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"}
 
@@ -110,8 +110,11 @@ def _max_or_maximum(fn_reduce: Callable, op: str) -> Callable:
     return run
 
 
-def _clamp(x, min=None, max=None):
-    return array_api.clip(x, min, max)
+def _clamp(x, min=None, max=None, *, out=None):
+    if min is None and max is None:
+        raise UnsupportedOperationError("torch.clamp: at least one of min and max must be given "
+                                        "(torch refuses it too)")
+    return array_api.clip(x, min, max, out=out)
 
 
 def _softplus(x, beta=1.0, threshold=20.0):
@@ -203,6 +206,8 @@ def _like(fill: float | None) -> Callable:
 
 
 def _mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    if size_average is not None or reduce is not None:  # torch's legacy arguments override
+        reduction = "none" if reduce is False else "sum" if size_average is False else "mean"
     if weight is not None:
         raise UnsupportedOperationError("mse_loss with weight= is not supported by workbench "
                                         "tracing; multiply the squared errors yourself")
@@ -264,11 +269,84 @@ def _numpy_dtype(dtype) -> np.dtype:
 
 
 def _to(x, *args, **kwargs):
-    """x.to(dtype) changes the float dtype; devices and other options do not matter here."""
-    for a in (*args, kwargs.get("dtype")):
+    """x.to(dtype) / x.to(other) change the float dtype; devices and copy options do not change
+    values (a meta device would drop them, and is refused)."""
+    for a in (*args, kwargs.get("dtype"), kwargs.get("device")):
         if type(a).__name__ == "dtype" and type(a).__module__.startswith("torch"):
             return x.astype(np.dtype(str(a).replace("torch.", "")))
+        if isinstance(a, tracing.Traced) or type(a).__module__.startswith("torch") and hasattr(
+                a, "dtype") and hasattr(a, "shape"):
+            return x.astype(tracing._float_dtype(a) if not isinstance(a, tracing.Traced) else a.dtype)
+        if str(a) == "meta" or getattr(a, "type", None) == "meta":
+            raise UnsupportedOperationError("x.to('meta') would drop the values tracing follows")
     return x
+
+
+def _masked_fill(x, mask, value):
+    is_bool = mask.dtype == np.bool_ if isinstance(mask, tracing.Traced) else \
+        np.asarray(tracing.torch_to_numpy(mask)).dtype == np.bool_
+    if not is_bool:
+        raise UnsupportedOperationError("masked_fill: the mask must be boolean (torch refuses "
+                                        "others); compare first: x.masked_fill(x > 0, value)")
+    return array_api.where(mask, value, x)
+
+
+def _pieces(x, sections, dim: int):
+    """torch.split / chunk / unbind: views along ``dim`` as a tuple of traced arrays."""
+    (axis,) = array_api.normalize_axes(dim, x.ndim, "torch.split")
+    return tuple(tracing.Traced(x.graph, ids, x.dtype) for ids in np.split(x.ids, sections, axis))
+
+
+def _split(x, split_size_or_sections, dim=0):
+    (axis,) = array_api.normalize_axes(dim, x.ndim, "torch.split")
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        cuts = list(range(split_size_or_sections, n, split_size_or_sections))
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise tracing.ShapeError(f"torch.split: sizes {sizes} do not add up to {n}")
+        cuts = list(np.cumsum(sizes)[:-1])
+    return _pieces(x, cuts, axis)
+
+
+def _chunk(x, chunks, dim=0):
+    (axis,) = array_api.normalize_axes(dim, x.ndim, "torch.chunk")
+    size = -(-x.shape[axis] // chunks)
+    return _split(x, size, axis)
+
+
+def _unbind(x, dim=0):
+    (axis,) = array_api.normalize_axes(dim, x.ndim, "torch.unbind")
+    return tuple(tracing.Traced(x.graph, np.take(x.ids, i, axis=axis), x.dtype)
+                 for i in range(x.shape[axis]))
+
+
+def _narrow(x, dim, start, length):
+    (axis,) = array_api.normalize_axes(dim, x.ndim, "torch.narrow")
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, start + length)
+    return x[tuple(index)]
+
+
+def _index_select(x, dim, index):
+    (axis,) = array_api.normalize_axes(dim, x.ndim, "torch.index_select")
+    picks = np.asarray(tracing.torch_to_numpy(index))
+    if isinstance(index, tracing.Traced) or picks.dtype.kind not in "iu":
+        raise UnsupportedOperationError("index_select needs a constant integer index tensor")
+    try:
+        return tracing.Traced(x.graph, np.take(x.ids, picks, axis=axis), x.dtype)
+    except IndexError as error:
+        raise tracing.TracedIndexError(f"torch.index_select: {error}") from None
+
+
+def _refuse_conversion(what: str):
+    def refuse(x, *args, **kwargs):
+        raise tracing.TracedConversionError(
+            f"x.{what}() on a traced value would give plain numbers and drop the gradient; keep "
+            "the tensor, or use x.detach() for a constant")
+
+    return refuse
 
 
 HANDLERS.update({
@@ -284,7 +362,21 @@ HANDLERS.update({
     "permute": lambda x, *dims: x.transpose(_sizes(dims)),
     "flip": lambda x, *dims: array_api.ARRAY_FUNCTIONS[np.flip](x, axis=_sizes(dims)),
     "transpose": lambda x, dim0, dim1: array_api.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
-    "masked_fill": lambda x, mask, value: array_api.where(mask, value, x),
+    "masked_fill": _masked_fill,
+    "split": _split,
+    "chunk": _chunk,
+    "unbind": _unbind,
+    "narrow": _narrow,
+    "index_select": _index_select,
+    "contiguous": lambda x, memory_format=None: x,
+    "cpu": lambda x, memory_format=None: x,
+    "numpy": _refuse_conversion("numpy"),
+    "bool": lambda x, memory_format=None: x.astype(np.bool_),
+    "long": lambda x, memory_format=None: x.astype(np.int64),
+    "int": lambda x, memory_format=None: x.astype(np.int32),
+    "half": lambda x, memory_format=None: x.astype(np.float16),
+    "type": lambda x, dtype=None, non_blocking=False: _to(x, dtype) if dtype is not None
+    else f"torch.{x.dtype.name.capitalize()}Tensor",
     "cumsum": lambda x, dim, *, dtype=None, out=None: array_api.ARRAY_FUNCTIONS[np.cumsum](
         x, axis=dim, dtype=None if dtype is None else _numpy_dtype(dtype), out=out),
     "float": lambda x, **unused: x.astype(np.float32),
@@ -317,6 +409,13 @@ def dispatch(func: Callable, args: tuple, kwargs: dict) -> Any:
         if name in ("relu",) and "inplace" in kwargs:
             kwargs.pop("inplace")
         _refuse_keywords(name, kwargs)
+        expected = OPS[op].arity or 2
+        if op == "clip":
+            expected = 3
+        if len(args) != expected:
+            raise UnsupportedOperationError(
+                f"torch.{name} takes {expected} tensor argument{'s' if expected > 1 else ''}, "
+                f"got {len(args)}")
         return tracing.elementwise(op, *args)
     raise UnsupportedOperationError(
         f"torch.{name} is not supported by workbench tracing; use the numpy or workbench "

@@ -380,7 +380,10 @@ class Traced:
 
     # ----- indexing -----
     def __getitem__(self, index):
-        return Traced(self.graph, self.ids[_static_index(index)], self.dtype)
+        try:
+            return Traced(self.graph, self.ids[_static_index(index)], self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"x[{_show_index(index)}]", error) from None
 
     def __setitem__(self, index, value) -> None:
         ids = as_ids(self.graph, value)
@@ -390,11 +393,14 @@ class Traced:
                 "(or is a view of it): its gradient would be taken of whatever was written "
                 "there. torch refuses this too. Copy it first: x = x.copy() (numpy) or "
                 "x = x.clone() (torch), then write into the copy")
-        self.ids[_static_index(index)] = ids
+        try:
+            self.ids[_static_index(index)] = ids
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"x[{_show_index(index)}] = ...", error) from None
 
     def __iter__(self):
         if self.ids.ndim == 0:
-            raise TypeError("iteration over a 0-d (scalar) traced value")
+            raise TracedConversionError("iteration over a 0-d (scalar) traced value")
         for row in self.ids:
             yield Traced(self.graph, row, self.dtype)
 
@@ -496,9 +502,11 @@ class Traced:
             handler = torch_support.HANDLERS.get(name)
             if handler is not None:
                 return lambda *args, **kwargs: handler(self, *args, **kwargs)
-        raise AttributeError(f"'Traced' object has no attribute {name!r}"
-                             + ("" if name.startswith("_") else
-                                f": x.{name}() is not supported by workbench tracing"))
+        if name.startswith("_"):  # protocol probes (hasattr(x, "__array_interface__")...)
+            raise AttributeError(f"'Traced' object has no attribute {name!r}")
+        raise UnsupportedAttributeError(
+            f"'Traced' object has no attribute {name!r}: x.{name} is not supported by workbench "
+            "tracing; see wb.supported_functions() for what is")
 
     def dot(self, other):
         return dot(self, other)
@@ -509,7 +517,10 @@ class Traced:
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Traced(self.graph, self.ids.reshape(shape, order=order), self.dtype)
+        try:
+            return Traced(self.graph, self.ids.reshape(shape, order=order), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"reshape to {shape}", error) from None
 
     view = reshape
 
@@ -529,9 +540,12 @@ class Traced:
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if len(axes) == 2 and self.ids.ndim != 2:  # torch's x.transpose(dim0, dim1) (numpy refuses)
-            return Traced(self.graph, np.swapaxes(self.ids, *axes), self.dtype)
-        return Traced(self.graph, self.ids.transpose(*axes), self.dtype)
+        try:
+            if len(axes) == 2 and self.ids.ndim != 2:  # torch's x.transpose(dim0, dim1)
+                return Traced(self.graph, np.swapaxes(self.ids, *axes), self.dtype)
+            return Traced(self.graph, self.ids.transpose(*axes), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"transpose{axes}", error) from None
 
     @property
     def T(self) -> Traced:
@@ -545,10 +559,16 @@ class Traced:
         return self.T
 
     def squeeze(self, axis=None):
-        return Traced(self.graph, self.ids.squeeze(axis), self.dtype)
+        try:
+            return Traced(self.graph, self.ids.squeeze(axis), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"squeeze({axis})", error) from None
 
     def unsqueeze(self, dim):
-        return Traced(self.graph, np.expand_dims(self.ids, dim), self.dtype)
+        try:
+            return Traced(self.graph, np.expand_dims(self.ids, dim), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"unsqueeze({dim})", error) from None
 
     def copy(self):
         return Traced(self.graph, self.ids.copy(), self.dtype)
@@ -660,7 +680,12 @@ class _Size(int):
         return self
 
     def __call__(self, dim: int | None = None):
-        return self._shape if dim is None else self._shape[dim]
+        if dim is None:
+            return self._shape
+        if not -len(self._shape) <= dim < len(self._shape):
+            raise TracedIndexError(f"x.size({dim}): dimension out of range for an array of "
+                                   f"dimension {len(self._shape)}")
+        return self._shape[dim]
 
 
 def _axis(axis, dim):
@@ -731,6 +756,29 @@ def torch_to_numpy(x):
                                  "real numbers")
         return x.detach().cpu().numpy()
     return x
+
+
+class UnsupportedAttributeError(UnsupportedOperationError, AttributeError):
+    """``x.numpy()``, ``x.gather(...)``...: a method tracing does not have (an AttributeError too,
+    so ``hasattr`` keeps working)."""
+
+
+class TracedIndexError(ShapeError, IndexError):
+    """An index or axis out of range (an IndexError too, as numpy's and torch's)."""
+
+
+def _shape_error(what: str, error: Exception) -> ShapeError:
+    """numpy's error about the id array, as ours: the same message, naming the operation."""
+    if isinstance(error, ShapeError):
+        return error
+    kind = TracedIndexError if isinstance(error, IndexError) else ShapeError
+    return kind(f"{what}: {error}")
+
+
+def _show_index(index) -> str:
+    items = index if isinstance(index, tuple) else (index,)
+    return ", ".join(":" if isinstance(item, slice) and item == slice(None) else
+                     "..." if item is Ellipsis else repr(item) for item in items)
 
 
 class AmbiguousTruthValueError(TracedConversionError, ValueError):
