@@ -363,6 +363,10 @@ HANDLERS.update({
     "flip": lambda x, *dims: array_api.ARRAY_FUNCTIONS[np.flip](x, axis=_sizes(dims)),
     "transpose": lambda x, dim0, dim1: array_api.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
     "masked_fill": _masked_fill,
+    "any": lambda x, dim=None, keepdim=False, *, out=None: array_api.any_(
+        x, axis=dim, keepdims=keepdim, out=out),
+    "all": lambda x, dim=None, keepdim=False, *, out=None: array_api.all_(
+        x, axis=dim, keepdims=keepdim, out=out),
     "split": _split,
     "chunk": _chunk,
     "unbind": _unbind,
