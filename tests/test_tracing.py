@@ -445,6 +445,14 @@ def test_wrapping_a_traced_value_in_a_torch_tensor_raises(torch):
         wb.grad(lambda v: torch.tensor(v) * v)(torch.tensor(1.0))
 
 
+def test_np_array_and_asarray_of_traced_values_keep_the_gradient():
+    # d/dx (x + x^2 + 2 x) = 3 + 2x; np.array(x) of a traced array too
+    assert float(wb.grad(lambda x: np.asarray([x, x * x]).sum() + np.array([[x], [x]]).sum())(3.0)) \
+        == 9.0
+    np.testing.assert_array_equal(wb.grad(lambda v: (np.array(v) * v).sum())(np.array([1.0, 2.0])),
+                                  [2.0, 4.0])
+
+
 def test_storing_into_a_numpy_array_raises():
     def store_slice(x):
         out = np.zeros(2)
