@@ -129,10 +129,6 @@ def _count(x: Traced, axis, fn: str = "mean") -> int:
     return int(np.prod([x.ids.shape[a] for a in axes], dtype=np.int64))
 
 
-def _as_traced_or_none(x):
-    return x if isinstance(x, Traced) else None
-
-
 def _initial(x: Traced, initial, fn: str):
     """``initial=``: one more operand of every output element (must be a number)."""
     if initial is _NO_VALUE or initial is None:
@@ -503,9 +499,7 @@ def vector_norm(x: Traced, ord, axis, keepdims: bool, fn: str) -> Traced:
     if ord == -np.inf:
         return amin(magnitude, axis=axis, keepdims=keepdims)
     if ord == 0:
-        return sum(elementwise("ne", x, 0.0).astype(np.float64) if False else
-                   elementwise("where", elementwise("ne", x, 0.0), 1.0, 0.0),
-                   axis=axis, keepdims=keepdims)
+        return sum(elementwise("ne", x, 0.0), axis=axis, keepdims=keepdims)  # count non-zeros
     if ord == 1:
         return sum(magnitude, axis=axis, keepdims=keepdims)
     return power(sum(power(magnitude, ord), axis=axis, keepdims=keepdims), 1.0 / ord)

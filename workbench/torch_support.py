@@ -56,24 +56,12 @@ def _div(a, b, *, rounding_mode=None, out=None):
 
 
 def _norm(x, p="fro", dim=None, keepdim=False, out=None, dtype=None):
-    """torch.norm: the p-norm over ``dim`` (all elements when None); 'fro' is the 2-norm."""
-    _refuse_keywords("norm", {"out": out} if out is not None else {})
-    if p == "nuc":
-        raise UnsupportedOperationError("torch.norm(x, p='nuc') needs singular values, which "
+    """torch.norm: as torch computes it, the *vector* p-norm over ``dim`` (all elements when
+    None) for every number p and for 'fro'; 'nuc' and other matrix norms are refused."""
+    if isinstance(p, str) and p != "fro":
+        raise UnsupportedOperationError(f"torch.norm(x, p={p!r}) needs singular values, which "
                                         "workbench tracing does not support")
-    order = 2 if p in ("fro", None) else p
-    if dim is None:
-        result = array_api.vector_norm(x.reshape(-1), order, None, False, "torch.norm")
-        if keepdim:
-            result = result.reshape((1,) * x.ndim)
-    else:
-        if isinstance(dim, (tuple, list)) and len(dim) == 2 and p not in ("fro", None, 2):
-            return _linalg_norm(x, p, dim, keepdim, dtype=dtype)
-        result = array_api.vector_norm(x, order, dim if np.ndim(dim) == 0 else tuple(dim),
-                                       keepdim, "torch.norm") if np.ndim(dim) == 0 or p not in (
-            "fro", None) else array_api.sqrt_zero_grad_at_zero(
-            array_api.sum(x * x, axis=tuple(dim), keepdims=keepdim))
-    return result if dtype is None else _to(result, dtype)
+    return _vector_norm(x, 2 if p in ("fro", None) else p, dim, keepdim, out=out, dtype=dtype)
 
 
 def _linalg_norm(x, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):
