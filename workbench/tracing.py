@@ -185,6 +185,10 @@ class Traced:
         out = np.empty(self.shape, dtype=object)
         for index in np.ndindex(self.shape):
             out[index] = Traced(self.graph, np.array(self.ids[index], dtype=np.intp), self.dtype)
+        if copy is not True:
+            # np.asarray(x) would alias x in numpy, and a write into it would change x: this
+            # copy cannot, so it refuses writes instead of silently diverging
+            out.flags.writeable = False
         return out
 
     def item(self) -> float:
@@ -903,8 +907,8 @@ def result_dtype(*operands) -> np.dtype:
     for o in operands:
         if isinstance(o, Traced):
             dtypes.append(o.dtype)
-        elif isinstance(o, np.ndarray) and np.issubdtype(o.dtype, np.floating):
-            dtypes.append(o.dtype)
+        elif isinstance(o, (np.ndarray, np.floating)) and np.issubdtype(o.dtype, np.floating):
+            dtypes.append(o.dtype)  # numpy's float scalars are not weak: float32 + f64(1) is f64
         elif hasattr(o, "dtype") and type(o).__module__.startswith("torch"):
             dtypes.append(_float_dtype(o))
     floats = [d for d in dtypes if np.issubdtype(d, np.floating)]
