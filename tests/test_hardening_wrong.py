@@ -908,3 +908,11 @@ def test_float32_with_numpy_float64_operands_promotes_as_numpy(other):
     x = np.array([1.0, 2.0], dtype=np.float32)
     want = (x * other).dtype
     assert wb.vmap(lambda v: v * other)(x).dtype == want
+
+
+@pytest.mark.parametrize("row", [[-np.inf, -np.inf], [np.inf, 1.0], [-np.inf, 2.0], [1e308, 1e308]])
+def test_logsumexp_at_infinities_matches_torch(row):
+    torch = require("torch")
+    t = torch.tensor([row], dtype=torch.float64)
+    got = wb.vmap(lambda v: torch.logsumexp(v, dim=0))(t)
+    np.testing.assert_array_equal(got.numpy(), torch.logsumexp(t, dim=1).numpy())

@@ -123,8 +123,8 @@ class Graph:
 
     def add(self, *args: int) -> int:
         terms = [a for a in args if not _is_negative_zero(self, a)]
-        if not terms:
-            return self.const(_ZERO)
+        if not terms:  # the empty sum is +0.0; a sum of -0.0s is -0.0
+            return self.const(-_ZERO if args else _ZERO)
         if len(terms) == 1:
             return terms[0]
         return self.apply("add", *terms)

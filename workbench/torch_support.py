@@ -210,7 +210,10 @@ def _mse_loss(input, target, size_average=None, reduce=None, reduction="mean", w
 
 def _shifted_exp(x, dim):
     """exp(x - max(x)) along ``dim``, the max held constant (it cancels; it only avoids overflow)."""
-    top = tracing.stop_gradient(array_api.amax(x, axis=dim, keepdims=True))
+    top = array_api.amax(x, axis=dim, keepdims=True)
+    # an infinite max is replaced by 0, so that all -inf gives -inf (not -inf - -inf = nan)
+    top = tracing.stop_gradient(tracing.elementwise(
+        "where", tracing.elementwise("eq", tracing.elementwise("abs", top), float("inf")), 0.0, top))
     return tracing.elementwise("exp", tracing.elementwise("sub", x, top)), top
 
 
