@@ -916,3 +916,20 @@ def test_logsumexp_at_infinities_matches_torch(row):
     t = torch.tensor([row], dtype=torch.float64)
     got = wb.vmap(lambda v: torch.logsumexp(v, dim=0))(t)
     np.testing.assert_array_equal(got.numpy(), torch.logsumexp(t, dim=1).numpy())
+
+
+@pytest.mark.parametrize("write", [
+    lambda x: x.__setitem__(0, 0.0),
+    lambda x: x.__iadd__(1.0),
+], ids=["setitem", "+="])
+def test_writes_into_arguments_cannot_corrupt_derivative_or_export(write):
+    """wb.derivative and wb.export remember the argument's nodes: a write must not redirect them."""
+    def f(x):
+        write(x)
+        return (x * x).sum()
+
+    for run in (lambda: wb.derivative(f, np.array([1.0, 2.0])),
+                lambda: wb.export(f, np.array([1.0, 2.0])),
+                lambda: wb.grad(lambda x, y: (x * f(y)).sum(), argnums=0)(1.0, np.array([1.0, 2.0]))):
+        with pytest.raises(wb.UnsupportedOperationError, match="copy"):
+            run()

@@ -111,7 +111,10 @@ class Traced:
         if array.dtype == np.float32:
             flat = [float(v) for v in flat]
         ids = [graph.input(v, (label, i)) for i, v in enumerate(flat)]
-        return cls(graph, np.array(ids, dtype=np.intp).reshape(array.shape), _float_dtype(array))
+        # Read-only: code that remembers these nodes (what to differentiate with respect to)
+        # must not see a write made by the function (numpy would change the caller's array).
+        return read_only(cls(graph, np.array(ids, dtype=np.intp).reshape(array.shape),
+                             _float_dtype(array)))
 
     # ----- array attributes -----
     @property
@@ -350,9 +353,10 @@ class Traced:
             return result
         if not self.ids.flags.writeable:
             raise InPlaceUpdateError(
-                f"x {symbol}= ... updates {_leaf_name(self)} in place, and it is being "
-                "differentiated (or is a view of it); torch refuses this too. Write "
-                f"x = x {symbol} ... instead (or copy it first: x = x.copy())")
+                f"x {symbol}= ... updates {_leaf_name(self)} in place, an argument of the "
+                "traced function (or a view of it); torch refuses this for differentiated "
+                f"arguments too. Write x = x {symbol} ... instead (or copy it first: "
+                "x = x.copy())")
         try:
             ids = np.broadcast_to(result.ids, self.ids.shape)
         except ValueError:
@@ -393,9 +397,10 @@ class Traced:
         ids = as_ids(self.graph, value)
         if not self.ids.flags.writeable:
             raise InPlaceUpdateError(
-                f"x[...] = ... writes into {_leaf_name(self)}, which is being differentiated "
-                "(or is a view of it): its gradient would be taken of whatever was written "
-                "there. torch refuses this too. Copy it first: x = x.copy() (numpy) or "
+                f"x[...] = ... writes into {_leaf_name(self)}, an argument of the traced function "
+                "(or a view of it): a gradient would be taken of whatever was written there, "
+                "and the caller's array would not change as numpy's would; torch refuses this "
+                "for differentiated arguments too. Copy it first: x = x.copy() (numpy) or "
                 "x = x.clone() (torch), then write into the copy")
         try:
             self.ids[_static_index(index)] = ids
