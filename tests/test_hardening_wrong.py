@@ -313,6 +313,8 @@ NUMPY_CASES = {
     "cumsum flat": lambda xp, x: xp.cumsum(x),
     "clip": lambda xp, x: xp.clip(x, -0.5, 0.7),
     "clip lo > hi": lambda xp, x: xp.clip(x, 0.7, -0.5),
+    "clip array bounds": lambda xp, x: xp.clip(x, np.full(4, -0.5), np.array([0.7, -1.0, 1.0, 0.2])),
+    "clip traced bounds": lambda xp, x: xp.clip(x, x[0] * 0.5, x[1] + 1.0),
     "inner matrices": lambda xp, x: xp.inner(x, x[:2]),
     "inner vector": lambda xp, x: xp.inner(x, x[0]),
     "trace offset": lambda xp, x: xp.trace(x, offset=1),
@@ -933,3 +935,31 @@ def test_writes_into_arguments_cannot_corrupt_derivative_or_export(write):
                 lambda: wb.grad(lambda x, y: (x * f(y)).sum(), argnums=0)(1.0, np.array([1.0, 2.0]))):
         with pytest.raises(wb.UnsupportedOperationError, match="copy"):
             run()
+
+
+def test_clamp_with_tensor_bounds_has_torchs_gradient_at_the_bounds():
+    torch = require("torch")
+    x = torch.tensor([0.0, 0.5, 1.0, 2.0, -1.0, 0.25], dtype=torch.float64)
+    lo = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.5], dtype=torch.float64)
+    hi = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0], dtype=torch.float64)  # last: lo > hi
+    weights = torch.arange(1.0, 7.0, dtype=torch.float64)
+
+    def loss(x, lo, hi):
+        return (torch.clamp(x, lo, hi) * weights).sum()
+
+    np.testing.assert_array_equal(_value(lambda v: torch.clamp(v, lo, hi), x).numpy(),
+                                  np.clip(x.numpy(), lo.numpy(), hi.numpy()))
+    got = wb.grad(loss, argnums=(0, 1, 2))(x, lo, hi)
+    want = torch.func.grad(loss, argnums=(0, 1, 2))(x, lo, hi)
+    for g, w in zip(got, want):  # the lo > hi element: torch's gradient is not a derivative
+        np.testing.assert_array_equal(g.numpy()[:5], w.numpy()[:5])
+
+
+def test_reflected_remainder_and_floor_divide_with_tensors():
+    torch = require("torch")
+    t = torch.tensor([5.0, -7.0], dtype=torch.float64)
+    x = torch.tensor([3.0, 2.0], dtype=torch.float64)
+    got = _value(lambda v: (t % v, t // v, 7.0 % v, 7.0 // v), x)
+    want = (t % x, t // x, 7.0 % x, 7.0 // x)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())

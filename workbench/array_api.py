@@ -313,18 +313,34 @@ def clip(x, lo=None, hi=None, out=None, **kwargs):
         raise UnsupportedOperationError(
             f"np.clip(..., {', '.join(kwargs)}=...) is not supported by workbench tracing")
     if is_traced(lo) or is_traced(hi) or np.ndim(torch_to_numpy(lo)) or np.ndim(torch_to_numpy(hi)):
-        out_ = x
-        if lo is not None:
-            out_ = elementwise("maximum", out_, lo)
-        if hi is not None:
-            out_ = elementwise("minimum", out_, hi)
-        return out_
+        return _clip_by_arrays(x, lo, hi)
     lo_v = -np.inf if lo is None else float(torch_to_numpy(lo))
     hi_v = np.inf if hi is None else float(torch_to_numpy(hi))
     if lo_v > hi_v:  # every element is hi (nan stays nan); no gradient, as torch.clamp
         constant_hi = elementwise("clip", x, params=(hi_v, hi_v))
         return elementwise("where", elementwise("ne", x, x), x, stop_gradient(constant_hi))
     return elementwise("clip", x, params=(lo_v, hi_v))
+
+
+def _clip_by_arrays(x, lo, hi):
+    """clip with array or traced bounds: numpy's value min(max(x, lo), hi) (so hi wherever
+    lo > hi), and torch.clamp's gradient: to x where lo <= x <= hi, to lo where x < lo, to hi
+    where x > hi (not maximum/minimum's even split at a tie)."""
+    out = x
+    if lo is not None:
+        out = elementwise("where", elementwise("lt", x, lo), lo, out)
+    if hi is not None:
+        above = elementwise("gt", x, hi)
+        if lo is not None:
+            inverted = elementwise("gt", lo, hi) if is_traced(lo, hi) else \
+                np.greater(torch_to_numpy(lo), torch_to_numpy(hi))
+            above = elementwise("logical_or", above, inverted)
+        out = elementwise("where", above, hi, out)
+    if not isinstance(out, Traced):
+        return out
+    shape = np.broadcast_shapes(*(np.shape(_ids_or_value(v)) for v in (x, lo, hi) if v is not None))
+    return out if out.shape == shape else Traced(out.graph, np.broadcast_to(out.ids, shape).copy(),
+                                                 out.dtype)
 
 
 def matmul(a, b) -> Traced:

@@ -15,7 +15,8 @@ from . import array_api, tracing
 from .errors import UnsupportedOperationError
 from .ops import OPS, TORCH_FUNCTIONS
 
-_REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__"}
+_REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rmatmul__",
+              "__rmod__", "__rfloordiv__"}
 
 
 def _reduction(fn: Callable) -> Callable:
