@@ -453,6 +453,8 @@ def _torch_cases(torch):
         * x.index_select(1, torch.tensor([3, 0, 0, 1])),
         "contiguous cpu type": lambda x: x.contiguous().cpu() * 2 + x.type(torch.float64) * x,
         "float16 half": lambda x: x.half().double() * 3,
+        "isnan isinf isfinite": lambda x: torch.where(torch.isnan(torch.log(x)) | torch.isinf(
+            1.0 / (x - x[0, 0])), 0.0, x) * torch.isfinite(x),
         "any all": lambda x: x * torch.any(x > 1.0, dim=1, keepdim=True)
         + x * torch.all(x > -5.0),
         "tensor @ and ** traced": lambda x: (torch.ones(4, 4, dtype=torch.float64) * 0.5) @ x.T

@@ -355,6 +355,9 @@ HANDLERS.update({
     "flip": lambda x, *dims: array_api.ARRAY_FUNCTIONS[np.flip](x, axis=_sizes(dims)),
     "transpose": lambda x, dim0, dim1: array_api.ARRAY_FUNCTIONS[np.swapaxes](x, dim0, dim1),
     "masked_fill": _masked_fill,
+    "isnan": array_api.UFUNC_HANDLERS["isnan"],
+    "isinf": array_api.UFUNC_HANDLERS["isinf"],
+    "isfinite": array_api.UFUNC_HANDLERS["isfinite"],
     "any": lambda x, dim=None, keepdim=False, *, out=None: array_api.any_(
         x, axis=dim, keepdims=keepdim, out=out),
     "all": lambda x, dim=None, keepdim=False, *, out=None: array_api.all_(
