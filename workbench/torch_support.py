@@ -87,7 +87,8 @@ def _vector_norm(x, ord=2, dim=None, keepdim=False, *, out=None, dtype=None):
 
 
 def _max_or_maximum(fn_reduce: Callable, op: str) -> Callable:
-    def run(x, other=None, dim=None, keepdim=False, **unused):
+    def run(x, other=None, dim=None, keepdim=False, *, out=None):
+        _refuse_keywords(op[:3], {"out": out} if out is not None else {})
         if other is not None and not isinstance(other, int):
             return tracing.elementwise(op, x, other)
         if other is not None or dim is not None:
@@ -378,8 +379,8 @@ HANDLERS.update({
     else f"torch.{x.dtype.name.capitalize()}Tensor",
     "cumsum": lambda x, dim, *, dtype=None, out=None: array_api.ARRAY_FUNCTIONS[np.cumsum](
         x, axis=dim, dtype=None if dtype is None else _numpy_dtype(dtype), out=out),
-    "float": lambda x, **unused: x.astype(np.float32),
-    "double": lambda x, **unused: x.astype(np.float64),
+    "float": lambda x, memory_format=None: x.astype(np.float32),
+    "double": lambda x, memory_format=None: x.astype(np.float64),
     "to": _to,
     "remainder": tracing.remainder,
     "floor_divide": tracing.floor_divide,
