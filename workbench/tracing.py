@@ -4,7 +4,10 @@ A :class:`Traced` holds an integer array ``ids`` of graph nodes (any shape, ``()
 and the float dtype it stands for. Purely structural numpy operations (reshape, transpose,
 indexing, stack, concatenate...) are applied to the id array itself; arithmetic and functions build
 one node per element through the op table. The concrete value of every node is kept, so Python
-control flow works: ``if x > 0`` records a *guard* and takes the branch the value says.
+control flow works: ``if x > 0`` records a *guard* and takes the branch the value says. Every
+way a traced value becomes a Python value (``bool``, ``item``, ``format``, ``in``, ``all``/``any``
+used as a bool) records one; the others (``float``, ``int``, ``hash``...) are refused. The
+arguments of the traced function are read-only (writes into them are refused, as torch does).
 
 Plain numpy code reaches this module through ``__array_ufunc__`` / ``__array_function__``, torch
 code through ``__torch_function__``, and torch-style code through methods (``x.sin()``,
