@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from .config import config
@@ -72,7 +73,10 @@ class Graph:
 
     def const(self, value) -> int:
         """The node of a constant (one node per distinct value and type)."""
-        key = (type(value), value)
+        # -0.0 == 0.0 and nan != nan: key floats by their sign and nan-ness too, so that a
+        # constant keeps its IEEE identity (1 / -0.0 is -inf) and every nan shares one node.
+        key = (type(value), value, math.copysign(1.0, value)) if value == 0 else \
+            (type(value), "nan") if value != value else (type(value), value)
         node = self._consts.get(key)
         if node is None:
             node = self._consts[key] = self._push("const", (), (value,), value)
@@ -118,9 +122,9 @@ class Graph:
         return node
 
     def add(self, *args: int) -> int:
-        terms = [a for a in args if not (self.op[a] == "const" and self.values[a] == _ZERO)]
-        if not terms:
-            return self.const(_ZERO)
+        terms = [a for a in args if not _is_negative_zero(self, a)]
+        if not terms:  # the empty sum is +0.0; a sum of -0.0s is -0.0
+            return self.const(-_ZERO if args else _ZERO)
         if len(terms) == 1:
             return terms[0]
         return self.apply("add", *terms)
@@ -186,8 +190,17 @@ def ancestors(args_of, roots: Iterable[int]) -> list[int]:
     return sorted(seen)
 
 
+def _is_negative_zero(g: Graph, node: int) -> bool:
+    """A ``-0.0`` constant: the one addend that leaves every float unchanged (x + -0.0 == x,
+    -0.0 included; x + 0.0 turns -0.0 into +0.0)."""
+    return g.op[node] == "const" and g.values[node] == _ZERO and \
+        math.copysign(1.0, g.values[node]) < 0
+
+
 def _fold(g: Graph, name: str, args: tuple[int, ...]) -> int | None:
-    """Algebraic identities with a constant operand. Returns the folded node, or None."""
+    """Algebraic identities with a constant operand that hold for *every* float, inf, nan and
+    -0.0 included (0 * x is not one: 0 * inf is nan; neither are x - x, 0 / x and 0 - x).
+    Returns the folded node, or None."""
     op, values = g.op, g.values
     if name == "mul":
         a, b = args
@@ -195,28 +208,22 @@ def _fold(g: Graph, name: str, args: tuple[int, ...]) -> int | None:
             if op[x] == "const":
                 if values[x] == _ONE:
                     return y
-                if values[x] == _ZERO:
-                    return x
                 if values[x] == -_ONE:
                     return g.neg(y)
     elif name == "add":
-        if any(op[a] == "const" and values[a] == _ZERO for a in args):
+        if any(_is_negative_zero(g, a) for a in args):
             return g.add(*args)
         if len(args) == 1:
             return args[0]
     elif name == "sub":
         a, b = args
-        if op[b] == "const" and values[b] == _ZERO:
-            return a
-        if op[a] == "const" and values[a] == _ZERO:
-            return g.neg(b)
-        if a == b:
-            return g.const(_ZERO)
+        if op[b] == "const" and values[b] == _ZERO and math.copysign(1.0, values[b]) > 0:
+            return a  # x - 0.0 == x for every x (-0.0 - 0.0 is -0.0)
+        if _is_negative_zero(g, a):
+            return g.neg(b)  # -0.0 - x == -x for every x
     elif name == "div":
         a, b = args
         if op[b] == "const" and values[b] == _ONE:
-            return a
-        if op[a] == "const" and values[a] == _ZERO:
             return a
     elif name == "neg":
         (a,) = args

@@ -21,6 +21,9 @@ NONE = ("None",)
 
 TreeDef = tuple
 
+# Set by ``workbench.tracing``: turns a numpy object array of traced scalars into a traced array.
+OBJECT_ARRAY_HOOK: Any = None
+
 
 def flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     """The leaves of ``tree`` (depth first, left to right) and its structure."""
@@ -43,6 +46,8 @@ def _flatten(tree: Any, leaves: list[Any]) -> TreeDef:
         return NONE
     if isinstance(tree, tuple) and hasattr(kind, "_fields"):  # namedtuple
         return ("namedtuple", kind, tuple(_flatten(t, leaves) for t in tree))
+    if OBJECT_ARRAY_HOOK is not None and getattr(getattr(tree, "dtype", None), "kind", "") == "O":
+        tree = OBJECT_ARRAY_HOOK(tree)  # np.array([x, y]) of traced values: a traced array
     leaves.append(tree)
     return LEAF
 

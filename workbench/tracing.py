@@ -4,7 +4,10 @@ A :class:`Traced` holds an integer array ``ids`` of graph nodes (any shape, ``()
 and the float dtype it stands for. Purely structural numpy operations (reshape, transpose,
 indexing, stack, concatenate...) are applied to the id array itself; arithmetic and functions build
 one node per element through the op table. The concrete value of every node is kept, so Python
-control flow works: ``if x > 0`` records a *guard* and takes the branch the value says.
+control flow works: ``if x > 0`` records a *guard* and takes the branch the value says. Every
+way a traced value becomes a Python value (``bool``, ``item``, ``format``, ``in``, ``all``/``any``
+used as a bool) records one; the others (``float``, ``int``, ``hash``...) are refused. The
+arguments of the traced function are read-only (writes into them are refused, as torch does).
 
 Plain numpy code reaches this module through ``__array_ufunc__`` / ``__array_function__``, torch
 code through ``__torch_function__``, and torch-style code through methods (``x.sin()``,
@@ -27,7 +30,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from . import pytree
 from .errors import (
+    InputTypeError,
     LeakedTracerError,
     ShapeError,
     TracedConversionError,
@@ -109,7 +114,10 @@ class Traced:
         if array.dtype == np.float32:
             flat = [float(v) for v in flat]
         ids = [graph.input(v, (label, i)) for i, v in enumerate(flat)]
-        return cls(graph, np.array(ids, dtype=np.intp).reshape(array.shape), _float_dtype(array))
+        # Read-only: code that remembers these nodes (what to differentiate with respect to)
+        # must not see a write made by the function (numpy would change the caller's array).
+        return read_only(cls(graph, np.array(ids, dtype=np.intp).reshape(array.shape),
+                             _float_dtype(array)))
 
     # ----- array attributes -----
     @property
@@ -170,21 +178,34 @@ class Traced:
         self._refuse("using it as an index (operator.index)")
 
     def __array__(self, dtype=None, copy=None):
-        self._refuse("np.asarray()/np.array() (or storing it into a numpy array)")
+        """``np.array([x, y])`` / ``np.asarray(x)``: an object array of scalar traced values.
+
+        numpy offers no hook that would let these return a traced array, so they return an
+        object array whose elements are traced scalars: numpy's own operations on it call our
+        operators element by element, operands made of it are read back by :func:`as_ids`, and
+        transforms turn one returned by the function into a traced array (``pytree``).
+        A float dtype (``np.array(x, dtype=float)``) would drop the gradient and is refused.
+        """
+        if dtype is not None and np.dtype(dtype) != object:
+            self._refuse(f"np.asarray(x, dtype={np.dtype(dtype)})")
+        out = np.empty(self.shape, dtype=object)
+        for index in np.ndindex(self.shape):
+            out[index] = Traced(self.graph, np.array(self.ids[index], dtype=np.intp), self.dtype)
+        if copy is not True:
+            # np.asarray(x) would alias x in numpy, and a write into it would change x: this
+            # copy cannot, so it refuses writes instead of silently diverging
+            out.flags.writeable = False
+        return out
 
     def item(self) -> float:
         """The concrete value as a Python number, with no gradient (like torch's ``.item()``).
 
-        A compiled result that used it is valid only where the value is the same, so a guard
-        ``x == value`` is recorded.
+        A compiled result that used it is valid only where the value is the same, so a guard is
+        recorded: ``x == value`` (``x != x`` for nan, the truth value itself for a boolean).
         """
         if self.ids.size != 1:
             raise ShapeError(f"item() needs a single element, this traced value has shape {self.shape}")
-        node = int(self.ids.ravel()[0])
-        value = self.graph.values[node]
-        if not isinstance(value, bool):
-            _record_guard(self.graph, self.graph.apply("eq", node, self.graph.const(value)), True)
-        return value
+        return _concrete(self.graph, int(self.ids.ravel()[0]))
 
     def tolist(self):
         if self.ids.ndim == 0:
@@ -193,15 +214,43 @@ class Traced:
 
     def __bool__(self) -> bool:
         if self.ids.size != 1:
-            raise ValueError(
+            raise AmbiguousTruthValueError(
                 f"the truth value of a traced array of shape {self.shape} is ambiguous; "
-                "use .any() or .all() (on concrete data), or np.where for a branch per element")
+                "use .any() or .all(), or np.where for a branch per element")
         node = int(self.ids.ravel()[0])
+        if self.dtype != np.bool_:  # bool(x) of a number means x != 0
+            node = self.graph.apply("ne", node, self.graph.const(0.0))
         value = bool(self.graph.values[node])
         _record_guard(self.graph, node, value)
         return value
 
-    __hash__ = None  # type: ignore[assignment]  # like ndarray
+    def __format__(self, spec: str) -> str:
+        """``f"{x:.3f}"`` formats the concrete value; the text depends on it, so guards are
+        recorded as by ``item()`` (``str(x)``/``repr(x)`` are for debugging and record none)."""
+        if not spec:
+            return str(self)
+        if self.ids.size != 1:
+            raise TracedConversionError(
+                f"format(x, {spec!r}) of a traced array of shape {self.shape}: format its "
+                "elements, or use x.item() for a scalar")
+        return format(self.item(), spec)
+
+    def __contains__(self, item) -> bool:
+        """``v in x`` is numpy's ``(x == v).any()``, with the guard that records."""
+        return bool(any_(elementwise("eq", self, item)))
+
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """numpy's ``x.all(axis)`` / torch's ``x.all(dim)``: a traced boolean; ``bool()`` of it
+        (``if x.all():``) records a guard."""
+        return all_(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return any_(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+
+    def __round__(self, ndigits=None):
+        self._refuse("round()")
+
+    __hash__ = None  # type: ignore[assignment]  # like ndarray: unhashable, so no dict key
 
     def __wb_apply__(self, name: str, *operands):
         """The hook ``wb.sin``, ``wb.relu``... use to reach traced values."""
@@ -245,6 +294,12 @@ class Traced:
 
     def __rmod__(self, other):
         return remainder(other, self)
+
+    def __divmod__(self, other):
+        return floor_divide(self, other), remainder(self, other)
+
+    def __rdivmod__(self, other):
+        return floor_divide(other, self), remainder(other, self)
 
     def __pow__(self, other):
         return power(self, other)
@@ -294,42 +349,107 @@ class Traced:
     def __invert__(self):
         return elementwise("logical_not", self)
 
+    # ----- in-place operators: numpy's meaning (aliases and views see the update) -----
+    def _update(self, op: Callable, other, symbol: str):
+        result = op(self, other)
+        if not isinstance(self.ids, np.ndarray):  # a numpy scalar (x = v[0]): rebinds, as numpy
+            return result
+        if not self.ids.flags.writeable:
+            raise InPlaceUpdateError(
+                f"x {symbol}= ... updates {_leaf_name(self)} in place, an argument of the "
+                "traced function (or a view of it); torch refuses this for differentiated "
+                f"arguments too. Write x = x {symbol} ... instead (or copy it first: "
+                "x = x.copy())")
+        try:
+            ids = np.broadcast_to(result.ids, self.ids.shape)
+        except ValueError:
+            raise ShapeError(f"x {symbol}= y: the result's shape {result.shape} does not fit x's "
+                             f"shape {self.shape}") from None
+        self.ids[...] = ids
+        return self
+
+    def __iadd__(self, other):
+        return self._update(Traced.__add__, other, "+")
+
+    def __isub__(self, other):
+        return self._update(Traced.__sub__, other, "-")
+
+    def __imul__(self, other):
+        return self._update(Traced.__mul__, other, "*")
+
+    def __itruediv__(self, other):
+        return self._update(Traced.__truediv__, other, "/")
+
+    def __ipow__(self, other):
+        return self._update(Traced.__pow__, other, "**")
+
+    def __imod__(self, other):
+        return self._update(Traced.__mod__, other, "%")
+
+    def __ifloordiv__(self, other):
+        return self._update(Traced.__floordiv__, other, "//")
+
     # ----- indexing -----
     def __getitem__(self, index):
-        return Traced(self.graph, self.ids[_static_index(index)], self.dtype)
+        try:
+            return Traced(self.graph, self.ids[_static_index(index)], self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"x[{_show_index(index)}]", error) from None
 
     def __setitem__(self, index, value) -> None:
         ids = as_ids(self.graph, value)
-        self.ids[_static_index(index)] = ids
+        if not self.ids.flags.writeable:
+            raise InPlaceUpdateError(
+                f"x[...] = ... writes into {_leaf_name(self)}, an argument of the traced function "
+                "(or a view of it): a gradient would be taken of whatever was written there, "
+                "and the caller's array would not change as numpy's would; torch refuses this "
+                "for differentiated arguments too. Copy it first: x = x.copy() (numpy) or "
+                "x = x.clone() (torch), then write into the copy")
+        try:
+            self.ids[_static_index(index)] = ids
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"x[{_show_index(index)}] = ...", error) from None
 
     def __iter__(self):
         if self.ids.ndim == 0:
-            raise TypeError("iteration over a 0-d (scalar) traced value")
+            raise TracedConversionError("iteration over a 0-d (scalar) traced value")
         for row in self.ids:
             yield Traced(self.graph, row, self.dtype)
 
     # ----- numpy protocols -----
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = ufunc.__name__
         if kwargs.get("out") is not None:
             raise UnsupportedOperationError(
-                f"np.{ufunc.__name__}(..., out=...) writes into an array in place, which tracing "
-                "cannot follow; assign the result instead: y = np.{ufunc.__name__}(...)")
+                f"np.{name}(..., out=...) writes into an array in place, which tracing "
+                f"cannot follow; assign the result instead: y = np.{name}(...)")
+        kwargs.pop("out", None)
+        _check_ufunc_kwargs(name, method, kwargs)
         if method != "__call__":
-            if ufunc.__name__ in ("add", "multiply", "maximum", "minimum") and method == "reduce":
+            if name in ("add", "multiply", "maximum", "minimum") and method == "reduce":
                 reducer = {"add": sum, "multiply": prod, "maximum": amax, "minimum": amin}
-                return reducer[ufunc.__name__](inputs[0], axis=kwargs.get("axis", 0),
-                                               keepdims=kwargs.get("keepdims", False))
+                return reducer[name](inputs[0], **kwargs)
             raise UnsupportedOperationError(
-                f"np.{ufunc.__name__}.{method} is not supported by workbench tracing")
-        handler = UFUNC_HANDLERS.get(ufunc.__name__)
+                f"np.{name}.{method} is not supported by workbench tracing")
+        dtype = kwargs.pop("dtype", None)
+        where_mask = kwargs.pop("where", True)
+        if where_mask is not True:
+            raise UnsupportedOperationError(
+                f"np.{name}(..., where=...) leaves the other elements uninitialised (or as in "
+                f"out=), which tracing cannot follow; use np.where(mask, np.{name}(...), other)")
+        handler = UFUNC_HANDLERS.get(name)
         if handler is not None:
-            return handler(*inputs)
-        name = NUMPY_UFUNCS.get(ufunc.__name__)
-        if name is None:
-            raise UnsupportedOperationError(
-                f"np.{ufunc.__name__} is not supported by workbench tracing; the supported numpy "
-                f"functions are listed by wb.supported_functions()")
-        return elementwise(name, *inputs)
+            result = handler(*inputs)
+        else:
+            op_name = NUMPY_UFUNCS.get(name)
+            if op_name is None:
+                raise UnsupportedOperationError(
+                    f"np.{name} is not supported by workbench tracing; the supported numpy "
+                    f"functions are listed by wb.supported_functions()")
+            result = elementwise(op_name, *inputs)
+        if dtype is not None:
+            result = result.astype(dtype)
+        return result
 
     def __array_function__(self, func, types, args, kwargs):
         handler = ARRAY_FUNCTIONS.get(func)
@@ -346,22 +466,25 @@ class Traced:
         return torch_support.dispatch(func, args, kwargs or {})
 
     # ----- methods: numpy and torch names -----
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
-        return sum(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, **numpy):
+        return sum(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                    dtype=_method_dtype(dtype), **numpy)
 
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
-        return mean(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, **numpy):
+        return mean(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                    dtype=_method_dtype(dtype), **numpy)
 
-    def prod(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return prod(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+    def prod(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, **numpy):
+        return prod(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim),
+                    dtype=_method_dtype(dtype), **numpy)
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None, **numpy):
         _refuse_torch_max_dim("max", axis, dim)
-        return amax(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+        return amax(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim), **numpy)
 
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None, **numpy):
         _refuse_torch_max_dim("min", axis, dim)
-        return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim))
+        return amin(self, axis=_axis(axis, dim), keepdims=_keep(keepdims, keepdim), **numpy)
 
     def var(self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None, unbiased=None,
             correction=None):
@@ -378,15 +501,24 @@ class Traced:
     def __getattr__(self, name: str):
         # Tensor methods that are not elementwise ops (x.reciprocal(), x.amax(1), x.norm()...):
         # the handlers torch's own functions use. Only reached when normal lookup fails.
+        if not name.startswith("_") and name.endswith("_") and hasattr(Traced, name[:-1]) or \
+                name in ("zero_", "fill_", "copy_", "index_put_", "masked_fill_", "uniform_",
+                         "normal_"):
+            raise InPlaceUpdateError(
+                f"x.{name}() updates a tensor in place, which tracing cannot follow (and which "
+                f"torch refuses on a differentiated argument); use the out-of-place form: "
+                f"y = x.{name[:-1]}(...)")
         if not name.startswith("_"):
             from . import torch_support
 
             handler = torch_support.HANDLERS.get(name)
             if handler is not None:
                 return lambda *args, **kwargs: handler(self, *args, **kwargs)
-        raise AttributeError(f"'Traced' object has no attribute {name!r}"
-                             + ("" if name.startswith("_") else
-                                f": x.{name}() is not supported by workbench tracing"))
+        if name.startswith("_"):  # protocol probes (hasattr(x, "__array_interface__")...)
+            raise AttributeError(f"'Traced' object has no attribute {name!r}")
+        raise UnsupportedAttributeError(
+            f"'Traced' object has no attribute {name!r}: x.{name} is not supported by workbench "
+            "tracing; see wb.supported_functions() for what is")
 
     def dot(self, other):
         return dot(self, other)
@@ -397,12 +529,22 @@ class Traced:
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Traced(self.graph, self.ids.reshape(shape, order=order), self.dtype)
+        try:
+            return Traced(self.graph, self.ids.reshape(shape, order=order), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"reshape to {shape}", error) from None
 
     view = reshape
 
-    def flatten(self):
-        return Traced(self.graph, self.ids.flatten(), self.dtype)
+    def flatten(self, *args, **kwargs):
+        """numpy's ``x.flatten(order='C')`` or torch's ``x.flatten(start_dim, end_dim)``."""
+        if args and isinstance(args[0], str) or "order" in kwargs:
+            return Traced(self.graph, self.ids.flatten(*args, **kwargs), self.dtype)
+        if not args and not kwargs:
+            return Traced(self.graph, self.ids.flatten(), self.dtype)
+        from . import torch_support
+
+        return torch_support.HANDLERS["flatten"](self, *args, **kwargs)
 
     def ravel(self):
         return Traced(self.graph, self.ids.ravel(), self.dtype)
@@ -410,9 +552,12 @@ class Traced:
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if len(axes) == 2 and self.ids.ndim != 2:  # torch's x.transpose(dim0, dim1) (numpy refuses)
-            return Traced(self.graph, np.swapaxes(self.ids, *axes), self.dtype)
-        return Traced(self.graph, self.ids.transpose(*axes), self.dtype)
+        try:
+            if len(axes) == 2 and self.ids.ndim != 2:  # torch's x.transpose(dim0, dim1)
+                return Traced(self.graph, np.swapaxes(self.ids, *axes), self.dtype)
+            return Traced(self.graph, self.ids.transpose(*axes), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"transpose{axes}", error) from None
 
     @property
     def T(self) -> Traced:
@@ -426,10 +571,16 @@ class Traced:
         return self.T
 
     def squeeze(self, axis=None):
-        return Traced(self.graph, self.ids.squeeze(axis), self.dtype)
+        try:
+            return Traced(self.graph, self.ids.squeeze(axis), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"squeeze({axis})", error) from None
 
     def unsqueeze(self, dim):
-        return Traced(self.graph, np.expand_dims(self.ids, dim), self.dtype)
+        try:
+            return Traced(self.graph, np.expand_dims(self.ids, dim), self.dtype)
+        except (IndexError, ValueError) as error:
+            raise _shape_error(f"unsqueeze({dim})", error) from None
 
     def copy(self):
         return Traced(self.graph, self.ids.copy(), self.dtype)
@@ -446,6 +597,31 @@ class Traced:
 
     def detach(self):
         return stop_gradient(self)
+
+    def repeat(self, *args, **kwargs):
+        """numpy's ``x.repeat(repeats, axis)`` (each element repeated) or, on torch tensors,
+        torch's ``x.repeat(*sizes)`` (the whole array tiled): the two differ."""
+        from . import array_api, torch_support
+
+        if STATE.torch_style:
+            return torch_support.HANDLERS["repeat"](self, *args, **kwargs)
+        return array_api.ARRAY_FUNCTIONS[np.repeat](self, *args, **kwargs)
+
+    def cumsum(self, *args, **kwargs):
+        """numpy's ``x.cumsum(axis=None)`` (flattened by default) or torch's ``x.cumsum(dim)``."""
+        from . import array_api, torch_support
+
+        if STATE.torch_style or "dim" in kwargs:
+            return torch_support.HANDLERS["cumsum"](self, *args, **kwargs)
+        return array_api.ARRAY_FUNCTIONS[np.cumsum](self, *args, **kwargs)
+
+    def div(self, other, **kwargs):
+        """torch's ``x.div(y, rounding_mode=None | 'floor' | 'trunc')``."""
+        from . import torch_support
+
+        return torch_support.HANDLERS["div"](self, other, **kwargs)
+
+    divide = div
 
     def pow(self, exponent):
         return power(self, exponent)
@@ -477,6 +653,23 @@ for _name, _op_name in TORCH_FUNCTIONS.items():
         setattr(Traced, _name, _elementwise_method(_op_name))
 
 
+_UFUNC_REDUCE_KEYWORDS = frozenset({"axis", "dtype", "keepdims", "initial", "where"})
+
+
+def _check_ufunc_kwargs(name: str, method: str, kwargs: dict) -> None:
+    """A ufunc's keyword arguments are honoured (dtype=, where=, reduce's axis=...) or refused
+    by name; ``casting``/``order``/``subok`` only matter for numpy's own memory and are ignored
+    when left at their defaults."""
+    allowed = _UFUNC_REDUCE_KEYWORDS if method == "reduce" else {"dtype", "where"}
+    defaults = {"casting": "same_kind", "order": "K", "subok": True}
+    for key, value in kwargs.items():
+        if key in allowed or defaults.get(key, object()) == value:
+            continue
+        raise UnsupportedOperationError(
+            f"np.{name}{'' if method == '__call__' else '.' + method}(..., {key}={value!r}) is "
+            "not supported by workbench tracing; leave that argument out")
+
+
 def numpy_name(func) -> str:
     module = getattr(func, "__module__", "numpy") or "numpy"
     module = module.replace("numpy", "np", 1) if module.startswith("numpy") else module
@@ -499,11 +692,24 @@ class _Size(int):
         return self
 
     def __call__(self, dim: int | None = None):
-        return self._shape if dim is None else self._shape[dim]
+        if dim is None:
+            return self._shape
+        if not -len(self._shape) <= dim < len(self._shape):
+            raise TracedIndexError(f"x.size({dim}): dimension out of range for an array of "
+                                   f"dimension {len(self._shape)}")
+        return self._shape[dim]
 
 
 def _axis(axis, dim):
     return dim if dim is not None else axis
+
+
+def _method_dtype(dtype):
+    """``dtype=`` of x.sum()/x.mean(): a numpy dtype, or a torch one (torch.float32)."""
+    if dtype is None or isinstance(dtype, np.dtype):
+        return dtype
+    return np.dtype(str(dtype).replace("torch.", "")) if type(dtype).__module__.startswith(
+        "torch") else np.dtype(dtype)
 
 
 def _keep(keepdims, keepdim):
@@ -545,15 +751,90 @@ def _static_index(index):
 
 
 def torch_to_numpy(x):
+    """A torch tensor's data as a numpy array (anything else as it is); tensors that hold no
+    data here (meta tensors) or that numpy cannot hold (complex, sparse) are refused clearly."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
+        if x.is_meta:
+            raise InputTypeError(
+                f"a meta tensor (shape {tuple(x.shape)}, no data) was given: workbench computes "
+                "with values, so pass a tensor with data, e.g. torch.zeros(shape) or "
+                "x.to_empty(device='cpu') filled with values")
+        if x.layout != torch.strided:
+            raise InputTypeError(f"a {x.layout} tensor was given; pass a dense tensor "
+                                 "(x.to_dense())")
+        if x.is_complex():
+            raise InputTypeError(f"a complex tensor ({x.dtype}) was given; workbench traces "
+                                 "real numbers")
         return x.detach().cpu().numpy()
     return x
+
+
+class UnsupportedAttributeError(UnsupportedOperationError, AttributeError):
+    """``x.numpy()``, ``x.gather(...)``...: a method tracing does not have (an AttributeError too,
+    so ``hasattr`` keeps working)."""
+
+
+class TracedIndexError(ShapeError, IndexError):
+    """An index or axis out of range (an IndexError too, as numpy's and torch's)."""
+
+
+def _shape_error(what: str, error: Exception) -> ShapeError:
+    """numpy's error about the id array, as ours: the same message, naming the operation."""
+    if isinstance(error, ShapeError):
+        return error
+    kind = TracedIndexError if isinstance(error, IndexError) else ShapeError
+    return kind(f"{what}: {error}")
+
+
+def _show_index(index) -> str:
+    items = index if isinstance(index, tuple) else (index,)
+    return ", ".join(":" if isinstance(item, slice) and item == slice(None) else
+                     "..." if item is Ellipsis else repr(item) for item in items)
+
+
+class AmbiguousTruthValueError(TracedConversionError, ValueError):
+    """``if x:`` of a traced array with more than one element (a ValueError, as numpy's)."""
+
+
+class InPlaceUpdateError(UnsupportedOperationError):
+    """A write into a differentiated argument (``x[0] = 0.0``, ``x.add_(1)``)."""
+
+
+def read_only(x: Traced) -> Traced:
+    """Mark ``x`` (a differentiated argument) so that writes into it or its views are refused."""
+    x.ids.flags.writeable = False
+    return x
+
+
+def _leaf_name(x: Traced) -> str:
+    """The argument a read-only traced array belongs to, as its first node's label says."""
+    graph = x.graph
+    node = int(x.ids.ravel()[0]) if x.ids.size else -1
+    while node >= 0 and graph.op[node] == "alias" and not graph.params[node][0]:
+        node = graph.args[node][0]
+    label = graph.params[node][0] if node >= 0 and graph.op[node] in ("alias", "input") else None
+    if isinstance(label, tuple):
+        label = label[0]
+    return str(label) if label else "a differentiated argument"
 
 
 def _record_guard(graph: Graph, node: int, value: bool) -> None:
     if graph.op[node] != "const":
         graph.guards.append((node, value))
+
+
+def _concrete(graph: Graph, node: int):
+    """The Python value of ``node``, with the guard that keeps a compiled result honest:
+    the code that used the value is reused only where the node has that value again."""
+    value = graph.values[node]
+    if isinstance(value, bool):
+        _record_guard(graph, node, value)
+    elif value != value:  # nan: x == nan never holds, x != x does exactly at nan
+        _record_guard(graph, graph.apply("ne", node, node), True)
+    else:
+        _record_guard(graph, graph.apply("eq", node, graph.const(value)), True)
+    return value
 
 
 # ----- converting operands -----
@@ -587,7 +868,7 @@ def as_ids(graph: Graph, x) -> np.ndarray:
             raise _leaked()
         return x.ids
     array = np.asarray(torch_to_numpy(x))
-    if array.dtype == object and array.ndim:
+    if array.dtype == object:
         return _object_array_ids(graph, array)
     if array.dtype.kind not in "biuf":  # complex, object (None...), strings, dates
         raise UnsupportedOperationError(
@@ -600,9 +881,28 @@ def as_ids(graph: Graph, x) -> np.ndarray:
     return np.array(flat, dtype=np.intp).reshape(array.shape)
 
 
+def from_object_array(array: np.ndarray):
+    """An object array holding traced scalars (``np.array([x, y])``) as one traced array;
+    any other array is returned as it is."""
+    if array.dtype != object:
+        return array
+    traced = [item for item in array.ravel().tolist() if isinstance(item, Traced)]
+    if not traced:
+        return array
+    graph = traced[0].graph
+    return Traced(graph, _object_array_ids(graph, array), result_dtype(*traced))
+
+
+pytree.OBJECT_ARRAY_HOOK = from_object_array
+
+
 def _object_array_ids(graph: Graph, array: np.ndarray) -> np.ndarray:
     out = np.empty(array.shape, dtype=np.intp)
     for index, item in np.ndenumerate(array):
+        if not isinstance(item, Traced) and np.asarray(item).dtype == object:
+            raise UnsupportedOperationError(
+                f"cannot use a {type(item).__name__} in a traced computation: workbench traces "
+                "real numbers (convert it, or keep it out of the traced arithmetic)")
         ids = as_ids(graph, item)
         if ids.shape != ():
             raise ShapeError("a nested sequence mixing traced arrays and numbers has ragged shapes")
@@ -615,8 +915,8 @@ def result_dtype(*operands) -> np.dtype:
     for o in operands:
         if isinstance(o, Traced):
             dtypes.append(o.dtype)
-        elif isinstance(o, np.ndarray) and np.issubdtype(o.dtype, np.floating):
-            dtypes.append(o.dtype)
+        elif isinstance(o, (np.ndarray, np.floating)) and np.issubdtype(o.dtype, np.floating):
+            dtypes.append(o.dtype)  # numpy's float scalars are not weak: float32 + f64(1) is f64
         elif hasattr(o, "dtype") and type(o).__module__.startswith("torch"):
             dtypes.append(_float_dtype(o))
     floats = [d for d in dtypes if np.issubdtype(d, np.floating)]
@@ -629,6 +929,8 @@ def elementwise(name: str, *operands, params: tuple = ()) -> Traced:
     scalar = _scalar_elementwise(name, operands, params)
     if scalar is not None:
         return scalar
+    if name in _BOOLEAN_ARITHMETIC and all(_is_boolean(o) for o in operands):
+        name = _boolean_arithmetic(name)
     graph = graph_of(*operands)
     id_arrays = [as_ids(graph, o) for o in operands]
     shape = id_arrays[0].shape
@@ -655,6 +957,24 @@ def elementwise(name: str, *operands, params: tuple = ()) -> Traced:
 
 
 _FLOAT64 = np.dtype(np.float64)
+# numpy on two boolean arrays: + is logical or, * logical and, - and unary - are errors.
+_BOOLEAN_ARITHMETIC = {"add": "logical_or", "mul": "logical_and", "sub": None, "neg": None,
+                       "maximum": "logical_or", "minimum": "logical_and"}
+
+
+def _is_boolean(x) -> bool:
+    if isinstance(x, Traced):
+        return x.dtype == np.bool_
+    return isinstance(x, (bool, np.bool_)) or getattr(x, "dtype", None) == np.bool_
+
+
+def _boolean_arithmetic(name: str) -> str:
+    replacement = _BOOLEAN_ARITHMETIC[name]
+    if replacement is None:
+        raise UnsupportedOperationError(
+            f"{'-' if name == 'neg' else 'subtract'} of boolean arrays is an error in numpy; "
+            "use ~mask or np.logical_xor, or convert the mask to floats with np.where(mask, 1.0, 0.0)")
+    return replacement
 
 
 def _scalar_elementwise(name: str, operands: tuple, params: tuple) -> Traced | None:
@@ -700,12 +1020,12 @@ def power(base, exponent) -> Traced:
 
 def floor_divide(a, b) -> Traced:
     """``a // b``: piecewise constant, so its derivative is 0 (as in JAX; torch refuses)."""
-    return elementwise("floor", elementwise("div", a, b))
+    return elementwise("floordiv", a, b)
 
 
 def remainder(a, b) -> Traced:
-    """``a % b`` with the divisor's sign (Python, numpy and torch.remainder), via a - floor(a/b) b."""
-    return elementwise("sub", a, elementwise("mul", floor_divide(a, b), b))
+    """``a % b`` with the divisor's sign (Python, numpy and torch.remainder)."""
+    return elementwise("mod", a, b)
 
 
 def stop_gradient(x):
@@ -719,8 +1039,10 @@ def stop_gradient(x):
 from .array_api import (  # noqa: E402  (array_api imports this module's names first)
     ARRAY_FUNCTIONS,
     UFUNC_HANDLERS,
+    all_,
     amax,
     amin,
+    any_,
     clip,
     dot,
     matmul,

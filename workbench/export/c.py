@@ -62,7 +62,7 @@ _SPECIAL: dict[str, str | Callable[[list[str], tuple], str]] = {
     "div": "({0} / {1})",
     "neg": "(-{0})",
     "pow": _pow,
-    "sign": "(({0}) > 0.0 ? 1.0 : (({0}) < 0.0 ? -1.0 : ({0}) * 0.0))",
+    "sign": "(({0}) > 0.0 ? 1.0 : (({0}) < 0.0 ? -1.0 : ({0}) - ({0})))",
     "relu": "(!(({0}) <= 0.0) ? ({0}) : 0.0)",
     "step": "(({0}) > 0.0 ? 1.0 : 0.0)",
     "sigmoid": "(1.0 / (1.0 + exp(-({0}))))",
@@ -73,7 +73,9 @@ _SPECIAL: dict[str, str | Callable[[list[str], tuple], str]] = {
     "max_n": _fold("wb_max2"),
     "min_n": _fold("wb_min2"),
     "step_tie": "(({0}) > ({1}) ? 1.0 : (({0}) == ({1}) ? 0.5 : 0.0))",
-    "clip": "(({0}) < {p0} ? {p0} : (({0}) > {p1} ? {p1} : ({0})))",
+    "clip": "(({0}) > {p1} ? {p1} : (({0}) < {p0} ? {p0} : ({0})))",
+    "mod": "wb_mod({0}, {1})",
+    "floordiv": "wb_floordiv({0}, {1})",
     "in_range": "(({p0}) <= ({0}) && ({0}) <= ({p1}) ? 1.0 : 0.0)",
     "where": "(({0}) ? ({1}) : ({2}))",
     "gt": "(({0}) > ({1}))", "ge": "(({0}) >= ({1}))", "lt": "(({0}) < ({1}))",
@@ -88,6 +90,28 @@ _HELPERS = """static inline double wb_max2(double a, double b) {
 }
 static inline double wb_min2(double a, double b) {
     return a <= b ? a : (b < a ? b : a + b);
+}
+/* Python's, numpy's and torch's float % and // (the divisor's sign; exact for tiny and
+   infinite divisors), as CPython's float_divmod computes them. */
+static inline double wb_mod(double a, double b) {
+    double m = fmod(a, b);
+    if (m != 0.0) {
+        if ((b < 0.0) != (m < 0.0)) m += b;
+    } else {
+        m = copysign(0.0, b);
+    }
+    return m;
+}
+static inline double wb_floordiv(double a, double b) {
+    if (b == 0.0) return a / b;
+    double m = fmod(a, b);
+    double q = (a - m) / b;
+    if (m != 0.0 && ((b < 0.0) != (m < 0.0))) q -= 1.0;
+    if (q != 0.0) {
+        double f = floor(q);
+        return q - f > 0.5 ? f + 1.0 : f;
+    }
+    return copysign(0.0, a / b);
 }
 """
 

@@ -60,8 +60,9 @@ def vjp_nodes(g: Graph, outputs: Sequence[int], cotangents: Sequence[int],
         if terms is None or node in wrt_set:
             continue
         adjoint = g.add(*terms) if len(terms) > 1 else terms[0]
-        if g.is_const_value(adjoint, 0.0):
-            continue
+        # A zero adjoint still flows on, as in torch and JAX: 0 * inf is nan, so the gradient
+        # of 0 * log(x) at 0 is nan, not 0. (Nodes the output does not depend on get no
+        # adjoint at all, and so cost nothing.)
         args = args_of[node]
         rule = OPS[op_of[node]].partials
         if rule is None:

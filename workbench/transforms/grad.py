@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
-from ..tracing import STATE, Traced, as_ids, grad_enabled, stop_gradient
+from ..tracing import STATE, Traced, as_ids, grad_enabled, read_only, stop_gradient, torch_to_numpy
 from .staging import Staged, check_float_leaf, is_torch_tensor
 
 
@@ -72,13 +72,13 @@ def fresh_leaf(graph: Graph, leaf: Any, where: str) -> Traced:
     if isinstance(leaf, Traced):
         ids, dtype = leaf.ids, leaf.dtype
     else:
-        value = leaf.detach().cpu().numpy() if is_torch_tensor(leaf) else leaf
+        value = torch_to_numpy(leaf) if is_torch_tensor(leaf) else leaf
         ids = as_ids(graph, value)
         dtype = np.asarray(value).dtype if np.asarray(value).dtype.kind == "f" else np.float64
     alias = graph.alias
     fresh = np.array([alias(i, where) for i in ids.ravel().tolist()],
                      dtype=np.intp).reshape(ids.shape)
-    return Traced(graph, fresh, dtype)
+    return read_only(Traced(graph, fresh, dtype))  # x[0] = ... inside f is refused, as by torch
 
 
 def fresh_arguments(graph: Graph, args: tuple, positions: tuple[int, ...]):
@@ -130,7 +130,7 @@ def scalar_output_node(graph: Graph, output: Any, transform: str) -> int:
                 "(output[0], output.reshape(())), or use wb.vjp / wb.jacrev for the derivative of "
                 "every element")
         return int(output.ids)
-    value = output.detach().cpu().numpy() if is_torch_tensor(output) else output
+    value = torch_to_numpy(output) if is_torch_tensor(output) else output
     if np.ndim(value) != 0:
         raise NonScalarOutputError(
             f"{transform}(f)(*args): expected f to return a scalar (0-d array), got an array of "

@@ -29,7 +29,7 @@ from .. import pytree
 from ..errors import InputTypeError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
-from ..tracing import STATE, Traced, tracing
+from ..tracing import STATE, Traced, torch_to_numpy, tracing
 from .captured import fingerprint
 
 Body = Callable[[tuple, dict], Any]
@@ -117,7 +117,7 @@ def _static_key(leaf) -> Any:
     if isinstance(leaf, np.ndarray):
         return ("array", leaf.shape, leaf.dtype.str, leaf.tobytes())
     if is_torch_tensor(leaf):
-        return _static_key(leaf.detach().cpu().numpy())
+        return _static_key(torch_to_numpy(leaf))
     if isinstance(leaf, np.generic):
         return ("np", leaf.dtype.str, leaf.item())
     try:
@@ -129,7 +129,7 @@ def _static_key(leaf) -> Any:
 
 def _to_numpy(leaf):
     if is_torch_tensor(leaf):
-        return leaf.detach().cpu().numpy()
+        return torch_to_numpy(leaf)
     return leaf
 
 
@@ -165,7 +165,7 @@ class Staged:
                 continue
             if is_torch_tensor(leaf):
                 use_torch = True
-                leaf = leaf.detach().cpu().numpy()
+                leaf = torch_to_numpy(leaf)
             if _leaf_kind(leaf) == "f":
                 kinds.append((np.shape(leaf), getattr(leaf, "dtype", None)))
                 values.append(_input_value(leaf))
