@@ -462,3 +462,21 @@ def global_rng_state() -> tuple:
     if torch is not None:
         states.append(torch.random.get_rng_state().numpy().tobytes())
     return tuple(states)
+
+
+def saved_global_rng() -> list[tuple[Any, Any]]:
+    """The global random generators' states with the function that puts each back (vmap's
+    ``randomness='different'`` replays the draws of its probing trace)."""
+    saved: list[tuple[Any, Any]] = [(random.setstate, random.getstate())]
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        saved.append((np_random.set_state, np_random.get_state(legacy=False)))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        saved.append((torch.random.set_rng_state, torch.random.get_rng_state()))
+    return saved
+
+
+def restore_global_rng(saved: list[tuple[Any, Any]]) -> None:
+    for put_back, state in saved:
+        put_back(state)

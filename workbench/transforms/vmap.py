@@ -29,7 +29,7 @@ from ..array_api import ARRAY_FUNCTIONS
 from ..errors import InputTypeError, OutputTypeError, ShapeError, WorkbenchError
 from ..symbolic.batchgen import batch_program
 from ..tracing import STATE, Traced, as_ids
-from .captured import fingerprint
+from .captured import fingerprint, restore_global_rng, saved_global_rng
 from .grad import as_output, user_facing
 from .staging import (
     Entry,
@@ -271,6 +271,7 @@ class _BatchedFunction:
         while True:
             if version == len(versions):
                 first = 0 if pending is None else int(pending[0])
+                rng = saved_global_rng() if self.randomness == "different" else None
                 versions.append(self._trace(numeric, dims, first, tree, kwargs, k_leaves))
                 traced = True
                 if versions[-1].draws_random:
@@ -281,7 +282,8 @@ class _BatchedFunction:
                             "(the default, as in torch.func.vmap); pass randomness='different' "
                             "for fresh numbers per example, or 'same' for one draw shared by the "
                             "batch, or draw them outside and pass them in as a mapped argument")
-                    if self.randomness == "different":
+                    if self.randomness == "different":  # one trace per example, in order
+                        restore_global_rng(rng)
                         return self.map_by_loop(None, kwargs, leaves, tree, dims, size)
                 if len(versions) > 1:
                     self._warn_once(len(versions))
