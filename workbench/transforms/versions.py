@@ -79,7 +79,7 @@ class VersionCache(OrderedDict):
 
 def _bound_total() -> None:
     """Evict least recently used keys of the least recently used caches past ``MAX_TOTAL``."""
-    live = [cache for ref in list(_caches.values()) if (cache := ref()) is not None]
+    live = _live_caches()
     total = sum(cache.versions() for cache in live)
     for cache in live:  # least recently used first; the cache just used is last
         while total > MAX_TOTAL and len(cache) > (1 if cache is live[-1] else 0):
@@ -88,6 +88,16 @@ def _bound_total() -> None:
             return
 
 
+def _live_caches() -> list[VersionCache]:
+    """The live caches, least recently used first."""
+    while True:
+        try:  # a cache collected meanwhile (its weakref callback) changes the registry
+            refs = list(_caches.values())
+        except RuntimeError:
+            continue
+        return [cache for ref in refs if (cache := ref()) is not None]
+
+
 def total_versions() -> int:
     """Compiled versions held by all caches together (for tests and tools)."""
-    return sum(cache.versions() for ref in list(_caches.values()) if (cache := ref()) is not None)
+    return sum(cache.versions() for cache in _live_caches())
