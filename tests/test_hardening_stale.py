@@ -7,14 +7,17 @@ torch.func.grad run live, or from the random generators replayed with the same s
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
+import itertools
 import random
 import subprocess
 import sys
 import textwrap
 import types
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -237,6 +240,35 @@ def test_large_list_of_arrays_changed_in_place():
     np.testing.assert_array_equal(g(np.ones(2)), [1.0, 1.0])
     arrays[4321][1] = 9.0
     np.testing.assert_array_equal(g(np.ones(2)), [1.0, 9.0])
+
+
+def test_state_behind_views_references_and_bound_methods():
+    masked = np.ma.masked_array([1.0, 2.0])  # an ndarray subclass: data outside its __dict__
+    table = {"a": 1.0}
+    lookup = table.get  # a builtin method bound to the dict it reads
+    target = Scale()
+    target.w = 1.0
+    ref = weakref.ref(target)
+    queue = collections.deque([1.0])
+    g_masked = wb.grad(lambda x: (np.asarray(masked.data) * x).sum())
+    g_lookup = wb.grad(lambda x: lookup("a") * x)
+    g_ref = wb.grad(lambda x: ref().w * x)
+    g_queue = wb.grad(lambda x: queue[-1] * x)
+    assert [value(g(1.0)) for g in (g_masked, g_lookup, g_ref, g_queue)] == [3.0, 1.0, 1.0, 1.0]
+    masked[0] = 5.0
+    table["a"] = 6.0
+    target.w = 7.0
+    queue.append(8.0)
+    assert [value(g(1.0)) for g in (g_masked, g_lookup, g_ref, g_queue)] == [7.0, 6.0, 7.0, 8.0]
+
+
+def test_iterators_are_advanced_every_call_as_running_the_function_does():
+    numbers = iter([1.0, 2.0, 3.0])
+    counter = itertools.count(10)
+    g = wb.grad(lambda x: next(numbers) * x)
+    h = wb.grad(lambda x: next(counter) * x)
+    assert [value(g(1.0)) for _ in range(3)] == [1.0, 2.0, 3.0]
+    assert [value(h(1.0)) for _ in range(3)] == [10.0, 11.0, 12.0]
 
 
 # ----- state reached by a computed name -----

@@ -31,10 +31,12 @@ False
 from __future__ import annotations
 
 import array
+import collections
 import hashlib
 import random
 import sys
 import types
+import weakref
 from typing import Any
 
 import numpy as np
@@ -46,8 +48,9 @@ _SMALL_ARRAY_BYTES = 512  # below this, the bytes themselves are the key (no has
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
 # Hold no state a traced function could read.
-_OPAQUE = (types.BuiltinFunctionType, np.ufunc, np.dtype, types.CodeType, range, slice,
-           type(Ellipsis), type(NotImplemented))
+_OPAQUE = (np.ufunc, np.dtype, types.CodeType, range, slice, type(Ellipsis),
+           type(NotImplemented))
+_BUILTIN_METHODS = (types.BuiltinFunctionType, types.MethodWrapperType)
 
 # Modules and classes of these packages hold no user state worth a cache key (np.pi, torch.float64).
 _LIBRARY_ROOTS = frozenset({"numpy", "math", "cmath", "torch", "jax", "jaxlib", "sympy", "scipy",
@@ -177,6 +180,9 @@ def _plain_function(func: types.FunctionType) -> tuple | None:
         elif kind is types.ModuleType or isinstance(value, type):
             if value not in _library_namespaces and not is_library_namespace(value):
                 return None
+        elif isinstance(value, _BUILTIN_METHODS):
+            if _bound_to(value) is not None:  # d.get, lst.__getitem__: read d, lst
+                return None
         elif not isinstance(value, _OPAQUE):
             return None
     return ("fn", id(func.__code__), tuple(closure), tuple(referenced))
@@ -230,7 +236,8 @@ def _categorize(kind: type) -> str:
         rng_types += (np_random.Generator, np_random.BitGenerator, np_random.RandomState)
     if torch is not None:
         rng_types += (torch.Generator,)
-    checks = [((tuple, list), "sequence"), (dict, "dict"), ((set, frozenset), "set"),
+    checks = [((tuple, list, collections.deque), "sequence"), (dict, "dict"),
+              ((set, frozenset), "set"), (np.ndarray, "ndarray"), (weakref.ref, "weakref"),
               (types.FunctionType, "function"), (types.MethodType, "method"),
               ((staticmethod, classmethod), "wrapper"), (property, "property"),
               (rng_types, "rng"), ((bytearray, memoryview, array.array), "buffer")]
@@ -246,6 +253,9 @@ def _categorize(kind: type) -> str:
             category = "tensor"
         elif kind.__module__ == "functools" and kind.__name__ == "partial":
             category = "partial"
+        elif hasattr(kind, "__next__") and "__dict__" not in dir(kind) and \
+                not _slot_names_of(kind):
+            category = "iterator"  # a generator, itertools.count...: state out of sight
     _categories[kind] = category
     return category
 
@@ -305,6 +315,11 @@ class _Walk:
             raise _CannotSee(f"it reaches more than {_BUDGET} objects")
         if kind is np.ndarray:
             return _array_key(value)
+        if isinstance(value, _BUILTIN_METHODS):
+            bound = _bound_to(value)
+            if bound is None:  # len, math.sin...
+                return ("id", id(value))
+            return ("bound", getattr(value, "__name__", ""), self.value(bound))
         if isinstance(value, np.generic):
             return ("np", value.dtype.str, value.item())
         if kind is types.ModuleType or isinstance(value, type):
@@ -344,6 +359,14 @@ class _Walk:
             return ("wb", self.hooked(kind.__wb_fingerprint__(value)))
         if category == "tensor":
             return _tensor_key(value)
+        if category == "ndarray":  # np.matrix, masked arrays, memmaps: data, and attributes
+            return ("ndarray", kind.__name__, _array_key(value.view(np.ndarray)),
+                    self.value(getattr(value, "__dict__", None)))
+        if category == "weakref":
+            return ("weakref", self.value(value()))
+        if category == "iterator":
+            raise _CannotSee(f"it reads a {kind.__name__} (an iterator or generator), whose "
+                             "position workbench cannot see")
         if category == "rng":
             return ("rng", id(value), self.value(_rng_state(value)))
         if category == "buffer":
@@ -430,6 +453,10 @@ def _namespace_dicts(space: Any) -> list[dict]:
 
 def _slot_values(value: Any, kind: type) -> tuple:
     """The attributes an object keeps in ``__slots__`` (they are not in its ``__dict__``)."""
+    return tuple([(name, getattr(value, name, _MISSING_KEY)) for name in _slot_names_of(kind)])
+
+
+def _slot_names_of(kind: type) -> tuple[str, ...]:
     names = _slot_names.get(kind)
     if names is None:
         found = []
@@ -438,7 +465,14 @@ def _slot_values(value: Any, kind: type) -> tuple:
             found.extend(n for n in ((slots,) if isinstance(slots, str) else slots)
                          if n not in ("__dict__", "__weakref__"))
         names = _slot_names[kind] = tuple(found)
-    return tuple([(name, getattr(value, name, _MISSING_KEY)) for name in names])
+    return names
+
+
+def _bound_to(method: Any) -> Any:
+    """The object a builtin method is bound to (``d`` of ``d.get``), None for plain builtins
+    and module functions (``len``, ``math.sin``)."""
+    bound = getattr(method, "__self__", None)
+    return None if bound is None or type(bound) is types.ModuleType else bound
 
 
 _slot_names: dict[type, tuple[str, ...]] = {}
