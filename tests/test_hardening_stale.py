@@ -522,3 +522,16 @@ def test_total_bound_across_many_transforms():
     from workbench.transforms import versions
 
     assert total <= versions.MAX_TOTAL and largest <= versions.MAX_PER_CACHE
+
+
+def test_eviction_keeps_the_versions_in_use(traces):
+    from workbench.transforms import versions
+
+    g = wb.grad(lambda x: (x ** 3).sum())
+    hot = np.ones(2)
+    np.testing.assert_array_equal(g(hot), [3.0, 3.0])
+    for n in range(3, 3 + 2 * versions.MAX_PER_CACHE):  # twice as many shapes as the bound
+        np.testing.assert_array_equal(g(np.full(n, 2.0)), np.full(n, 12.0))
+        np.testing.assert_array_equal(g(hot), [3.0, 3.0])  # served from the cache every time
+    assert traces["n"] == 1 + 2 * versions.MAX_PER_CACHE
+    assert g.__wb_staged__.cache.versions() <= versions.MAX_PER_CACHE

@@ -73,6 +73,7 @@ class Entry:
     scalar: Program
     _numpy: Program | None = field(default=None, repr=False)
     draws_random: bool = False  # the trace drew from a global random generator
+    used: bool = False  # served since the last eviction sweep (``versions``: CLOCK recency)
 
     @property
     def numpy(self) -> Program:
@@ -186,19 +187,21 @@ class Staged:
     def call_top(self, args: tuple, kwargs: dict) -> Any:
         if not kwargs and all(type(a) is float for a in args):
             # The common scalar case, kept thin: no pytree walk, no conversions.
-            versions = self.cache.lookup((len(args), fingerprint(self.func)))
+            versions = self.cache.get((len(args), fingerprint(self.func)))
             if versions:
                 values = list(args)
                 for entry in versions:
                     result = entry.run_scalar(values)
                     if result is not None:
+                        entry.used = True  # recency, for eviction
                         return entry.assemble(result, False)
         key, leaves, tree, values, use_torch = self.signature(args, kwargs)
-        versions = self.cache.lookup(key)
+        versions = self.cache.get(key)
         if versions:
             for entry in versions:
                 result = entry.run_scalar(values)
                 if result is not None:
+                    entry.used = True
                     return entry.assemble(result, use_torch)
         entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree)
         reason = self.not_cacheable(key, entry, args, kwargs)

@@ -8,10 +8,17 @@ bound, the least recently used key goes (of this cache, or of the least recently
 An evicted version is only a cost (the function is traced again when needed), never a wrong
 result.
 
+Recency is the CLOCK approximation of LRU: whoever serves a version sets ``version.used =
+True`` (one attribute store on the cached-call path); eviction walks keys oldest first, gives a
+key whose versions were used a second chance (clears the marks, moves it to the end), and drops
+the first key that was not used since. Caches are taken in the order they last stored.
+
+>>> class Version:
+...     used = False
 >>> cache = VersionCache()
 >>> for shape in range(MAX_PER_CACHE + 10):
-...     cache.store(shape, object())
->>> len(cache) == MAX_PER_CACHE and 0 not in cache and cache.lookup(MAX_PER_CACHE + 9) is not None
+...     cache.store(shape, Version())
+>>> len(cache) == MAX_PER_CACHE and 0 not in cache and MAX_PER_CACHE + 9 in cache
 True
 """
 
@@ -19,48 +26,41 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections import OrderedDict
 from typing import Any
 
 MAX_PER_KEY = 32  # guarded versions of one key (oldest dropped first)
 MAX_PER_CACHE = 64  # versions of one transform, over all its keys
 MAX_TOTAL = 1024  # versions of all transforms together
 
-_caches: OrderedDict[int, weakref.ref] = OrderedDict()  # live caches, least recently used first
+_caches: dict[int, weakref.ref] = {}  # every live cache
 _tokens = itertools.count()
+_stores = itertools.count(1)
 
 
-class VersionCache(OrderedDict):
-    """Compiled versions by cache key, least recently used first (see the module docstring)."""
+class VersionCache(dict):
+    """Compiled versions by cache key, most recent first per key (see the module docstring)."""
 
     def __init__(self) -> None:
         super().__init__()
-        token = self._token = next(_tokens)
+        token = next(_tokens)
+        self.stored = 0  # when this cache last stored (orders the caches for eviction)
         _caches[token] = weakref.ref(self, lambda _, t=token: _caches.pop(t, None))
 
-    def lookup(self, key: Any) -> list | None:
-        """The versions stored under ``key`` (most recent first), marked as just used."""
-        versions = self.get(key)
-        if versions is not None:
-            self.move_to_end(key)
-            _caches.move_to_end(self._token)
-        return versions
-
-    def store(self, key: Any, entry: Any) -> None:
+    def store(self, key: Any, version: Any) -> None:
         """Add a version under ``key`` (tried first from now on), then enforce the bounds."""
-        versions = self.get(key)
-        if versions is None:
-            versions = self[key] = []
-        self.move_to_end(key)
-        versions.insert(0, entry)
+        versions = self.pop(key, None) or []
+        self[key] = versions  # re-inserted: the newest key
+        versions.insert(0, version)
         del versions[MAX_PER_KEY:]
         self._settle()
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
-        """``dict.setdefault``, counted and bounded like ``store`` (vmap appends to the list)."""
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
+        """``dict.setdefault``, with recency and the bounds (vmap appends to the list)."""
+        versions = self.get(key)
+        if versions is not None:
+            for version in versions:
+                version.used = True
+            return versions
         self[key] = default
         self._settle()
         return default
@@ -69,33 +69,53 @@ class VersionCache(OrderedDict):
         """How many versions this cache holds (a key with an empty list counts as one)."""
         return sum(len(v) or 1 for v in self.values())
 
+    def evict_least_recent(self, keep: Any = None) -> int:
+        """Drop the oldest key not used since its last second chance (never ``keep``); return
+        how many versions went."""
+        for key in list(self):
+            if key == keep:
+                continue
+            versions = self[key]
+            if any(getattr(v, "used", False) for v in versions):
+                for v in versions:
+                    v.used = False
+                self[key] = self.pop(key)  # a second chance: to the end
+                continue
+            return len(self.pop(key)) or 1
+        oldest = next((k for k in self if k != keep), None)  # every key was used: the oldest
+        return 0 if oldest is None else len(self.pop(oldest)) or 1
+
     def _settle(self) -> None:
-        _caches.move_to_end(self._token)
+        self.stored = next(_stores)
+        newest = next(reversed(self))
         size = self.versions()
         while size > MAX_PER_CACHE and len(self) > 1:
-            size -= len(self.popitem(last=False)[1]) or 1
-        _bound_total()
-
-
-def _bound_total() -> None:
-    """Evict least recently used keys of the least recently used caches past ``MAX_TOTAL``."""
-    live = _live_caches()
-    total = sum(cache.versions() for cache in live)
-    for cache in live:  # least recently used first; the cache just used is last
-        while total > MAX_TOTAL and len(cache) > (1 if cache is live[-1] else 0):
-            total -= len(cache.popitem(last=False)[1]) or 1
-        if total <= MAX_TOTAL:
-            return
+            size -= self.evict_least_recent(keep=newest)
+        _bound_total(self, newest)
 
 
 def _live_caches() -> list[VersionCache]:
-    """The live caches, least recently used first."""
     while True:
         try:  # a cache collected meanwhile (its weakref callback) changes the registry
             refs = list(_caches.values())
         except RuntimeError:
             continue
         return [cache for ref in refs if (cache := ref()) is not None]
+
+
+def _bound_total(current: VersionCache, newest: Any) -> None:
+    """Evict keys of the caches that stored least recently, past ``MAX_TOTAL``."""
+    live = _live_caches()
+    total = sum(cache.versions() for cache in live)
+    if total <= MAX_TOTAL:
+        return
+    live.sort(key=lambda cache: cache.stored)
+    for cache in live:
+        keep = newest if cache is current else None  # the version just stored stays
+        while total > MAX_TOTAL and len(cache) > (keep is not None):
+            total -= cache.evict_least_recent(keep)
+        if total <= MAX_TOTAL:
+            return
 
 
 def total_versions() -> int:
