@@ -8,16 +8,23 @@ same. The rule:
    reach -- closure cells, defaults, the globals its code names, and from there objects at any
    depth: instance attributes, the class attributes its code (and the methods it reaches) name,
    user modules, containers (lists, dicts, sets), torch modules and tensors. Arrays and tensors
-   count by content (a digest), numbers and strings by value. Object arguments of the call are
-   fingerprinted the same way (``staging``).
+   count by content (a digest; ``tensor._version`` would miss ``p.data`` updates), numbers and
+   strings by value. When reached code uses ``getattr`` or ``vars``, every attribute of the
+   user modules and classes met is in the key. Object arguments of the call are fingerprinted
+   the same way (``staging``).
 2. **Otherwise the function is re-traced on every call**, with a one-time
    :class:`RetracingWarning` that says why, when workbench cannot check what it reads: code
-   that looks names up dynamically (``globals()``, ``vars()``, ``eval``), more reachable state
+   that looks names up dynamically (``globals()``, ``eval``, ``exec``), more reachable state
    than the walk's budget, a function that draws random numbers (numpy's, Python's or torch's
    global generator, or a generator object it reaches: each call then draws fresh numbers, as
-   running the function does), or one that changes state it reads while it runs.
-3. What no Python walk can see -- files, the clock, objects of C extensions that expose no
-   attributes and no buffer -- is outside the rule: such objects count by identity.
+   running the function does), or one that changes state it reads while it runs (an iterator
+   it advances, a list it appends to). Under ``vmap``, random draws follow torch.func's
+   ``randomness`` argument ('error' by default).
+3. What no Python walk can see -- files, the clock, CUDA generators, the module-level state of
+   the standard library and of installed packages (``torch.set_default_dtype``, ``os.environ``),
+   objects of C extensions that expose no attributes and no buffer -- is outside the rule: such
+   objects count by identity. (Instances of library classes, like a ``torch.nn.Linear``, are
+   walked like any other object.)
 
 >>> import numpy as np
 >>> w = np.array([1.0, 2.0])
@@ -37,6 +44,7 @@ import random
 import sys
 import types
 import weakref
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,9 +69,11 @@ _library_namespaces: set = set()  # seen library modules/classes (a set lookup o
 _user_namespaces: set = set()
 
 # Names whose use means the code reaches state by a computed name.
-_UNSEEABLE_CALLS = frozenset({"globals", "locals", "vars", "eval", "exec", "__import__",
-                              "import_module"})
-_DYNAMIC_ATTRIBUTES = frozenset({"getattr", "__dict__", "__getattribute__", "attrgetter"})
+# (``locals()`` is not one: inside a function it holds only the function's own variables; pytest
+# rewrites every ``assert`` to call it.)
+_UNSEEABLE_CALLS = frozenset({"globals", "eval", "exec", "__import__", "import_module"})
+_DYNAMIC_ATTRIBUTES = frozenset({"getattr", "vars", "__dict__", "__getattribute__",
+                                 "attrgetter"})
 _FRESH_ENTROPY = frozenset({"default_rng", "SeedSequence", "urandom", "randbits", "token_bytes",
                             "uuid4", "seed_from_entropy"})
 # Methods that run without their name in the caller's code (operators, calls, torch's forward).
@@ -260,6 +270,31 @@ def _categorize(kind: type) -> str:
     return category
 
 
+_library_roots: dict[str, bool] = {}
+
+
+def is_library_module(name: str) -> bool:
+    """Whether the module ``name`` is library code rather than the user's: one of the numeric
+    libraries, or any module of the standard library or of site-packages (pytest's assertion
+    helpers, ``sys``, ``inspect``...). Their functions and namespaces hold no user state, and
+    walking them would reach everything (``sys.modules``)."""
+    root = name.partition(".")[0]
+    known = _library_roots.get(root)
+    if known is None:
+        known = _library_roots[root] = root in _LIBRARY_ROOTS or _installed(root)
+    return known
+
+
+def _installed(root: str) -> bool:
+    if root in sys.stdlib_module_names or root in sys.builtin_module_names:
+        return True
+    module = sys.modules.get(root)
+    path = getattr(module, "__file__", None)
+    if module is None or not isinstance(path, str):
+        return False
+    return any(part in ("site-packages", "dist-packages") for part in Path(path).parts)
+
+
 def _namespace_origin(value: Any) -> str:
     name = value.__name__ if isinstance(value, types.ModuleType) else \
         getattr(value, "__module__", None)
@@ -272,7 +307,7 @@ def is_library_namespace(value: Any) -> bool:
         return True
     if value in _user_namespaces:
         return False
-    library = _namespace_origin(value).partition(".")[0] in _LIBRARY_ROOTS or value is object
+    library = is_library_module(_namespace_origin(value)) or value is object
     (_library_namespaces if library else _user_namespaces).add(value)
     return library
 
@@ -388,7 +423,7 @@ class _Walk:
         if wrapped is not None:  # a workbench transform: the function it wraps
             return ("transform", id(func), self.value(wrapped))
         module = func.__module__ if isinstance(func.__module__, str) else ""
-        if module.partition(".")[0] in _LIBRARY_ROOTS:  # np.linalg.norm, wb.relu...
+        if is_library_module(module):  # np.linalg.norm, wb.relu, pytest's helpers...
             return ("id", id(func))
         info = _code_info(func.__code__)
         where = getattr(func, "__qualname__", "the function")
