@@ -535,3 +535,23 @@ def test_eviction_keeps_the_versions_in_use(traces):
         np.testing.assert_array_equal(g(hot), [3.0, 3.0])  # served from the cache every time
     assert traces["n"] == 1 + 2 * versions.MAX_PER_CACHE
     assert g.__wb_staged__.cache.versions() <= versions.MAX_PER_CACHE
+
+
+def test_plain_code_is_not_retraced(traces):
+    """No false alarm: an assert (pytest rewrites it to call locals()), helpers from the
+    standard library and pytest, torch and numpy namespaces are not state to re-trace for."""
+    import math
+    import statistics
+
+    def model(w, x):
+        assert x.ndim == 1, "one example"
+        return np.dot(x, w) * math.pi / statistics.mean([1.0, 3.0])
+
+    g = wb.grad(lambda w, x: model(w, x) ** 2)
+    w, x = np.array([1.0, 2.0]), np.array([0.5, -1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RetracingWarning)
+        for _ in range(3):
+            got = g(w, x)
+    np.testing.assert_allclose(got, 2 * (x @ w) * (math.pi / 2) ** 2 * x, rtol=1e-14)
+    assert traces["n"] == 1
