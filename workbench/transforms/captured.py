@@ -123,10 +123,21 @@ class _CodeInfo:
 _code_infos: dict[types.CodeType, _CodeInfo] = {}
 
 
+def _bounded(memo: dict | set) -> None:
+    """Memos keyed by code objects, types and namespaces hold them alive: classes or functions
+    made in a loop must not grow them without end (a cleared memo is only recomputed)."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+
+
+_MEMO_SIZE = 4096
+
+
 def _code_info(code: types.CodeType) -> _CodeInfo:
     """The names a code object (and the code nested in it) may read, and what they imply."""
     info = _code_infos.get(code)
     if info is None:
+        _bounded(_code_infos)
         info = _code_infos[code] = _CodeInfo(tuple(sorted(_names_in(code))))
     return info
 
@@ -266,6 +277,7 @@ def _categorize(kind: type) -> str:
         elif hasattr(kind, "__next__") and "__dict__" not in dir(kind) and \
                 not _slot_names_of(kind):
             category = "iterator"  # a generator, itertools.count...: state out of sight
+    _bounded(_categories)
     _categories[kind] = category
     return category
 
@@ -308,7 +320,9 @@ def is_library_namespace(value: Any) -> bool:
     if value in _user_namespaces:
         return False
     library = is_library_module(_namespace_origin(value)) or value is object
-    (_library_namespaces if library else _user_namespaces).add(value)
+    seen = _library_namespaces if library else _user_namespaces
+    _bounded(seen)
+    seen.add(value)
     return library
 
 
@@ -499,6 +513,7 @@ def _slot_names_of(kind: type) -> tuple[str, ...]:
             slots = cls.__dict__.get("__slots__", ())
             found.extend(n for n in ((slots,) if isinstance(slots, str) else slots)
                          if n not in ("__dict__", "__weakref__"))
+        _bounded(_slot_names)
         names = _slot_names[kind] = tuple(found)
     return names
 
