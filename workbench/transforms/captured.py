@@ -185,6 +185,9 @@ def _plain_function(func: types.FunctionType) -> tuple | None:
             closure.append(value)
         elif kind is np.ndarray and value.dtype != object:
             closure.append(_array_key(value))
+        elif (kind is types.ModuleType or isinstance(value, type)) and \
+                (value in _library_namespaces or is_library_namespace(value)):
+            closure.append(("lib", id(value)))  # ``import numpy as np`` inside a function
         else:
             return None
     module_globals = func.__globals__
