@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import array
 import collections
+import ctypes
 import hashlib
 import random
 import sys
@@ -544,11 +545,33 @@ def global_rng_state() -> tuple:
     states: list[Any] = [random.getstate()]
     np_random = sys.modules.get("numpy.random")
     if np_random is not None:
-        states.append(fingerprint_value(np_random.get_state(legacy=False)))
+        states.append(_numpy_global_state(np_random))
     torch = sys.modules.get("torch")
     if torch is not None:
         states.append(torch.random.get_rng_state().numpy().tobytes())
     return tuple(states)
+
+
+_MT19937_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32 key[624], int pos
+_numpy_last: list[Any] = [None, b"", 0, 0.0]  # bit generator, its bytes, has_gauss, gauss
+
+
+def _numpy_global_state(np_random: Any) -> tuple:
+    """numpy's legacy global state, cheaply: ``np.random.get_state()`` costs ~30 µs, reading
+    the Mersenne Twister's memory (its public ``ctypes`` address) under 1 µs. The legacy
+    gaussian cache lives outside it, so the full state is read again whenever the last full
+    read had a cached gaussian (drawing it changes nothing else) or the memory changed."""
+    get_bit_generator = getattr(np_random, "get_bit_generator", None)
+    bits = get_bit_generator() if get_bit_generator is not None else None
+    if bits is None or type(bits).__name__ != "MT19937":
+        return fingerprint_value(np_random.get_state(legacy=False))
+    raw = ctypes.string_at(bits.ctypes.state_address, _MT19937_BYTES)
+    last_bits, last_raw, has_gauss, gauss = _numpy_last
+    if last_bits is bits and last_raw == raw and not has_gauss:
+        return (raw, 0, 0.0)  # no cached gaussian could have been drawn: nothing else moved
+    state = np_random.get_state(legacy=False)
+    _numpy_last[:] = [bits, raw, state["has_gauss"], state["gauss"]]
+    return (raw, state["has_gauss"], state["gauss"] if state["has_gauss"] else 0.0)
 
 
 def saved_global_rng() -> list[tuple[Any, Any]]:

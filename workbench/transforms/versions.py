@@ -33,8 +33,17 @@ MAX_PER_CACHE = 64  # versions of one transform, over all its keys
 MAX_TOTAL = 1024  # versions of all transforms together
 
 _caches: dict[int, weakref.ref] = {}  # every live cache
+_sizes: dict[int, int] = {}  # versions each live cache held when it last settled
+_total = 0  # their sum: checked on every store, so summing over all caches is rarely needed
 _tokens = itertools.count()
 _stores = itertools.count(1)
+
+
+def _forget(token: int) -> None:
+    """A cache was collected: its versions no longer count."""
+    global _total
+    _caches.pop(token, None)
+    _total -= _sizes.pop(token, 0)
 
 
 class VersionCache(dict):
@@ -42,9 +51,10 @@ class VersionCache(dict):
 
     def __init__(self) -> None:
         super().__init__()
-        token = next(_tokens)
+        token = self._token = next(_tokens)
         self.stored = 0  # when this cache last stored (orders the caches for eviction)
-        _caches[token] = weakref.ref(self, lambda _, t=token: _caches.pop(t, None))
+        _sizes[token] = 0
+        _caches[token] = weakref.ref(self, lambda _, t=token: _forget(t))
 
     def store(self, key: Any, version: Any) -> None:
         """Add a version under ``key`` (tried first from now on), then enforce the bounds."""
@@ -85,13 +95,23 @@ class VersionCache(dict):
         oldest = next((k for k in self if k != keep), None)  # every key was used: the oldest
         return 0 if oldest is None else len(self.pop(oldest)) or 1
 
+    def recount(self) -> int:
+        """Count this cache's versions again (vmap appends to its lists) into the total."""
+        global _total
+        size = self.versions()
+        _total += size - _sizes.get(self._token, 0)
+        _sizes[self._token] = size
+        return size
+
     def _settle(self) -> None:
         self.stored = next(_stores)
         newest = next(reversed(self))
         size = self.versions()
         while size > MAX_PER_CACHE and len(self) > 1:
             size -= self.evict_least_recent(keep=newest)
-        _bound_total(self, newest)
+        self.recount()
+        if _total > MAX_TOTAL:
+            _bound_total(self, newest)
 
 
 def _live_caches() -> list[VersionCache]:
@@ -106,15 +126,15 @@ def _live_caches() -> list[VersionCache]:
 def _bound_total(current: VersionCache, newest: Any) -> None:
     """Evict keys of the caches that stored least recently, past ``MAX_TOTAL``."""
     live = _live_caches()
-    total = sum(cache.versions() for cache in live)
-    if total <= MAX_TOTAL:
-        return
+    for cache in live:
+        cache.recount()
     live.sort(key=lambda cache: cache.stored)
     for cache in live:
         keep = newest if cache is current else None  # the version just stored stays
-        while total > MAX_TOTAL and len(cache) > (keep is not None):
-            total -= cache.evict_least_recent(keep)
-        if total <= MAX_TOTAL:
+        while _total > MAX_TOTAL and len(cache) > (keep is not None):
+            cache.evict_least_recent(keep)
+            cache.recount()
+        if _total <= MAX_TOTAL:
             return
 
 
