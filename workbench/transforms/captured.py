@@ -110,7 +110,7 @@ class _CannotSee(Exception):
 
 
 class _CodeInfo:
-    __slots__ = ("names", "unseeable", "dynamic", "entropy")
+    __slots__ = ("names", "unseeable", "dynamic", "entropy", "walk_only")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -119,6 +119,7 @@ class _CodeInfo:
         self.dynamic = not _DYNAMIC_ATTRIBUTES.isdisjoint(names)
         entropy = _FRESH_ENTROPY.intersection(names)
         self.entropy = sorted(entropy)[0] if entropy else None
+        self.walk_only = bool(self.unseeable or self.entropy)  # not for the fast path
 
 
 _code_infos: dict[types.CodeType, _CodeInfo] = {}
@@ -173,10 +174,11 @@ def _plain_function(func: types.FunctionType) -> tuple | None:
     """The common case on the cached-call path -- a function that reads only library modules,
     builtins, numbers and arrays -- kept thin. None when it reads anything else (the full walk)."""
     info = _code_info(func.__code__)
-    if info.unseeable or info.entropy:
+    if info.walk_only:
         return None
-    closure = []
-    for cell in func.__closure__ or ():
+    cells = func.__closure__
+    closure: Any = [] if cells else ()
+    for cell in cells or ():
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell (a variable assigned later)
@@ -210,7 +212,7 @@ def _plain_function(func: types.FunctionType) -> tuple | None:
                 return None
         elif not isinstance(value, _OPAQUE):
             return None
-    return ("fn", id(func.__code__), tuple(closure), tuple(referenced))
+    return ("fn", id(func.__code__), tuple(closure) if cells else (), tuple(referenced))
 
 
 def fingerprint_value(value: Any) -> tuple | Unverifiable:
