@@ -41,6 +41,13 @@ def traces(monkeypatch):
     return count
 
 
+@pytest.fixture
+def retraced():
+    """The test's function must be re-traced on every call, and say so once."""
+    with pytest.warns(RetracingWarning, match="traces it again on every call"):
+        yield
+
+
 def value(x) -> float:
     return float(np.asarray(x))
 
@@ -262,7 +269,7 @@ def test_state_behind_views_references_and_bound_methods():
     assert [value(g(1.0)) for g in (g_masked, g_lookup, g_ref, g_queue)] == [7.0, 6.0, 7.0, 8.0]
 
 
-def test_iterators_are_advanced_every_call_as_running_the_function_does():
+def test_iterators_are_advanced_every_call_as_running_the_function_does(retraced):
     numbers = iter([1.0, 2.0, 3.0])
     counter = itertools.count(10)
     g = wb.grad(lambda x: next(numbers) * x)
@@ -372,7 +379,7 @@ def test_global_random_draws_are_fresh_every_call(draw):
                for w in caught)
 
 
-def test_drawing_numpys_cached_gaussian_is_seen():
+def test_drawing_numpys_cached_gaussian_is_seen(retraced):
     """numpy's legacy normal draws come in pairs: the second one changes no generator memory,
     only the cached-gaussian flag."""
     g = wb.grad(lambda x: x * np.random.randn())
@@ -384,7 +391,7 @@ def test_drawing_numpys_cached_gaussian_is_seen():
     assert [first, second, third] == [np.random.randn() for _ in range(3)]
 
 
-def test_torch_random_draws_are_fresh_every_call(torch):
+def test_torch_random_draws_are_fresh_every_call(torch, retraced):
     g = wb.grad(lambda x: (x * torch.randn(3)).sum())
     x = torch.ones(3)
     torch.manual_seed(0)
@@ -394,7 +401,7 @@ def test_torch_random_draws_are_fresh_every_call(torch):
     torch.testing.assert_close(second, torch.randn(3))
 
 
-def test_numpy_generator_object_draws_are_fresh_every_call():
+def test_numpy_generator_object_draws_are_fresh_every_call(retraced):
     rng = np.random.default_rng(11)
     replay = copy.deepcopy(rng)
     g = wb.grad(lambda x: x * rng.normal())
@@ -402,12 +409,12 @@ def test_numpy_generator_object_draws_are_fresh_every_call():
     assert results == [replay.normal() for _ in range(3)]
 
 
-def test_unseeded_generator_made_inside_is_never_cached():
+def test_unseeded_generator_made_inside_is_never_cached(retraced):
     g = wb.grad(lambda x: x * np.random.default_rng().normal())
     assert len({value(g(1.0)) for _ in range(3)}) == 3
 
 
-def test_random_branch_only_is_retraced(traces):
+def test_random_branch_only_is_retraced(traces, retraced):
     g = wb.grad(lambda x: x * np.random.rand() if x > 0 else 2.0 * x)
     assert value(g(-1.0)) == 2.0
     assert value(g(-2.0)) == 2.0  # the deterministic branch is cached
@@ -418,7 +425,7 @@ def test_random_branch_only_is_retraced(traces):
     assert (first, second) == (np.random.rand(), np.random.rand())
 
 
-def test_function_that_changes_state_it_reads():
+def test_function_that_changes_state_it_reads(retraced):
     calls = []
 
     def counted(x):
@@ -429,7 +436,7 @@ def test_function_that_changes_state_it_reads():
     assert [value(g(1.0)) for _ in range(3)] == [1.0, 2.0, 3.0]  # as running it: 1, 2, 3
 
 
-def test_vmap_random_draws_follow_torch_func_randomness():
+def test_vmap_random_draws_follow_torch_func_randomness(retraced):
     f = lambda x: x * np.random.rand()  # noqa: E731
     with pytest.raises(ValueError, match="randomness"):
         wb.vmap(f)(np.ones(3))
