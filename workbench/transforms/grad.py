@@ -221,7 +221,7 @@ def make_transform(func: Callable, body, name: str, options: tuple = ()) -> Call
                              f"e.g. wb.{name}(f), not wb.{name}(f(x))")
     try:
         return _remembered(func, name, options, body)
-    except TypeError:  # an unhashable callable: nothing to remember it by
+    except TypeError:  # options that cannot be hashed: nothing to remember the request by
         return _new_transform(func, body, name)
 
 
@@ -234,7 +234,9 @@ _REMEMBER_AT_MOST = 256
 
 
 def _remembered(func: Callable, name: str, options: tuple, body) -> Callable:
-    key = (name, func, options)
+    # By identity: two callables that compare equal may still hold different state. The id
+    # stays valid while the entry lives (its Staged holds ``func``).
+    key = (name, id(func), options)
     made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
     if made is None:
         made = _new_transform(func, body, name)

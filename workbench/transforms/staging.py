@@ -8,17 +8,21 @@ returns a pytree of traced values and plain objects. :class:`Staged` runs it:
   the nodes its outputs need are compiled to Python (``symbolic.codegen``) and cached.
 
 The cache key holds everything that can change the result: the pytree structure of the
-arguments, every array's shape and dtype, the value of every static (non-float) argument, and a
-fingerprint of the state the function captures. Float arrays and floats are *inputs* of the
-compiled code, so new values of them reuse it, wherever the guards recorded by the trace
-(``if x > 0``...) still hold; where they do not, the function is traced again and the new
-version is cached beside the old one.
+arguments, every array's shape and dtype, the value of every static (non-float) argument (object
+arguments by a fingerprint of their state), and a fingerprint of the state the function reads
+(``captured``). Float arrays and floats are *inputs* of the compiled code, so new values of them
+reuse it, wherever the guards recorded by the trace (``if x > 0``...) still hold; where they do
+not, the function is traced again and the new version is cached beside the old one. A version
+is not cached at all when caching it could serve a stale result (see ``captured``: the function
+draws random numbers, changes state it reads, or reads state workbench cannot check); the
+versions that are cached are bounded (``versions``).
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +34,12 @@ from ..errors import InputTypeError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
 from ..tracing import STATE, Traced, torch_to_numpy, tracing
-from .captured import fingerprint
+from .captured import RetracingWarning, Unverifiable, fingerprint, fingerprint_value, global_rng_state
+from .versions import VersionCache
 
 Body = Callable[[tuple, dict], Any]
 
 _PY_FLOAT = ((), "py")  # the signature entry of a Python float argument
-_MAX_VERSIONS = 64  # guarded versions kept per signature (oldest dropped first)
 
 
 def _torch():
@@ -68,6 +72,8 @@ class Entry:
     out_specs: list[LeafSpec]
     scalar: Program
     _numpy: Program | None = field(default=None, repr=False)
+    draws_random: bool = False  # the trace drew from a global random generator
+    used: bool = False  # served since the last eviction sweep (``versions``: CLOCK recency)
 
     @property
     def numpy(self) -> Program:
@@ -120,11 +126,13 @@ def _static_key(leaf) -> Any:
         return _static_key(torch_to_numpy(leaf))
     if isinstance(leaf, np.generic):
         return ("np", leaf.dtype.str, leaf.item())
-    try:
-        hash(leaf)
-    except TypeError:
-        return ("id", id(leaf))
-    return (type(leaf), leaf)
+    if type(leaf) in _VALUE_TYPES:
+        return (type(leaf), leaf)
+    # An object (a model, a config...): the function may read any of its state.
+    return ("object", fingerprint_value(leaf))
+
+
+_VALUE_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None)})
 
 
 def _to_numpy(leaf):
@@ -140,8 +148,9 @@ class Staged:
         self.func = func
         self.body = body
         self.transform = transform
-        self.cache: dict[Any, list[Entry]] = {}
+        self.cache = VersionCache()
         self._labels: list[str] | None = None
+        self._warned: dict[str, int] = {}  # reasons for not caching: how often they were met
 
     def __wb_fingerprint__(self):
         return (self.transform, fingerprint(self.func))
@@ -184,6 +193,7 @@ class Staged:
                 for entry in versions:
                     result = entry.run_scalar(values)
                     if result is not None:
+                        entry.used = True  # recency, for eviction
                         return entry.assemble(result, False)
         key, leaves, tree, values, use_torch = self.signature(args, kwargs)
         versions = self.cache.get(key)
@@ -191,23 +201,55 @@ class Staged:
             for entry in versions:
                 result = entry.run_scalar(values)
                 if result is not None:
+                    entry.used = True
                     return entry.assemble(result, use_torch)
         entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree)
-        for cache_key in (key, _float_key(args, kwargs, key)):
-            if cache_key is not None:
-                versions = self.cache.setdefault(cache_key, [])
-                versions.insert(0, entry)
-                del versions[_MAX_VERSIONS:]
+        reason = self.not_cacheable(key, entry, args, kwargs)
+        if reason is None:
+            for cache_key in (key, _float_key(args, kwargs, key)):
+                if cache_key is not None:
+                    self.cache.store(cache_key, entry)
+        else:
+            self.warn_retracing(reason)
         result = entry.run_scalar(values)
         if result is None:  # cannot happen: a fresh trace holds at its own point
             raise RuntimeError("workbench internal error: a fresh trace failed its own guards")
         return entry.assemble(result, use_torch)
+
+    def not_cacheable(self, key: tuple, entry: Entry, args: tuple, kwargs: dict) -> str | None:
+        """Why the version just traced must not be cached (None: it may be)."""
+        unverifiable = _unverifiable_in(key)
+        if unverifiable is not None:
+            return f"it reads state workbench cannot check: {unverifiable.reason}"
+        if entry.draws_random:
+            return ("it draws random numbers inside (from numpy's, Python's or torch's random "
+                    "generator), so each call must draw fresh numbers, as running it does")
+        if self.signature(args, kwargs)[0] != key:
+            return ("it changes state it reads while it runs (a random generator object it "
+                    "draws from, a counter, a list it appends to...)")
+        return None
+
+    def warn_retracing(self, reason: str, stacklevel: int = 5) -> None:
+        """Say once per transformed function that it is traced again on every call, and why:
+        on the second uncached call for that reason (a function that fills a memo on its first
+        call is cached from its second call on)."""
+        seen = self._warned.get(reason, 0)
+        self._warned[reason] = seen + 1
+        if seen != 1:
+            return
+        name = getattr(self.func, "__qualname__", None) or type(self.func).__name__
+        warnings.warn(
+            f"wb.{self.transform}({name}): {reason}. workbench therefore traces it again on every "
+            "call (a cached result could be stale), which is slow; pass such state (random "
+            "values, parameters) as arguments to make it fast", RetracingWarning,
+            stacklevel=stacklevel)
 
     def trace(self, numeric: list, leaves: list, tree) -> Entry:
         """Trace the body at these arguments and compile what its outputs need."""
         graph = Graph()
         labels = self.leaf_labels(tree)
         inputs: list[int | list[int]] = []
+        random_state = global_rng_state()
         with tracing(graph, torch_style=any(is_torch_tensor(leaf) for leaf in leaves)):
             traced_leaves = []
             for k, (value, leaf) in enumerate(zip(numeric, leaves)):
@@ -230,8 +272,10 @@ class Staged:
                 specs.append(LeafSpec(leaf.shape, leaf.dtype))
             else:
                 specs.append(LeafSpec(None, static=leaf))
+        draws_random = global_rng_state() != random_state
         program = generate(graph, inputs, outputs, graph.guards, "scalar")
-        return Entry(graph, inputs, outputs, list(graph.guards), out_tree, specs, program)
+        return Entry(graph, inputs, outputs, list(graph.guards), out_tree, specs, program,
+                     draws_random=draws_random)
 
     def leaf_labels(self, tree) -> list[str]:
         """A readable name per argument leaf: the parameter name, plus the path inside a pytree."""
@@ -279,6 +323,19 @@ def _input_value(value):
     if array.ndim == 0:
         return float(array)
     return array.ravel().tolist()
+
+
+def _unverifiable_in(key: Any) -> Unverifiable | None:
+    """The :class:`Unverifiable` fingerprint in a cache key (of the function, or of an object
+    argument), if there is one. Only called after a trace: it walks the whole key."""
+    if type(key) is Unverifiable:
+        return key
+    if isinstance(key, (tuple, frozenset)):
+        for item in key:
+            found = _unverifiable_in(item)
+            if found is not None:
+                return found
+    return None
 
 
 def _float_key(args: tuple, kwargs: dict, key) -> tuple | None:

@@ -26,18 +26,31 @@ import numpy as np
 
 from .. import pytree
 from ..array_api import ARRAY_FUNCTIONS
-from ..errors import InputTypeError, OutputTypeError, ShapeError
+from ..errors import InputTypeError, OutputTypeError, ShapeError, WorkbenchError
 from ..symbolic.batchgen import batch_program
 from ..tracing import STATE, Traced, as_ids
-from .captured import fingerprint
+from .captured import fingerprint, restore_global_rng, saved_global_rng
 from .grad import as_output, user_facing
-from .staging import Entry, Staged, _leaf_kind, _static_key, _to_numpy, is_torch_tensor
+from .staging import (
+    Entry,
+    Staged,
+    _leaf_kind,
+    _static_key,
+    _to_numpy,
+    _unverifiable_in,
+    is_torch_tensor,
+)
+from .versions import VersionCache
 
 _warned: set[int] = set()
 
 
 class VmapError(InputTypeError):
     """``in_dims`` / ``out_dims`` do not fit the arguments (a TypeError subclass)."""
+
+
+class VmapRandomnessError(WorkbenchError, ValueError):
+    """The vmapped function draws random numbers and ``randomness='error'`` (the default)."""
 
 
 def _check_dims_spec(dims: Any, name: str) -> None:
@@ -146,6 +159,9 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
     ``in_dims``: an int or None for every argument, or a tuple with one entry per positional
     argument (an int, None, or a pytree of them matching that argument). ``out_dims`` says where
     the batch dimension goes in each output. Keyword arguments are not mapped over.
+    ``randomness`` (torch.func's): a function that draws random numbers raises
+    :class:`VmapRandomnessError` under ``'error'``; ``'same'`` draws once for the whole batch,
+    ``'different'`` once per example; either way every call draws fresh numbers.
 
     >>> import workbench as wb, numpy as np
     >>> w = np.array([1.0, 2.0]); xs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -156,24 +172,25 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
     _check_dims_spec(out_dims, "out_dims")
     if randomness not in ("error", "different", "same"):
         raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got "
-                         f"{randomness!r} (workbench traces deterministic code, so all three "
-                         "behave alike)")
+                         f"{randomness!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
-    return user_facing(func, _BatchedFunction(func, in_dims, out_dims, chunk_size),
+    return user_facing(func, _BatchedFunction(func, in_dims, out_dims, chunk_size, randomness),
                        "__wb_batched__")
 
 
 class _BatchedFunction:
     """vmap's state: the per-example function, its compiled versions, and how to call them."""
 
-    def __init__(self, func: Callable, in_dims: Any, out_dims: Any, chunk_size: int | None):
+    def __init__(self, func: Callable, in_dims: Any, out_dims: Any, chunk_size: int | None,
+                 randomness: str = "error"):
         self.func = func
         self.in_dims = in_dims
         self.out_dims = out_dims
         self.chunk_size = chunk_size
+        self.randomness = randomness
         self.staged = Staged(func, self._per_example, "vmap")
-        self.cache: dict[Any, list[Entry]] = {}
+        self.cache = VersionCache()  # bounded, least recently used first
 
     def __wb_fingerprint__(self):
         return ("vmap", self.in_dims, self.out_dims, fingerprint(self.func))
@@ -249,11 +266,25 @@ class _BatchedFunction:
         outputs: list[np.ndarray] | None = None
         pending: np.ndarray | None = None  # None: every example (the common case: no copies)
         version = 0
+        traced = False
         chunk = self.chunk_size or size
         while True:
             if version == len(versions):
                 first = 0 if pending is None else int(pending[0])
+                rng = saved_global_rng() if self.randomness == "different" else None
                 versions.append(self._trace(numeric, dims, first, tree, kwargs, k_leaves))
+                traced = True
+                if versions[-1].draws_random:
+                    self.cache.pop(key, None)  # never reused: each call draws fresh numbers
+                    if self.randomness == "error":
+                        raise VmapRandomnessError(
+                            "vmap: the function draws random numbers, and randomness='error' "
+                            "(the default, as in torch.func.vmap); pass randomness='different' "
+                            "for fresh numbers per example, or 'same' for one draw shared by the "
+                            "batch, or draw them outside and pass them in as a mapped argument")
+                    if self.randomness == "different":  # one trace per example, in order
+                        restore_global_rng(rng)
+                        return self.map_by_loop(None, kwargs, leaves, tree, dims, size)
                 if len(versions) > 1:
                     self._warn_once(len(versions))
             entry = versions[version]
@@ -269,7 +300,24 @@ class _BatchedFunction:
                 break
             pending = np.concatenate(failed)
             version += 1
+        if traced:
+            self._forget_if_stale(key, versions, tree, k_tree, numeric, dims, k_leaves)
         return self._assemble(versions[0], outputs, use_torch)
+
+    def _forget_if_stale(self, key, versions, tree, k_tree, numeric, dims, k_leaves) -> None:
+        """Drop the versions of this call when reusing them could give a stale result (the
+        rule of ``captured``), with a one-time warning."""
+        unverifiable = _unverifiable_in(key)
+        if unverifiable is not None:
+            reason = f"it reads state workbench cannot check: {unverifiable.reason}"
+        elif any(entry.draws_random for entry in versions):
+            reason = "it draws random numbers inside, so each call must draw fresh numbers"
+        elif self._key(tree, k_tree, numeric, dims, k_leaves) != key:
+            reason = "it changes state it reads while it runs"
+        else:
+            return
+        self.cache.pop(key, None)
+        self.staged.warn_retracing(reason, stacklevel=6)
 
     def _key(self, tree, k_tree, numeric, dims, k_leaves) -> tuple:
         """Per-example shapes and dtypes (not the batch size), static values, captured state."""
