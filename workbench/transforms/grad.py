@@ -9,6 +9,7 @@ the gradient nodes simply join the outer trace, which is how ``grad(grad(f))`` w
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -233,14 +234,18 @@ _REMEMBERED: dict[tuple, Callable] = {}
 _REMEMBER_AT_MOST = 256
 
 
+_REMEMBERED_LOCK = threading.Lock()  # threads making transforms at once share the table
+
+
 def _remembered(func: Callable, name: str, options: tuple, body) -> Callable:
     key = (name, func, options)
-    made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
-    if made is None:
-        made = _new_transform(func, body, name)
-        if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
-            del _REMEMBERED[next(iter(_REMEMBERED))]
-    _REMEMBERED[key] = made
+    with _REMEMBERED_LOCK:
+        made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
+        if made is None:
+            made = _new_transform(func, body, name)
+            if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+                del _REMEMBERED[next(iter(_REMEMBERED))]
+        _REMEMBERED[key] = made
     return made
 
 

@@ -8,6 +8,7 @@ trace, so they compose freely (``jacfwd(jacrev(f))``, ``vmap(jacrev(f))``...).
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -154,15 +155,19 @@ def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
 _staged_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+_staged_lock = threading.Lock()  # threads calling vjp/jvp at once share the table
+
+
 def _staged_for(func: Callable, key: tuple, make_body: Callable[[], Callable]) -> Staged:
-    try:
-        per_func = _staged_cache.setdefault(func, {})
-    except TypeError:  # not weak-referenceable (a builtin): no cache across calls
-        return Staged(func, make_body(), key[0])
-    staged = per_func.get(key)
-    if staged is None:
-        staged = per_func[key] = Staged(func, make_body(), key[0])
-    return staged
+    with _staged_lock:
+        try:
+            per_func = _staged_cache.setdefault(func, {})
+        except TypeError:  # not weak-referenceable (a builtin): no cache across calls
+            return Staged(func, make_body(), key[0])
+        staged = per_func.get(key)
+        if staged is None:
+            staged = per_func[key] = Staged(func, make_body(), key[0])
+        return staged
 
 
 def _check_cotangents(out_leaves: list[Traced], out_tree, cotangents) -> list:

@@ -18,6 +18,7 @@ the whole thing.
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -174,6 +175,7 @@ class _BatchedFunction:
         self.chunk_size = chunk_size
         self.staged = Staged(func, self._per_example, "vmap")
         self.cache: dict[Any, list[Entry]] = {}
+        self.lock = threading.Lock()  # guards the version lists (threads share this object)
 
     def __wb_fingerprint__(self):
         return ("vmap", self.in_dims, self.out_dims, fingerprint(self.func))
@@ -245,20 +247,29 @@ class _BatchedFunction:
         k_leaves, k_tree = pytree.flatten(kwargs)
         key = self._key(tree, k_tree, numeric, dims, k_leaves)
         columns = self._columns(numeric, dims, size, k_leaves)
-        versions = self.cache.setdefault(key, [])
+        with self.lock:
+            versions = self.cache.setdefault(key, [])
         outputs: list[np.ndarray] | None = None
         pending: np.ndarray | None = None  # None: every example (the common case: no copies)
         version = 0
         chunk = self.chunk_size or size
+        first_entry = None
+        # Each round either finishes or settles at least the example a new version was traced
+        # from, so the loop ends after at most one round per example.
         while True:
-            if version == len(versions):
-                first = 0 if pending is None else int(pending[0])
-                versions.append(self._trace(numeric, dims, first, tree, kwargs, k_leaves))
-                if len(versions) > 1:
+            traced_at = None
+            if version >= len(versions):
+                traced_at = 0 if pending is None else int(pending[0])
+                fresh = self._trace(numeric, dims, traced_at, tree, kwargs, k_leaves)
+                with self.lock:
+                    versions.append(fresh)
+                    version = len(versions) - 1
+                if version:
                     self._warn_once(len(versions))
             entry = versions[version]
             if outputs is None:  # (batch, elements) matrices, made when results arrive
                 outputs = [None] * len(entry.outputs)
+                first_entry = entry
             failed = []
             for part in _chunks(pending, size, chunk):
                 ok, values = self._evaluate(entry, columns, part, size)
@@ -268,8 +279,18 @@ class _BatchedFunction:
             if not failed:
                 break
             pending = np.concatenate(failed)
+            if traced_at is not None and traced_at in pending:
+                # A guard that fails where it was traced (it compared a nan...): that example
+                # takes the values computed while tracing, and the version is not kept.
+                _fill_row(entry, outputs, traced_at)
+                pending = pending[pending != traced_at]
+                with self.lock:
+                    versions[:] = [v for v in versions if v is not entry]
+                if not pending.size:
+                    break
+                continue
             version += 1
-        return self._assemble(versions[0], outputs, use_torch)
+        return self._assemble(first_entry, outputs, use_torch)
 
     def _key(self, tree, k_tree, numeric, dims, k_leaves) -> tuple:
         """Per-example shapes and dtypes (not the batch size), static values, captured state."""
@@ -370,6 +391,12 @@ def _batch_program(entry: Entry, batched: tuple[bool, ...]):
         program = programs[batched] = batch_program(
             entry.graph, entry.inputs, batched, entry.outputs, entry.guards).function
     return program
+
+
+def _fill_row(entry: Entry, outputs: list, row: int) -> None:
+    """Example ``row``'s outputs from the values ``entry`` computed while it was traced there."""
+    for j, value in enumerate(entry.traced_result()):
+        outputs[j][row, :] = value
 
 
 def _chunks(pending: np.ndarray | None, size: int, chunk: int):
