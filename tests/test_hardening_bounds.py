@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -225,3 +224,80 @@ def test_fresh_traces_interleaved_across_threads(fast_thread_switching):
 
     errors = _hammer(worker)
     assert not errors, repr(errors[:3])
+
+
+# ----- the simplification deadline holds in any thread -----
+
+def _slow_to_simplify(x):
+    # Its derivative takes SymPy tens of seconds to search through (26 s measured here in a
+    # worker thread, where the old SIGALRM deadline did not apply).
+    return np.sqrt(1 + np.sin(x) ** 2) * np.arctan(x ** 3 + np.cos(x)) / (x ** 4 + 2 * x + 3)
+
+
+def _derivative_in(where: str, budget: float):
+    old = wb.config.simplify_seconds
+    wb.config.simplify_seconds = budget
+    out: dict = {}
+
+    def run() -> None:
+        start = time.perf_counter()
+        try:
+            out["d"] = wb.derivative(_slow_to_simplify)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            out["error"] = e
+        out["seconds"] = time.perf_counter() - start
+
+    try:
+        if where == "main":
+            run()
+        else:
+            t = threading.Thread(target=run)
+            t.start()
+            t.join(120)
+            assert not t.is_alive(), "wb.derivative in a thread ignored its deadline"
+    finally:
+        wb.config.simplify_seconds = old
+    assert "error" not in out, out.get("error")
+    return out["d"], out["seconds"]
+
+
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_simplification_deadline_holds_in_every_thread(where):
+    import sympy
+
+    budget = 0.3
+    d, seconds = _derivative_in(where, budget)
+    # A small multiple of the budget: tracing, the forward formula and printing come on top.
+    assert seconds < 10 * budget + 2.0, seconds
+    assert any("simplification stopped" in n for n in d.notes), d.notes
+    # The result is still the derivative: SymPy's own diff of the same formula, evaluated.
+    x = sympy.Symbol("x", real=True)
+    exact = sympy.diff(sympy.sqrt(1 + sympy.sin(x) ** 2) * sympy.atan(x ** 3 + sympy.cos(x))
+                       / (x ** 4 + 2 * x + 3), x)
+    (symbol,) = d.expr.free_symbols
+    for value in (-1.3, 0.2, 0.9, 2.5):
+        got = float(d.expr.subs(symbol, value).evalf())
+        assert got == pytest.approx(float(exact.subs(x, value).evalf()), rel=1e-10)
+
+
+def test_deadline_can_end_a_block_that_swallows_exceptions_in_a_thread():
+    from workbench.symbolic.simplify import _OutOfTime, deadline
+
+    out: dict = {}
+
+    def stubborn() -> None:
+        start = time.perf_counter()
+        try:
+            with deadline(0.2):
+                while time.perf_counter() - start < 30:
+                    try:
+                        sum(range(1000))
+                    except Exception:  # noqa: BLE001 - what SymPy's factor code does
+                        pass
+        except _OutOfTime:
+            out["stopped after"] = time.perf_counter() - start
+
+    t = threading.Thread(target=stubborn)
+    t.start()
+    t.join(60)
+    assert out["stopped after"] < 5.0

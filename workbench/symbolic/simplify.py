@@ -30,7 +30,7 @@ x**sin(x)*(log(x)*cos(x) + sin(x)/x)
 from __future__ import annotations
 
 import contextlib
-import signal
+import ctypes
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,38 +60,52 @@ class _OutOfTime(BaseException):
 
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
-    """Raise ``_OutOfTime`` inside the block after ``seconds`` (a SIGALRM timer; only in the main
-    thread -- elsewhere the block runs unbounded and the size budget is the only bound)."""
-    usable = (threading.current_thread() is threading.main_thread()
-              and hasattr(signal, "setitimer") and seconds > 0)
-    if not usable:
+    """Raise ``_OutOfTime`` inside the block after ``seconds``, in whichever thread runs it.
+
+    A watchdog thread raises the exception asynchronously in the thread running the block
+    (``PyThreadState_SetAsyncExc``: delivered between two bytecodes, like a signal handler's, but
+    not only in the main thread, where SIGALRM is limited to -- a widget's or a server's worker
+    thread ran unbounded). It fires again every 50 ms after the deadline, in case one firing
+    lands where it is caught, until the block ends; the clean-up cannot be skipped.
+    """
+    if seconds <= 0:
         yield
         return
-
+    target = threading.get_ident()
+    finished = threading.Event()
+    lock = threading.Lock()  # held while firing, and while disarming: never both at once
     armed = [True]
 
-    def fire(signum, frame):
-        if armed[0]:
-            raise _OutOfTime
+    def watchdog() -> None:
+        if finished.wait(seconds):
+            return
+        while True:
+            with lock:
+                if not armed[0]:
+                    return
+                _raise_in_thread(target, _OutOfTime)
+            if finished.wait(0.05):
+                return
 
-    previous = signal.signal(signal.SIGALRM, fire)
-    # Fire again every 50 ms after the deadline, in case one firing lands where it is caught.
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
-    start = time.monotonic()
+    threading.Thread(target=watchdog, name="workbench-simplify-deadline", daemon=True).start()
     try:
         yield
     finally:
         while True:  # a firing during the clean-up itself must not skip it
             try:
-                armed[0] = False
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                with lock:
+                    armed[0] = False
+                    _raise_in_thread(target, None)  # drop a firing not yet delivered
+                finished.set()
                 break
             except _OutOfTime:
                 continue
-        if outer_delay > 0:  # someone else's timer was running: give it back, minus our time
-            left = max(outer_delay - (time.monotonic() - start), 1e-6)
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+def _raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> None:
+    """Make ``exception`` be raised in thread ``thread_id`` (None: cancel a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exception) if exception else None)
 
 
 def size(expr) -> tuple[int, int]:

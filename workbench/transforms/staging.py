@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
+from ..config import config
 from ..errors import InputTypeError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
-from ..config import config
 from ..tracing import STATE, Traced, budget_error, tracing
 from .captured import fingerprint
 
