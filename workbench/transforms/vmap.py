@@ -37,11 +37,22 @@ from .staging import Entry, Staged, _leaf_kind, _static_key, _to_numpy, is_torch
 _warned: set[int] = set()
 
 
-class VmapError(InputTypeError):
-    """``in_dims`` / ``out_dims`` do not fit the arguments (a TypeError subclass)."""
+class VmapError(InputTypeError, ValueError):
+    """``in_dims`` / ``out_dims`` do not fit the arguments or outputs. Both a TypeError and a
+    ValueError: torch.func raises ValueError for these, workbench's earlier versions TypeError."""
 
 
 def _check_dims_spec(dims: Any, name: str) -> None:
+    described = "inputs" if name == "in_dims" else "outputs"
+    if isinstance(dims, (set, frozenset, str, bytes, float)) or not (
+            dims is None or isinstance(dims, (int, tuple, list, dict))):
+        raise VmapError(f"vmap: {name} must be an int, None, or a (nested) tuple of ints and None "
+                        f"matching the structure of the {described}, "
+                        f"got {type(dims).__name__} ({dims!r:.60})")
+    if name == "in_dims" and isinstance(dims, list):  # torch.func refuses it too
+        raise VmapError(f"vmap: in_dims must be an int, None or a tuple with one entry per "
+                        f"positional argument, got a list ({dims!r:.60}); write "
+                        f"in_dims={tuple(dims)!r}")
     leaves, _ = pytree.flatten(dims)
     for d in leaves:
         if d is not None and (isinstance(d, bool) or not isinstance(d, int)):
@@ -53,32 +64,40 @@ def _leaf_dims(in_dims: Any, args: tuple) -> list[int | None]:
     """One batch dimension (or None) per leaf of ``args``, from an ``in_dims`` prefix tree."""
     if isinstance(in_dims, int) or in_dims is None:
         return [in_dims] * len(pytree.flatten(args)[0])
-    if not isinstance(in_dims, (tuple, list)) or len(in_dims) != len(args):
+    if len(in_dims) != len(args):
         raise VmapError(
-            f"vmap: in_dims={in_dims!r} does not match the {len(args)} positional argument(s); "
-            "give an int or None for all, or a tuple with one entry per positional argument")
+            f"vmap: in_dims={in_dims!r} is not compatible with the structure of the inputs: it "
+            f"has {len(in_dims)} entr{'y' if len(in_dims) == 1 else 'ies'}, but the function was "
+            f"called with {len(args)} positional argument(s); give an int or None for all, or a "
+            "tuple with one entry per positional argument")
     dims: list[int | None] = []
     for k, (spec, arg) in enumerate(zip(in_dims, args)):
-        _prefix_dims(spec, pytree.flatten(arg)[1], dims, f"in_dims[{k}]")
+        _prefix_dims(spec, pytree.flatten(arg)[1], dims, f"in_dims[{k}]", "that argument")
     return dims
 
 
-def _prefix_dims(spec: Any, treedef, out: list, where: str) -> None:
-    """Expand an in_dims entry over an argument's structure (an int or None covers a subtree)."""
+def _prefix_dims(spec: Any, treedef, out: list, where: str, what: str) -> None:
+    """Expand a dims entry over a pytree (an int or None covers a whole subtree). As in
+    torch.func, a container in the spec must be of the same kind as the one it describes."""
     if spec is None or isinstance(spec, int):
         out.extend([spec] * pytree.num_leaves(treedef))
         return
     tag = treedef[0]
-    if tag in ("tuple", "list") and isinstance(spec, (tuple, list)) and len(spec) == len(treedef[1]):
-        for i, (s, sub) in enumerate(zip(spec, treedef[1])):
-            _prefix_dims(s, sub, out, f"{where}[{i}]")
+    children = treedef[2] if tag == "namedtuple" else treedef[1] if tag in ("tuple", "list") \
+        else None
+    same_kind = (isinstance(spec, tuple) and tag in ("tuple", "namedtuple")) or \
+        (type(spec) is list and tag == "list")
+    if same_kind and children is not None and len(spec) == len(children):
+        for i, (s, sub) in enumerate(zip(spec, children)):
+            _prefix_dims(s, sub, out, f"{where}[{i}]", what)
         return
     if tag == "dict" and isinstance(spec, dict) and set(spec) == set(treedef[1]):
         for key, sub in zip(treedef[1], treedef[2]):
-            _prefix_dims(spec[key], sub, out, f"{where}[{key!r}]")
+            _prefix_dims(spec[key], sub, out, f"{where}[{key!r}]", what)
         return
-    raise VmapError(f"vmap: {where}={spec!r} does not match the structure of that argument; give "
-                    "an int or None, or the same structure with an int or None per leaf")
+    raise VmapError(f"vmap: {where}={spec!r} is not compatible with the structure of {what} "
+                    f"there ({pytree.describe(treedef)}, * a leaf); give an int or None, or the same structure "
+                    "(tuple for tuple, list for list, dict for dict) with an int or None per leaf")
 
 
 def _leaf_names(args: tuple) -> list[str]:
@@ -128,16 +147,25 @@ def _take(leaf, d: int | None, index):
     return np.take(_to_numpy(leaf), index, axis=d)
 
 
-def _out_dims_per_leaf(out_dims: Any, out_tree, n_leaves: int) -> list[int]:
-    if isinstance(out_dims, int):
-        return [out_dims] * n_leaves
-    if isinstance(out_dims, (tuple, list)) and out_tree[0] in ("tuple", "list") and \
-            len(out_dims) == len(out_tree[1]):
-        dims = []
-        for spec, sub in zip(out_dims, out_tree[1]):
-            dims.extend([spec] * pytree.num_leaves(sub))
-        return dims
-    raise VmapError(f"vmap: out_dims={out_dims!r} does not match the function's outputs")
+def _out_dims_per_leaf(out_dims: Any, out_tree, n_leaves: int) -> list[int | None]:
+    """One output dimension (or None) per output leaf, from an ``out_dims`` prefix tree."""
+    dims: list[int | None] = []
+    _prefix_dims(out_dims, out_tree, dims, "out_dims", "the function's outputs")
+    return dims
+
+
+def _output_axis(d: int, ndim: int, k: int) -> int:
+    """Where the batch dimension goes in output leaf ``k`` of ``ndim`` dimensions (batch included)."""
+    if not -ndim <= d < ndim:
+        raise VmapError(f"vmap: out_dims={d} is out of range for output {k}, which has {ndim} "
+                        f"dimension(s) with the batch dimension; use a value in [{-ndim}, {ndim - 1}]")
+    return d % ndim
+
+
+def _unbatched_refused(k: int) -> VmapError:
+    return VmapError(f"vmap: output {k} depends on the mapped inputs, so it cannot be returned "
+                     "with out_dims None (torch.func refuses it too); give the dimension where the "
+                     "batch should go (e.g. 0)")
 
 
 def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = "error", *,
@@ -226,18 +254,24 @@ class _BatchedFunction:
         for j in range(n):
             column = [f[0][j] for f in flat]
             _check_output(column[0])
+            d = out_dims[j]
+            if d is None:  # allowed only where every example gave the same output
+                if not all(_same_output(c, column[0]) for c in column):
+                    raise _unbatched_refused(j)
+                stacked.append(column[0])
+                continue
+            d = _output_axis(d, np.ndim(column[0]) + 1, j)
             if any(isinstance(c, Traced) for c in column):
                 graph = next(c.graph for c in column if isinstance(c, Traced))
-                ids = np.stack([as_ids(graph, c) for c in column], axis=out_dims[j])
+                ids = np.stack([as_ids(graph, c) for c in column], axis=d)
                 stacked.append(ARRAY_FUNCTIONS[np.stack]([Traced(graph, i) for i in
-                                                          np.moveaxis(ids, out_dims[j], 0)],
-                                                         axis=out_dims[j]))
+                                                          np.moveaxis(ids, d, 0)], axis=d))
             else:
                 torch = sys.modules.get("torch")
                 if torch is not None and isinstance(column[0], torch.Tensor):
-                    stacked.append(torch.stack(column, dim=out_dims[j]))
+                    stacked.append(torch.stack(column, dim=d))
                 else:
-                    stacked.append(np.stack([np.asarray(c) for c in column], axis=out_dims[j]))
+                    stacked.append(np.stack([np.asarray(c) for c in column], axis=d))
         return pytree.unflatten(out_tree, stacked)
 
     # ----- top level: one vectorised evaluation -----
@@ -290,7 +324,7 @@ class _BatchedFunction:
                     break
                 continue
             version += 1
-        return self._assemble(first_entry, outputs, use_torch)
+        return self._assemble(first_entry, outputs, use_torch, columns)
 
     def _key(self, tree, k_tree, numeric, dims, k_leaves) -> tuple:
         """Per-example shapes and dtypes (not the batch size), static values, captured state."""
@@ -358,23 +392,43 @@ class _BatchedFunction:
             "evaluated with its own version; np.where(cond, a, b) instead of `if` keeps it to "
             "one vectorised evaluation", stacklevel=4)
 
-    def _assemble(self, entry: Entry, outputs: list, use_torch: bool) -> Any:
+    def _assemble(self, entry: Entry, outputs: list, use_torch: bool, columns: list) -> Any:
         out_dims = _out_dims_per_leaf(self.out_dims, entry.out_tree, len(entry.out_specs))
         leaves = []
         computed = iter(outputs)
-        for spec, d in zip(entry.out_specs, out_dims):
+        for k, (spec, d, nodes) in enumerate(zip(entry.out_specs, out_dims, entry.outputs)):
             if spec.shape is None:
                 raise OutputTypeError(f"vmap: the function returned a {type(spec.static).__name__}"
                                       "; vmapped functions must return arrays (or pytrees of them)")
             matrix = next(computed)  # (batch, elements)
             array = matrix.reshape((matrix.shape[0],) + spec.shape).astype(spec.dtype, copy=False)
-            if d % array.ndim:
-                array = np.moveaxis(array, 0, d % array.ndim)
+            if d is None:
+                if _depends_on_batch(entry, nodes, columns):
+                    raise _unbatched_refused(k)
+                array = array[0]
+            else:
+                d = _output_axis(d, array.ndim, k)
+                if d:
+                    array = np.moveaxis(array, 0, d)
             if use_torch:
                 torch = sys.modules["torch"]
                 array = torch.from_numpy(np.ascontiguousarray(array))
             leaves.append(array)
         return pytree.unflatten(entry.out_tree, leaves)
+
+
+def _same_output(a, b) -> bool:
+    if isinstance(a, Traced) or isinstance(b, Traced):
+        return isinstance(a, Traced) and isinstance(b, Traced) and np.array_equal(a.ids, b.ids)
+    return np.array_equal(_to_numpy(a), _to_numpy(b), equal_nan=True)
+
+
+def _depends_on_batch(entry: Entry, nodes: int | list[int], columns: list) -> bool:
+    """Whether output ``nodes`` of ``entry`` read any input that is mapped over."""
+    batched = {n for (is_batched, _), group in zip(columns, entry.inputs) if is_batched
+               for n in ([group] if isinstance(group, int) else group)}
+    roots = [nodes] if isinstance(nodes, int) else nodes
+    return any(n in batched for n in entry.graph.ancestors(roots))
 
 
 def _check_output(value) -> None:
