@@ -96,8 +96,8 @@ def _prefix_dims(spec: Any, treedef, out: list, where: str, what: str) -> None:
             _prefix_dims(spec[key], sub, out, f"{where}[{key!r}]", what)
         return
     raise VmapError(f"vmap: {where}={spec!r} is not compatible with the structure of {what} "
-                    f"there ({pytree.describe(treedef)}, * a leaf); give an int or None, or the same structure "
-                    "(tuple for tuple, list for list, dict for dict) with an int or None per leaf")
+                    f"there ({pytree.describe(treedef)}, * a leaf); give an int or None, or the same "
+                    "structure (tuple for tuple, list for list, dict for dict) with an int or None per leaf")
 
 
 def _leaf_names(args: tuple) -> list[str]:
