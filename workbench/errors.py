@@ -54,3 +54,7 @@ class ShapeError(WorkbenchError, ValueError):
 
 class BudgetExceededError(WorkbenchError, ValueError):
     """A trace or expression grew past the hard size budget."""
+
+
+class OutputPathError(WorkbenchError, ValueError):
+    """A file cannot be written where it was asked for (a missing directory, a directory...)."""

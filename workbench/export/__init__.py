@@ -92,13 +92,23 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
         result = _code(captures, derivatives, argnums, target, with_value, path)
     if path is not None:
         path = Path(path)
-        path.write_text(result.source)
+        _write(path, result.source)
         result.paths.append(path)
         if result.header:
             header_path = path.with_suffix(".h")
-            header_path.write_text(result.header)
+            _write(header_path, result.header)
             result.paths.append(header_path)
     return result
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        from ..errors import OutputPathError
+
+        raise OutputPathError(f"export: cannot write {str(path)!r}: {exc.strerror or exc}; give "
+                          "path= a file in a directory you can write to") from None
 
 
 def _distinct_branches(captures: list) -> list:
