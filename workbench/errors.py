@@ -3,9 +3,20 @@
 Every error is a subclass of ``ValueError`` or ``TypeError`` (so existing ``except`` clauses keep
 working) and of :class:`WorkbenchError` (so callers can catch all of ours at once). Messages name
 the argument, op or shape at fault and say what to do instead.
+
+Tracebacks end in the user's code: a ``WorkbenchError`` leaving a public entry point
+(:func:`api_boundary`) loses workbench's internal frames -- only the frame that raised it stays,
+as JAX does -- unless ``wb.config.show_internal_frames = True`` or the environment variable
+``WORKBENCH_TRACEBACK=full`` asks for all of them.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+import types
+from collections.abc import Callable
+from typing import TypeVar
 
 
 class WorkbenchError(Exception):
@@ -58,3 +69,69 @@ class BudgetExceededError(WorkbenchError, ValueError):
 
 class OutputPathError(WorkbenchError, ValueError):
     """A file cannot be written where it was asked for (a missing directory, a directory...)."""
+
+
+# ----- tracebacks that end in the user's code -----
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NOTE = ("(workbench removed {n} of its internal frames from this traceback; set "
+         "wb.config.show_internal_frames = True or the environment variable "
+         "WORKBENCH_TRACEBACK=full to see them)")
+
+F = TypeVar("F", bound=Callable)
+
+
+def show_internal_frames() -> bool:
+    """Whether tracebacks keep workbench's internal frames (the config switch, or the env)."""
+    from .config import config
+
+    return config.show_internal_frames or os.environ.get("WORKBENCH_TRACEBACK", "") == "full"
+
+
+def _internal(tb: types.TracebackType) -> bool:
+    return tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+def user_frames(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
+    """``tb`` without workbench's frames, except the innermost one (where the error was
+    raised); and how many frames were dropped."""
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    kept = [t for k, t in enumerate(frames) if not _internal(t) or k == len(frames) - 1]
+    rebuilt = None
+    for t in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return rebuilt, len(frames) - len(kept)
+
+
+def api_boundary(func: F) -> F:
+    """Decorate a public entry point: a ``WorkbenchError`` it raises reaches the caller with a
+    traceback trimmed to the user's frames and the one that raised it.
+
+    >>> @api_boundary
+    ... def entry(x):
+    ...     raise ShapeError(f"x has shape {x}")
+    >>> entry(3)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ShapeError: x has shape 3
+    """
+
+    @functools.wraps(func)
+    def boundary(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except WorkbenchError as error:
+            if show_internal_frames():
+                raise
+            # The first entry is this frame: the raise below puts it back in front.
+            inner = error.__traceback__.tb_next if error.__traceback__ else None
+            trimmed, dropped = user_frames(inner)
+            if dropped and not getattr(error, "_wb_trimmed", False):
+                error._wb_trimmed = True  # type: ignore[attr-defined]  # one note, however nested
+                error.add_note(_NOTE.format(n=dropped))
+            # (its cause and context stay as they were)
+            raise error.with_traceback(trimmed)  # noqa: B904 - the same error, re-raised
+    return boundary  # type: ignore[return-value]

@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import api_boundary
 
+
+@api_boundary  # tracebacks end in the user's code
 def trace(func: Callable, *example_args: Any):
     """Trace ``func`` at ``example_args``; show the expressions it computes (LaTeX in Jupyter).
 
@@ -25,6 +28,7 @@ def trace(func: Callable, *example_args: Any):
     return run(func, *example_args)
 
 
+@api_boundary  # tracebacks end in the user's code
 def derivative(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 0,
                order: int = 1, simplify: bool = True):
     """The simplified symbolic derivative of ``func`` (see :mod:`workbench.display.derivative`).
@@ -41,6 +45,7 @@ def derivative(func: Callable, *example_args: Any, argnums: int | tuple[int, ...
     return run(func, *example_args, argnums=argnums, order=order, simplify=simplify)
 
 
+@api_boundary  # tracebacks end in the user's code
 def steps(func: Callable, *example_args: Any, argnums: int = 0):
     """A step-by-step derivation of ``func`` (see :mod:`workbench.display.steps`): the rule at
     each step, the intermediate results and the final simplification, as text, LaTeX and pages.

@@ -110,6 +110,12 @@ def derivative(func: Callable, *example_args: Any, argnums: int | tuple[int, ...
     traced at 0.5 (0.625, ... for the next parameters). ``simplify=False`` shows the derivative
     as traced. See the module docstring for examples.
     """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        from ..errors import ArgnumsError
+
+        raise ArgnumsError(f"derivative: order must be a positive int (1: the gradient, 2: the "
+                           f"second derivative), got {order!r}; for the function itself use "
+                           "wb.trace(f)")
     cap = capture(func, example_args, argnums=argnums, order=order, transform="derivative")
     forward = build_formula(cap, cap.output, simplify_it=False)
     formulas = [build_formula(cap, nodes, simplify_it=simplify) for nodes in cap.derivatives]

@@ -23,6 +23,7 @@ from ..errors import (
     InputTypeError,
     NonScalarOutputError,
     OutputTypeError,
+    api_boundary,
 )
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
@@ -255,6 +256,7 @@ def user_facing(func: Callable, implementation: Callable[[tuple, dict], Any],
     the implementation stays reachable as ``attribute`` (its cache, for tests and tools)."""
 
     @functools.wraps(func)
+    @api_boundary  # the user's traceback ends in their code, not in workbench's
     def wrapper(*args, **kwargs):
         return implementation(args, kwargs)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
-from ..errors import InputTypeError, OutputTypeError, ShapeError
+from ..errors import InputTypeError, OutputTypeError, ShapeError, api_boundary
 from ..graph import Graph
 from ..symbolic.differentiate import jvp_nodes, vjp_nodes
 from ..tracing import STATE, Traced, as_ids
@@ -211,6 +211,13 @@ def _vjp_in_graph(graph: Graph, func: Callable, primals: tuple, has_aux: bool):
     return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
 
 
+def _check_callable(func: Any, transform: str) -> None:
+    if not callable(func):
+        raise InputTypeError(f"{transform}: the function must be callable, got "
+                             f"{type(func).__name__} ({func!r:.60}); pass the function itself as "
+                             f"the first argument, e.g. wb.{transform}(f, ...)")
+
+
 def _check_primals(primals: tuple, transform: str) -> None:
     """At least one primal, every leaf a float (torch.func: floating-point tensors only)."""
     leaves, _ = pytree.flatten(primals)
@@ -233,6 +240,7 @@ def _unpack(graph: Graph, per_arg, nodes: list[int]) -> list:
     return trees
 
 
+@api_boundary
 def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     """``(output, vjp_fn)`` (torch.func.vjp): ``vjp_fn(cotangents)`` returns a tuple with one
     gradient per primal, of ``sum(cotangents * output)``.
@@ -242,6 +250,7 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     >>> [round(v, 4) for v in vjp_fn(np.array([1.0, 2.0]))[0].tolist()]
     [1.0, 1.0806]
     """
+    _check_callable(func, "vjp")
     _check_primals(primals, "vjp")
     if STATE.graphs:
         return _vjp_in_graph(current_graph(), func, primals, has_aux)
@@ -266,12 +275,14 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     output, aux = _staged_for(func, ("vjp", has_aux), forward_body)((primals), {})
     backward = _staged_for(func, ("vjp_fn", has_aux), backward_body)
 
+    @api_boundary
     def vjp_fn(cotangents):
         return backward(tuple(primals) + (cotangents,), {})
 
     return (output, vjp_fn, aux) if has_aux else (output, vjp_fn)
 
 
+@api_boundary
 def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False,
         has_aux: bool = False):
     """``(output, jvp_out)`` (torch.func.jvp): the derivative of ``func`` at ``primals`` along
@@ -282,6 +293,7 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
     >>> tangent.tolist()
     [2.0]
     """
+    _check_callable(func, "jvp")
     for name, value in (("primals", primals), ("tangents", tangents)):
         if not isinstance(value, tuple):
             raise InputTypeError(

@@ -183,12 +183,16 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
     """
     _check_dims_spec(in_dims, "in_dims")
     _check_dims_spec(out_dims, "out_dims")
+    if not callable(func):
+        raise InputTypeError(f"vmap: the function to map must be callable, got "
+                             f"{type(func).__name__} ({func!r:.60}); pass the function itself, "
+                             "e.g. wb.vmap(f), not wb.vmap(f(x))")
     if randomness not in ("error", "different", "same"):
-        raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got "
+        raise VmapError(f"vmap: randomness must be 'error', 'different' or 'same', got "
                          f"{randomness!r} (workbench traces deterministic code, so all three "
                          "behave alike)")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
+        raise VmapError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
     return user_facing(func, _BatchedFunction(func, in_dims, out_dims, chunk_size),
                        "__wb_batched__")
 
@@ -281,6 +285,10 @@ class _BatchedFunction:
         k_leaves, k_tree = pytree.flatten(kwargs)
         key = self._key(tree, k_tree, numeric, dims, k_leaves)
         columns = self._columns(numeric, dims, size, k_leaves)
+        if size == 0:  # no examples: the shapes come from a trace at zeros, nothing is run
+            entry = self._trace(numeric, dims, None, tree, kwargs, k_leaves)
+            outputs = [np.empty((0, 1 if isinstance(o, int) else len(o))) for o in entry.outputs]
+            return self._assemble(entry, outputs, use_torch, columns)
         with self.lock:
             versions = self.cache.setdefault(key, [])
         outputs: list[np.ndarray] | None = None
@@ -342,7 +350,10 @@ class _BatchedFunction:
         return (tree, k_tree, tuple(kinds), k_kinds, fingerprint(self.func))
 
     def _trace(self, numeric, dims, index, tree, kwargs, k_leaves) -> Entry:
-        example = [np.take(v, index, axis=d) if d is not None else v for v, d in zip(numeric, dims)]
+        """Trace one example (``index``; None: an example of zeros, for an empty batch)."""
+        example = [v if d is None else np.take(v, index, axis=d) if index is not None else
+                   np.zeros(np.delete(np.shape(v), d), dtype=np.asarray(v).dtype)
+                   for v, d in zip(numeric, dims)]
         all_leaves, all_tree = pytree.flatten((pytree.unflatten(tree, example), kwargs))
         numeric_all = [_to_numpy(v) for v in all_leaves]
         return self.staged.trace(numeric_all, all_leaves, all_tree)
@@ -360,7 +371,8 @@ class _BatchedFunction:
                 columns.append((False, array.ravel() if array.ndim else float(array)))
             else:
                 moved = array if d == 0 else np.moveaxis(array, d, 0)
-                columns.append((True, moved.reshape(size, -1) if moved.ndim > 1 else moved))
+                columns.append((True, moved.reshape(size, int(np.prod(moved.shape[1:])))
+                                if moved.ndim > 1 else moved))
         return columns
 
     def _evaluate(self, entry: Entry, columns: list, part: slice | np.ndarray, size: int):
