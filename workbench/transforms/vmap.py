@@ -300,15 +300,16 @@ class _BatchedFunction:
         # from, so the loop ends after at most one round per example.
         while True:
             traced_at = None
-            if version >= len(versions):
+            with self.lock:  # other threads may add versions meanwhile
+                entry = versions[version] if version < len(versions) else None
+            if entry is None:
                 traced_at = 0 if pending is None else int(pending[0])
-                fresh = self._trace(numeric, dims, traced_at, tree, kwargs, k_leaves)
+                entry = self._trace(numeric, dims, traced_at, tree, kwargs, k_leaves)
                 with self.lock:
-                    versions.append(fresh)
+                    versions.append(entry)
                     version = len(versions) - 1
                 if version:
                     self._warn_once(len(versions))
-            entry = versions[version]
             if outputs is None:  # (batch, elements) matrices, made when results arrive
                 outputs = [None] * len(entry.outputs)
                 first_entry = entry
