@@ -133,6 +133,18 @@ def test_cli_unwritable_output_is_one_line(tmp_path, where):
     assert len(lines) == 1 and str(output) in lines[0], result.stderr
 
 
+@pytest.mark.parametrize("module_text, phrase", [
+    ('def f(x):\n    return {}["k"] * x\n', "raised KeyError while being traced"),
+    ("def f(x:\n", "importing it raised SyntaxError"),
+])
+def test_cli_failing_user_modules_are_one_line(tmp_path, module_text, phrase):
+    (tmp_path / "usermod.py").write_text(module_text)
+    result = _run_cli("export", "usermod:f", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and phrase in lines[0], result.stderr
+
+
 def test_export_to_an_unwritable_path_is_a_workbench_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(wb.WorkbenchError, match="cannot write") as error:

@@ -121,6 +121,9 @@ def load_function(spec: str, variables: str | None) -> Callable:
             obj = importlib.import_module(module_name)
         except ImportError as exc:
             raise CommandLineError(f"cannot import module {module_name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+            raise CommandLineError(f"cannot import module {module_name!r}: importing it raised "
+                                   f"{type(exc).__name__}: {exc}") from None
         for part in attr.split("."):
             if not hasattr(obj, part):
                 raise CommandLineError(f"module {module_name!r} has no attribute {attr!r}")
@@ -232,3 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
+    except Exception as exc:  # the user's function failed while traced: one line, unless asked
+        if os.environ.get("WORKBENCH_TRACEBACK", "") == "full":
+            raise
+        print(f"error: {options.function} raised {type(exc).__name__} while being traced at the "
+              f"example point: {exc} (set WORKBENCH_TRACEBACK=full to see the traceback)",
+              file=sys.stderr)
+        return 1
