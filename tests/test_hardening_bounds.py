@@ -301,3 +301,20 @@ def test_deadline_can_end_a_block_that_swallows_exceptions_in_a_thread():
     t.start()
     t.join(60)
     assert out["stopped after"] < 5.0
+
+
+def test_torch_and_numpy_meanings_stay_in_their_threads(fast_thread_switching):
+    torch = pytest.importorskip("torch")
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        use_torch = seed % 2 == 0
+        for _ in range(10):
+            x = rng.uniform(-2, 2, size=5)
+            f = wb.grad(lambda v: v.var())  # numpy: ddof 0; torch tensors: ddof 1
+            got = f(torch.tensor(x)).numpy() if use_torch else f(x)
+            ddof = 1 if use_torch else 0
+            np.testing.assert_allclose(got, 2 * (x - x.mean()) / (x.size - ddof), rtol=1e-12)
+
+    errors = _hammer(worker)
+    assert not errors, repr(errors[:3])
