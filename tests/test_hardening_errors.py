@@ -258,3 +258,39 @@ def test_trimmed_traceback_says_how_to_see_everything():
         wb.grad(_loss)(np.ones(3))
     text = "".join(traceback.format_exception(error.value))
     assert "WORKBENCH_TRACEBACK=full" in text and "show_internal_frames" in text
+
+
+# ----- numpy's refusals of an operation on traced values: workbench errors that say where -----
+
+OPERATIONS = [
+    ("reshape", lambda x: x.reshape(3).sum()),
+    ("index out of range", lambda x: x[5]),
+    ("stack of unequal shapes", lambda x: np.stack([x, np.ones(3)]).sum()),
+    ("concatenate of unequal ranks", lambda x: np.concatenate([x, np.ones((2, 2))]).sum()),
+    ("transpose of a vector", lambda x: x.transpose(1, 0).sum()),
+    ("squeeze of a long axis", lambda x: x.squeeze(0).sum()),
+]
+
+
+@pytest.mark.parametrize("name,f", OPERATIONS, ids=[o[0] for o in OPERATIONS])
+def test_refused_operations_are_workbench_errors_of_numpys_class(name, f):
+    with pytest.raises((ValueError, IndexError)) as plain:  # numpy on a plain array, live
+        f(np.ones(2))
+    with pytest.raises(wb.WorkbenchError) as traced:
+        wb.grad(f)(np.ones(2))
+    error = traced.value
+    family = ValueError if isinstance(plain.value, ValueError) else IndexError
+    assert isinstance(error, family) and isinstance(error.original, family)
+    assert str(error.original) in str(error) and "line" in str(error)  # numpy's words, and where
+    assert len(_workbench_frames(error)) <= 2
+
+
+def test_the_users_own_exceptions_keep_their_type():
+    def f(x):
+        raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine") as error:
+        wb.grad(f)(1.0)
+    assert not isinstance(error.value, wb.WorkbenchError)
+    with pytest.raises(TypeError, match="<<"):  # Python's own refusal, in the user's frame
+        wb.grad(lambda x: x << 1)(1.0)

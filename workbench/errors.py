@@ -92,23 +92,71 @@ def _internal(tb: types.TracebackType) -> bool:
     return tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
-def user_frames(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
-    """``tb`` without workbench's frames, except the innermost one (where the error was
-    raised); and how many frames were dropped."""
+def _frames(tb: types.TracebackType | None) -> list[types.TracebackType]:
     frames = []
     while tb is not None:
         frames.append(tb)
         tb = tb.tb_next
+    return frames
+
+
+def _rebuilt(frames: list[types.TracebackType]) -> types.TracebackType | None:
+    """A traceback of the user's frames among ``frames``, and the innermost one."""
     kept = [t for k, t in enumerate(frames) if not _internal(t) or k == len(frames) - 1]
     rebuilt = None
     for t in reversed(kept):
         rebuilt = types.TracebackType(rebuilt, t.tb_frame, t.tb_lasti, t.tb_lineno)
-    return rebuilt, len(frames) - len(kept)
+    return rebuilt
+
+
+def user_frames(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
+    """``tb`` without workbench's frames, except the innermost one (where the error was
+    raised); and how many frames were dropped."""
+    frames = _frames(tb)
+    dropped = sum(_internal(t) for t in frames[:-1])
+    return _rebuilt(frames), dropped
+
+
+class OperationError(WorkbenchError, ValueError):
+    """numpy or torch refused an operation on traced values (a shape, an index or an axis that
+    does not fit), as it would on plain arrays; the message says where in the user's code."""
+
+
+class OperationIndexError(OperationError, IndexError):
+    """:class:`OperationError` for an index or axis out of range (still an ``IndexError``)."""
+
+
+# The modules that run numpy/torch operations on traced values for the user's code.
+_TRACED_ARRAY_LAYER = frozenset({"tracing.py", "array_api.py", "torch_support.py",
+                                 "functions.py"})
+
+
+def _as_operation_error(error: Exception, frames: list) -> OperationError | None:
+    """A user's operation on traced values that numpy refused (``x.reshape(3)`` of 2
+    elements, ``x[5]``...) as a workbench error; None for anything else (the user's own
+    exceptions, and errors from deeper inside workbench, which keep their type)."""
+    if not isinstance(error, (ValueError, IndexError)):
+        return None
+    # The innermost call from outside workbench into its traced-array layer (numpy's own
+    # frames may follow it: np.stack, np.swapaxes... run on the id arrays).
+    calls = [k for k in range(len(frames) - 1) if not _internal(frames[k]) and
+             _internal(frames[k + 1]) and
+             os.path.basename(frames[k + 1].tb_frame.f_code.co_filename) in _TRACED_ARRAY_LAYER]
+    if not calls:
+        return None
+    caller = frames[calls[-1]]
+    code = caller.tb_frame.f_code
+    kind = OperationIndexError if isinstance(error, IndexError) else OperationError
+    return kind(f"{error} ({type(error).__name__} from an operation on traced values in "
+                f"{code.co_name}, {os.path.basename(code.co_filename)} line {caller.tb_lineno}; "
+                "the shapes, indices or axes used there do not fit the arrays)")
 
 
 def api_boundary(func: F) -> F:
     """Decorate a public entry point: a ``WorkbenchError`` it raises reaches the caller with a
-    traceback trimmed to the user's frames and the one that raised it.
+    traceback trimmed to the user's frames and the one that raised it. numpy's refusal of an
+    operation on traced values (a ``ValueError``/``IndexError`` raised right under the user's
+    call) becomes an :class:`OperationError` that says where.
 
     >>> @api_boundary
     ... def entry(x):
@@ -123,15 +171,22 @@ def api_boundary(func: F) -> F:
     def boundary(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except WorkbenchError as error:
+        except Exception as error:
             if show_internal_frames():
                 raise
-            # The first entry is this frame: the raise below puts it back in front.
-            inner = error.__traceback__.tb_next if error.__traceback__ else None
-            trimmed, dropped = user_frames(inner)
+            frames = _frames(error.__traceback__.tb_next)  # (tb's first entry: this frame)
+            if not isinstance(error, WorkbenchError):
+                converted = _as_operation_error(error, frames)
+                if converted is None:
+                    raise
+                converted.original = error  # type: ignore[attr-defined]
+                converted.add_note(_NOTE.format(n=sum(map(_internal, frames[:-1]))))
+                converted._wb_trimmed = True  # type: ignore[attr-defined]
+                raise converted.with_traceback(_rebuilt(frames)) from None
+            trimmed, dropped = user_frames(error.__traceback__.tb_next)
             if dropped and not getattr(error, "_wb_trimmed", False):
                 error._wb_trimmed = True  # type: ignore[attr-defined]  # one note, however nested
                 error.add_note(_NOTE.format(n=dropped))
-            # (its cause and context stay as they were)
-            raise error.with_traceback(trimmed)  # noqa: B904 - the same error, re-raised
+            # The same error, its cause and context as they were; the raise puts this frame back.
+            raise error.with_traceback(trimmed)  # noqa: B904
     return boundary  # type: ignore[return-value]
