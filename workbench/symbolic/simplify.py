@@ -29,11 +29,10 @@ x**sin(x)*(log(x)*cos(x) + sin(x)/x)
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
@@ -58,18 +57,21 @@ class _OutOfTime(BaseException):
     factorisation code has them) cannot swallow it."""
 
 
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise ``_OutOfTime`` inside the block after ``seconds``, in whichever thread runs it.
+def within_deadline(seconds: float, body: Callable[[], None]) -> None:
+    """Run ``body()``; raise ``_OutOfTime`` inside it after ``seconds``, in whichever thread
+    runs it.
 
-    A watchdog thread raises the exception asynchronously in the thread running the block
+    A watchdog thread raises the exception asynchronously in the thread running ``body``
     (``PyThreadState_SetAsyncExc``: delivered between two bytecodes, like a signal handler's, but
     not only in the main thread, where SIGALRM is limited to -- a widget's or a server's worker
     thread ran unbounded). It fires again every 50 ms after the deadline, in case one firing
-    lands where it is caught, until the block ends; the clean-up cannot be skipped.
+    lands where it is caught, until ``body`` ends. A function rather than a context manager:
+    the watchdog is stopped by a ``finally`` of the very frame that ran ``body``, so a firing
+    cannot land between the end of the body and the clean-up (as it can inside a context
+    manager's ``__exit__``, which would leave the watchdog firing into unrelated code).
     """
     if seconds <= 0:
-        yield
+        body()
         return
     target = threading.get_ident()
     finished = threading.Event()
@@ -87,9 +89,9 @@ def deadline(seconds: float) -> Iterator[None]:
             if finished.wait(0.05):
                 return
 
-    threading.Thread(target=watchdog, name="workbench-simplify-deadline", daemon=True).start()
     try:
-        yield
+        threading.Thread(target=watchdog, name="workbench-simplify-deadline", daemon=True).start()
+        body()
     finally:
         while True:  # a firing during the clean-up itself must not skip it
             try:
@@ -301,24 +303,27 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
     best, best_size, method = expr, size(expr), "as traced"
     note = ""
     start = time.perf_counter()
+
+    def search() -> None:  # the passes, under the deadline
+        nonlocal best, best_size, method
+        unmasked = _flatten_piecewise_derivatives(drop_singular_masks(expr))
+        if unmasked != expr:
+            best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
+        base = best
+        tried: set = set()  # candidates already followed up (passes often agree)
+        for name, rewrite in _PASSES:
+            for source in {base} if name in _EXPENSIVE else {base, best}:
+                candidate = drop_singular_masks(rewrite(source))
+                if candidate in tried:
+                    continue
+                tried.add(candidate)
+                for extra_name, extra in _FOLLOW_UPS:
+                    form = candidate if extra is None else extra(candidate)
+                    form_size = size(form)
+                    if form_size < best_size:
+                        best, best_size, method = form, form_size, name + extra_name
     try:
-        with deadline(seconds):
-            unmasked = _flatten_piecewise_derivatives(drop_singular_masks(expr))
-            if unmasked != expr:
-                best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
-            base = best
-            tried: set = set()  # candidates already followed up (passes often agree)
-            for name, rewrite in _PASSES:
-                for source in {base} if name in _EXPENSIVE else {base, best}:
-                    candidate = drop_singular_masks(rewrite(source))
-                    if candidate in tried:
-                        continue
-                    tried.add(candidate)
-                    for extra_name, extra in _FOLLOW_UPS:
-                        form = candidate if extra is None else extra(candidate)
-                        form_size = size(form)
-                        if form_size < best_size:
-                            best, best_size, method = form, form_size, name + extra_name
+        within_deadline(seconds, search)
     except _OutOfTime:
         note = (f"simplification stopped after {time.perf_counter() - start:.1f} s "
                 "(wb.config.simplify_seconds); showing the shortest form found by then")
