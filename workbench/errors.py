@@ -109,14 +109,6 @@ def _rebuilt(frames: list[types.TracebackType]) -> types.TracebackType | None:
     return rebuilt
 
 
-def user_frames(tb: types.TracebackType | None) -> tuple[types.TracebackType | None, int]:
-    """``tb`` without workbench's frames, except the innermost one (where the error was
-    raised); and how many frames were dropped."""
-    frames = _frames(tb)
-    dropped = sum(_internal(t) for t in frames[:-1])
-    return _rebuilt(frames), dropped
-
-
 class OperationError(WorkbenchError, ValueError):
     """numpy or torch refused an operation on traced values (a shape, an index or an axis that
     does not fit), as it would on plain arrays; the message says where in the user's code."""
@@ -152,6 +144,31 @@ def _as_operation_error(error: Exception, frames: list) -> OperationError | None
                 "the shapes, indices or axes used there do not fit the arrays)")
 
 
+def error_for_user(error: Exception) -> Exception | None:
+    """What a public entry point raises for ``error``, caught in the frame that calls into
+    workbench: the same ``WorkbenchError`` with a trimmed traceback, numpy's refusal of an
+    operation on traced values as an :class:`OperationError`, or None (re-raise it as it is:
+    the user's own exceptions, and everything when internal frames are asked for). The caller
+    raises the result with ``raise``, which puts its own frame back in front."""
+    if show_internal_frames():
+        return None
+    frames = _frames(error.__traceback__.tb_next if error.__traceback__ else None)
+    if not isinstance(error, WorkbenchError):
+        converted = _as_operation_error(error, frames)
+        if converted is None:
+            return None
+        converted.original = error  # type: ignore[attr-defined]
+        converted.__cause__, converted.__suppress_context__ = None, True
+        converted.add_note(_NOTE.format(n=sum(map(_internal, frames[:-1]))))
+        converted._wb_trimmed = True  # type: ignore[attr-defined]
+        return converted.with_traceback(_rebuilt(frames))
+    dropped = sum(map(_internal, frames[:-1]))
+    if dropped and not getattr(error, "_wb_trimmed", False):
+        error._wb_trimmed = True  # type: ignore[attr-defined]  # one note, however nested
+        error.add_note(_NOTE.format(n=dropped))
+    return error.with_traceback(_rebuilt(frames))
+
+
 def api_boundary(func: F) -> F:
     """Decorate a public entry point: a ``WorkbenchError`` it raises reaches the caller with a
     traceback trimmed to the user's frames and the one that raised it. numpy's refusal of an
@@ -172,21 +189,8 @@ def api_boundary(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as error:
-            if show_internal_frames():
+            for_user = error_for_user(error)
+            if for_user is None:
                 raise
-            frames = _frames(error.__traceback__.tb_next)  # (tb's first entry: this frame)
-            if not isinstance(error, WorkbenchError):
-                converted = _as_operation_error(error, frames)
-                if converted is None:
-                    raise
-                converted.original = error  # type: ignore[attr-defined]
-                converted.add_note(_NOTE.format(n=sum(map(_internal, frames[:-1]))))
-                converted._wb_trimmed = True  # type: ignore[attr-defined]
-                raise converted.with_traceback(_rebuilt(frames)) from None
-            trimmed, dropped = user_frames(error.__traceback__.tb_next)
-            if dropped and not getattr(error, "_wb_trimmed", False):
-                error._wb_trimmed = True  # type: ignore[attr-defined]  # one note, however nested
-                error.add_note(_NOTE.format(n=dropped))
-            # The same error, its cause and context as they were; the raise puts this frame back.
-            raise error.with_traceback(trimmed)  # noqa: B904
+            raise for_user  # noqa: B904 - its cause and context are set by error_for_user
     return boundary  # type: ignore[return-value]

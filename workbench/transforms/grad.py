@@ -23,7 +23,7 @@ from ..errors import (
     InputTypeError,
     NonScalarOutputError,
     OutputTypeError,
-    api_boundary,
+    error_for_user,
 )
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
@@ -256,9 +256,14 @@ def user_facing(func: Callable, implementation: Callable[[tuple, dict], Any],
     the implementation stays reachable as ``attribute`` (its cache, for tests and tools)."""
 
     @functools.wraps(func)
-    @api_boundary  # the user's traceback ends in their code, not in workbench's
     def wrapper(*args, **kwargs):
-        return implementation(args, kwargs)
+        try:
+            return implementation(args, kwargs)
+        except Exception as error:  # the user's traceback ends in their code, not in ours
+            for_user = error_for_user(error)
+            if for_user is None:
+                raise
+            raise for_user  # noqa: B904 - its cause and context are set by error_for_user
 
     wrapper.__wb_wrapped__ = func  # type: ignore[attr-defined]
     setattr(wrapper, attribute, implementation)
