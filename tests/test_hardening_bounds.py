@@ -334,3 +334,33 @@ def test_no_firing_escapes_the_deadline():
     finally:
         threading.excepthook = old_hook
     assert not stray, stray
+
+
+def test_deadline_does_not_fire_into_a_garbage_collector_callback():
+    """jax registers a gc callback; an exception raised inside one is printed as "ignored" and
+    lost. The watchdog waits until the callback is over."""
+    import gc
+
+    from workbench.symbolic.simplify import _OutOfTime, within_deadline
+
+    def slow_callback(phase, info):
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.005:
+            pass
+
+    def allocating_body():
+        while True:
+            [[] for _ in range(2000)]  # container allocations: the collector (and callback) runs
+
+    lost: list = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: lost.append(unraisable.exc_type)
+    gc.callbacks.append(slow_callback)
+    try:
+        for _ in range(2):
+            with pytest.raises(_OutOfTime):
+                within_deadline(0.05, allocating_body)
+    finally:
+        gc.callbacks.remove(slow_callback)
+        sys.unraisablehook = old_hook
+    assert not lost

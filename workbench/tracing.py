@@ -608,8 +608,8 @@ def as_ids(graph: Graph, x) -> np.ndarray:
             raise _leaked()
         return x.ids
     array = np.asarray(torch_to_numpy(x))
-    if array.size > 1:  # before any per-element work: a huge constant is refused from its shape
-        check_size(graph, array.size, f"a constant array of shape {array.shape}")
+    if array.size > graph.max_nodes:  # refused from its shape, before any per-element work
+        raise budget_error(f"a constant array of shape {array.shape}", array.size, graph.max_nodes)
     if array.dtype == object and array.ndim:
         return _object_array_ids(graph, array)
     if array.dtype.kind not in "biuf":  # complex, object (None...), strings, dates
