@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WorkbenchError
+from .errors import OutputPathError, WorkbenchError
 
 EXAMPLES = """\
 examples:
@@ -47,6 +48,11 @@ _MODULE_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 class CommandLineError(WorkbenchError, ValueError):
     """A command-line argument is malformed."""
+
+
+class UnusableInputError(CommandLineError):
+    """An argument that is well formed but cannot work: an output path that cannot be written,
+    an expression that overflows or divides by zero at the example point (exit status 2)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,6 +121,9 @@ def load_function(spec: str, variables: str | None) -> Callable:
             obj = importlib.import_module(module_name)
         except ImportError as exc:
             raise CommandLineError(f"cannot import module {module_name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
+            raise CommandLineError(f"cannot import module {module_name!r}: importing it raised "
+                                   f"{type(exc).__name__}: {exc}") from None
         for part in attr.split("."):
             if not hasattr(obj, part):
                 raise CommandLineError(f"module {module_name!r} has no attribute {attr!r}")
@@ -154,9 +163,41 @@ def example_arguments(func: Callable, shapes: dict[str, str], values: dict[str, 
     return args
 
 
+def check_writable(path: Path, target: str) -> None:
+    """Refuse an output path before any work is done (a missing directory, a directory, no
+    permission), for the code file and, for C, the header beside it."""
+    paths = [path] + ([path.with_suffix(".h")] if target == "c" else [])
+    for p in paths:
+        directory = p.parent if str(p.parent) else Path(".")
+        if p.is_dir():
+            problem = "is a directory"
+        elif not directory.is_dir():
+            problem = f"is in {str(directory)!r}, which is not an existing directory"
+        elif not os.access(directory, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            problem = "cannot be written (permission denied)"
+        else:
+            continue
+        raise UnusableInputError(f"-o {str(p)!r} {problem}; give a file path in a directory "
+                                 "you can write to")
+
+
+def _evaluate(export: Callable, func: Callable, *args, **kwargs):
+    """``export(func, ...)``, with the arithmetic errors Python raises for an expression's
+    constants (``10**400``, ``1/0``) turned into a clear error."""
+    try:
+        return export(func, *args, **kwargs)
+    except (OverflowError, ZeroDivisionError) as exc:
+        raise UnusableInputError(
+            f"the function cannot be evaluated at the example point: {exc} "
+            f"({type(exc).__name__}); Python numbers overflow past 1.8e308 and refuse division "
+            "by zero: change the expression or the example values (--at)") from None
+
+
 def run_export(options: argparse.Namespace) -> int:
     from .export import export
 
+    if options.output is not None:
+        check_writable(options.output, options.target)
     func = load_function(options.function, options.vars)
     shapes, at = _pairs(options.shape, "shape"), _pairs(options.at, "at")
     args = example_arguments(func, shapes, at)
@@ -164,9 +205,9 @@ def run_export(options: argparse.Namespace) -> int:
         raise CommandLineError("the function has no positional parameters to differentiate")
     also_at = [example_arguments(func, shapes, {**at, **_pairs(point.split(), "also-at")})
                for point in options.also_at]
-    result = export(func, *args, argnums=_argnums(options.argnums), target=options.target,
-                    path=options.output, name=options.name, with_value=options.with_value,
-                    also_at=also_at)
+    result = _evaluate(export, func, *args, argnums=_argnums(options.argnums),
+                       target=options.target, path=options.output, name=options.name,
+                       with_value=options.with_value, also_at=also_at)
     if options.output is None:
         print(result.source, end="" if result.source.endswith("\n") else "\n")
         if result.header:
@@ -178,10 +219,26 @@ def run_export(options: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2: usage, 1: the export failed)."""
+    """Run the command line; returns the exit status (2: usage, or an argument that cannot
+    work -- an unwritable output path, an expression that overflows; 1: the export failed).
+    Every error is one line on stderr, never a traceback of workbench's internals."""
     options = parser().parse_args(argv)
     try:
         return run_export(options)
+    except (UnusableInputError, OutputPathError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up, the path vanished after the check...
+        print(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    except Exception as exc:  # the user's function failed while traced: one line, unless asked
+        if os.environ.get("WORKBENCH_TRACEBACK", "") == "full":
+            raise
+        print(f"error: {options.function} raised {type(exc).__name__} while being traced at the "
+              f"example point: {exc} (set WORKBENCH_TRACEBACK=full to see the traceback)",
+              file=sys.stderr)
         return 1

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 @dataclass
 class Config:
-    """Size and time budgets (all sizes count scalar operations or SymPy ``count_ops``)."""
+    """Size and time budgets (all sizes count scalar operations or SymPy ``count_ops``), and
+    how tracebacks are shown."""
 
     #: Hard budget: a trace (forward plus derivative nodes) larger than this raises
     #: ``BudgetExceededError`` with advice (use ``wb.tape``, or a smaller problem). Measured here:
@@ -25,6 +26,9 @@ class Config:
     simplify_seconds: float = 2.0
     #: Above this many operations, expressions are not pretty-printed as one formula.
     pretty_max_ops: int = 2_000
+    #: Tracebacks of workbench's errors show only the user's frames and the one that raised
+    #: (as JAX does); True shows every internal frame (or set WORKBENCH_TRACEBACK=full).
+    show_internal_frames: bool = False
 
 
 config = Config()

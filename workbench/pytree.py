@@ -86,6 +86,28 @@ def tree_map(fn, tree: Any) -> Any:
     return unflatten(treedef, [fn(leaf) for leaf in leaves])
 
 
+def describe(treedef: TreeDef) -> str:
+    """A short picture of a structure for error messages: ``*`` a leaf, ``(*, [*, *])``...
+
+    >>> describe(flatten((1.0, [2.0, {"a": 3.0}], None))[1])
+    "(*, [*, {'a': *}], None)"
+    """
+    tag = treedef[0]
+    if tag == "*":
+        return "*"
+    if tag == "None":
+        return "None"
+    if tag == "dict":
+        return "{" + ", ".join(f"{k!r}: {describe(t)}" for k, t in zip(treedef[1], treedef[2])) + "}"
+    children = treedef[2] if tag == "namedtuple" else treedef[1]
+    inner = ", ".join(describe(t) for t in children)
+    if tag == "list":
+        return f"[{inner}]"
+    if tag == "namedtuple":
+        return f"{treedef[1].__name__}({inner})"
+    return f"({inner}{',' if len(children) == 1 else ''})"
+
+
 def num_leaves(treedef: TreeDef) -> int:
     tag = treedef[0]
     if tag == "*":

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from . import pytree
 from .errors import (
+    BudgetExceededError,
     InputTypeError,
     LeakedTracerError,
     ShapeError,
@@ -42,15 +44,17 @@ from .graph import Graph
 from .ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 
 
-class _TraceState:
-    """Module-wide tracing state. Transforms are not thread-safe (neither is a Jupyter cell)."""
+class _TraceState(threading.local):
+    """Tracing state, one per thread: a transform running in one thread (a widget's, a
+    server's) never sees another thread's trace in progress."""
 
-    grad_enabled = True
-    # Graphs of the top-level transform calls in progress, innermost last.
-    graphs: list[Graph] = []
-    # The call being traced got torch tensors: methods whose numpy and torch meanings differ
-    # (x.var(), x.std(): ddof 0 in numpy, 1 in torch) take torch's.
-    torch_style = False
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        # Graphs of the top-level transform calls in progress in this thread, innermost last.
+        self.graphs: list[Graph] = []
+        # The call being traced got torch tensors: methods whose numpy and torch meanings differ
+        # (x.var(), x.std(): ddof 0 in numpy, 1 in torch) take torch's.
+        self.torch_style = False
 
 
 STATE = _TraceState()
@@ -110,6 +114,7 @@ class Traced:
     def input(cls, graph: Graph, value, label: str) -> Traced:
         """A fresh input: one ``input`` node per element of ``value``."""
         array = np.asarray(value)
+        check_size(graph, array.size, f"the input {label!r} of shape {array.shape}")
         flat = array.ravel().tolist()
         if array.dtype == np.float32:
             flat = [float(v) for v in flat]
@@ -854,6 +859,20 @@ def graph_of(*operands) -> Graph:
     return graph
 
 
+def check_size(graph: Graph, n_elements: int, what: str) -> None:
+    """Refuse, from its size alone, an array whose elements would not fit the trace budget."""
+    if len(graph) + n_elements > graph.max_nodes:
+        raise budget_error(what, n_elements, graph.max_nodes)
+
+
+def budget_error(what: str, n_elements: int, limit: int) -> BudgetExceededError:
+    return BudgetExceededError(
+        f"{what} has {n_elements:,} elements, more than a symbolic trace may hold "
+        f"(wb.config.max_nodes = {limit:,} scalar operations); nothing was traced. For arrays "
+        "this big use the numeric tape (wb.tape.grad(f)(x)), or wb.vmap over the batch "
+        "dimension (it traces one example and runs it vectorised); or raise wb.config.max_nodes")
+
+
 def _leaked() -> LeakedTracerError:
     return LeakedTracerError(
         "a traced value from another (finished or outer) transform call was used here; traced "
@@ -868,6 +887,8 @@ def as_ids(graph: Graph, x) -> np.ndarray:
             raise _leaked()
         return x.ids
     array = np.asarray(torch_to_numpy(x))
+    if array.size > graph.max_nodes:  # refused from its shape, before any per-element work
+        raise budget_error(f"a constant array of shape {array.shape}", array.size, graph.max_nodes)
     if array.dtype == object:
         return _object_array_ids(graph, array)
     if array.dtype.kind not in "biuf":  # complex, object (None...), strings, dates

@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import api_boundary
 
+
+@api_boundary  # tracebacks end in the user's code
 def trace(func: Callable | str | Any, *example_args: Any, variables: Sequence[Any] | None = None):
     """Trace ``func`` at ``example_args``; show the expressions it computes (LaTeX in Jupyter).
 
@@ -28,6 +31,8 @@ def trace(func: Callable | str | Any, *example_args: Any, variables: Sequence[An
     return run(func, *example_args, variables=variables)
 
 
+
+@api_boundary  # tracebacks end in the user's code
 def derivative(func: Callable | str | Any, *example_args: Any,
                argnums: int | tuple[int, ...] = 0, order: int = 1, simplify: bool = True,
                variables: Sequence[Any] | None = None):
@@ -51,6 +56,8 @@ def derivative(func: Callable | str | Any, *example_args: Any,
                variables=variables)
 
 
+
+@api_boundary  # tracebacks end in the user's code
 def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
           variables: Sequence[Any] | None = None):
     """A step-by-step derivation of ``func`` (see :mod:`workbench.display.steps`): the rule at

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import api_boundary
+
 TARGETS = ("numpy", "c", "jax", "torch", "latex")
 
 
@@ -47,6 +49,7 @@ class Exported:
                 f"{len(self.source.splitlines())} lines{where}>")
 
 
+@api_boundary
 def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 0,
            target: str = "numpy", path: str | Path | None = None, name: str | None = None,
            with_value: bool = False, also_at: Sequence[Sequence[Any]] = ()) -> Exported:
@@ -71,10 +74,7 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     from ..display.derivative import Derivative
     from ..display.formula import build_formula
 
-    if target not in TARGETS:
-        from .python_like import ExportError
-
-        raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    _check_options(func, example_args, target, path, name, also_at)
     points = [tuple(example_args)] + [tuple(a) for a in also_at]
     captures = [capture(func, p, argnums=argnums, order=1, transform="export") for p in points]
     captures = _distinct_branches(captures)
@@ -94,13 +94,50 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
         result = _code(captures, derivatives, argnums, target, with_value, path)
     if path is not None:
         path = Path(path)
-        path.write_text(result.source)
+        _write(path, result.source)
         result.paths.append(path)
         if result.header:
             header_path = path.with_suffix(".h")
-            header_path.write_text(result.header)
+            _write(header_path, result.header)
             result.paths.append(header_path)
     return result
+
+
+def _check_options(func, example_args: tuple, target, path, name, also_at) -> None:
+    """Refuse bad options by name before anything is traced."""
+    from .python_like import ExportError
+
+    if not callable(func):
+        raise ExportError(f"export: the function must be callable, got {type(func).__name__} "
+                          f"({func!r:.60}); for a formula in text, use the command line "
+                          "(python -m workbench export 'x**2 * sin(y)')")
+    if target not in TARGETS:
+        raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    if path is not None and not isinstance(path, (str, Path)):
+        raise ExportError(f"export: path must be a str or pathlib.Path, got "
+                          f"{type(path).__name__} ({path!r:.60})")
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise ExportError(f"export: name must be a Python identifier (the exported functions "
+                          f"are grad_<name>, value_<name>), got {name!r:.60}")
+    if isinstance(also_at, (str, bytes)) or not hasattr(also_at, "__iter__"):
+        raise ExportError(f"export: also_at must be a list of example-argument tuples, got "
+                          f"{type(also_at).__name__}")
+    for k, point in enumerate(also_at):
+        if not isinstance(point, (tuple, list)) or len(point) != len(example_args):
+            raise ExportError(
+                f"export: also_at[{k}] must be a tuple of {len(example_args)} example "
+                f"argument(s), like the ones given for the first point, got {point!r:.60}; "
+                f"write also_at=[({', '.join(['...'] * len(example_args))},)]")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        from ..errors import OutputPathError
+
+        raise OutputPathError(f"export: cannot write {str(path)!r}: {exc.strerror or exc}; give "
+                          "path= a file in a directory you can write to") from None
 
 
 def _distinct_branches(captures: list) -> list:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .program import Arg, Assignment, Const, Output, Program, needed_names
+from .program import Arg, Assignment, Const, Output, Program, identifier, needed_names
 from .python_like import ExportError
 
 _MATH = {"sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos",
@@ -184,12 +184,22 @@ def function_source(program: Program, name: str, outputs: list[Output],
     return "\n".join(lines)
 
 
+def _names(program: Program) -> set[str]:
+    """Every name a function body of ``program`` declares."""
+    names = {p.name for p in program.params} | {e for p in program.params for e in p.elements}
+    return names | {s.name for s in program.assignments}
+
+
 def sources(programs: list[Program], header_name: str, comment: str,
             with_value: bool) -> tuple[str, str]:
     """(C source, header) of ``grad_<name>`` (and ``value_<name>``). With several programs
     (branches traced at several example points) each is a static function, tried in order."""
     program = programs[0]
-    grad_outs = [f"grad_{program.params[k].name}" for k in program.wrt]
+    taken = {n for p in programs for n in _names(p)}
+    grad_outs = []
+    for k in program.wrt:  # grad_<param>, unless the function already has a name like that
+        grad_outs.append(identifier(f"grad_{program.params[k].name}", taken))
+        taken.add(grad_outs[-1])
     kinds = [(f"grad_{program.name}", "gradients", grad_outs)]
     if with_value:
         kinds.append((f"value_{program.name}", "value", ["value"]))

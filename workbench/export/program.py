@@ -17,6 +17,7 @@ traced branch as (local, expected value, readable condition). Each target prints
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -87,7 +88,13 @@ class Program:
 
 
 def identifier(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
-    """``text`` made a valid, non-reserved identifier not in ``taken`` (underscores appended)."""
+    """``text`` made a valid identifier in every target, not reserved and not in ``taken``
+    (underscores appended): a parameter called ``int``, ``sin`` or ``y0`` must not become C
+    that calls a parameter, or Python that shadows ``float``.
+
+    >>> [identifier(t) for t in ("x", "int", "sin", "y0", "2x", "a-b", "lambda", "float")]
+    ['x', 'int_', 'sin_', 'y0_', '_2x', 'a_b', 'lambda_', 'float_']
+    """
     name = re.sub(r"\W", "_", text) or "f"
     if name[0].isdigit():
         name = "_" + name
@@ -96,10 +103,27 @@ def identifier(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str
     return name
 
 
-# Names the printed modules use themselves (numpy/jax/torch/math modules, C keywords, helpers).
-_RESERVED = frozenset({"np", "jnp", "jax", "torch", "math", "double", "int", "return", "if",
-                       "else", "const", "float", "void", "static", "inline", "out", "result",
-                       "value", "grad", "check", "NAN", "INFINITY"})
+def function_name(text: str) -> str:
+    """The exported functions' name part (``grad_<name>``): any valid identifier will do."""
+    name = re.sub(r"\W", "_", text) or "f"
+    return "_" + name if name[0].isdigit() else name
+
+
+# Names the printed modules use themselves: array modules, Python builtins the code calls, C
+# keywords and <math.h> functions and macros (a parameter must not shadow them), our helpers.
+_C_KEYWORDS = """auto break case char const continue default do double else enum extern float for
+goto if inline int long register restrict return short signed sizeof static struct switch typedef
+union unsigned void volatile while _Bool _Complex _Imaginary bool true false complex imaginary
+NULL main""".split()
+_LIBM = """acos acosh asin asinh atan atan2 atanh cbrt ceil copysign cos cosh erf erfc exp exp2
+expm1 fabs fdim floor fma fmax fmin fmod frexp hypot ilogb ldexp lgamma llrint llround log log10
+log1p log2 logb lrint lround modf nan nearbyint nextafter nexttoward pow remainder remquo rint
+round scalbln scalbn sin sinh sqrt tan tanh tgamma trunc j0 j1 jn y0 y1 yn gamma drem finite
+significand isnan isinf isfinite signbit fpclassify isnormal NAN INFINITY HUGE_VAL errno
+M_PI M_E""".split()
+_HELPER_NAMES = ["_input", "_check", "_raise_unless", "_t", "wb_max2", "wb_min2", "_nan", "_inf"]
+_RESERVED = frozenset({"np", "jnp", "jax", "torch", "math", "out", "result", "value", "grad",
+                       "check", "branch", *_HELPER_NAMES, *_C_KEYWORDS, *_LIBM, *dir(builtins)})
 
 
 def lower(cap: Capture, with_value: bool = False,
@@ -159,7 +183,7 @@ def lower(cap: Capture, with_value: bool = False,
     texts = guard_texts or [""] * len(cap.guards)
     guards = [Guard(ref[n], expected, text) for (n, expected), text in zip(cap.guards, texts)]
     value = output(cap.output) if with_value else Output([], ())
-    return Program(identifier(cap.name), params, wrt, assignments,
+    return Program(function_name(cap.name), params, wrt, assignments,
                    [output(d) for d in cap.derivatives], value, guards)
 
 

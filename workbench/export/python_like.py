@@ -48,6 +48,7 @@ class Dialect:
     helpers: str = ""
     unpack: str = ""  # how an array parameter's elements are unpacked
     stack: str = ""  # how an array result is assembled
+    empty: str = ""  # how an array result with no elements is made
     errstate: bool = False
     literal_wrap: str = "{0}"  # how a literal is wrapped where a tensor is required
     result_wrap: str = "{0}"  # how the result of a function call is wrapped
@@ -168,6 +169,7 @@ def _input(value, name, shape):
 ''',
     unpack="{elements} = {name}.ravel().tolist()",
     stack="np.array([{items}]).reshape({shape})",
+    empty="np.zeros({shape})",
     errstate=True,
     result_wrap="float({0})",  # Python floats from here on: their arithmetic is 3x faster
 )
@@ -217,6 +219,7 @@ def _check(ok, message):
 ''',
     unpack="{elements} = {name}.ravel()",
     stack="jnp.stack([{items}]).reshape({shape})",
+    empty="jnp.zeros({shape})",
 )
 
 TORCH = Dialect(
@@ -254,6 +257,7 @@ def _input(value, name, shape):
 ''',
     unpack="{elements} = {name}.reshape(-1).unbind()",
     stack="torch.stack([{items}]).reshape({shape})",
+    empty="torch.zeros({shape}, dtype=torch.float64)",
 )
 
 DIALECTS = {"numpy": NUMPY, "jax": JAX, "torch": TORCH}
@@ -265,6 +269,8 @@ def _result(dialect: Dialect, out: Output) -> str:
         if dialect.name == "numpy":
             return f"np.float64({dialect.arg(item)})"
         return dialect.arg(item, tensor=True) if isinstance(item, Const) else item
+    if not out.names:  # an empty array: nothing to stack
+        return dialect.empty.format(shape=out.shape)
     items = ", ".join(dialect.arg(a, tensor=dialect.name != "numpy") for a in out.names)
     return dialect.stack.format(items=items, shape=out.shape)
 
@@ -282,7 +288,7 @@ def function_source(program: Program, dialect: Dialect, name: str, outputs: list
     for p in program.params:
         if not branch:
             lines.append(f'    {p.name} = _input({p.name}, "{p.name}", {p.shape})')
-        if p.shape != ():
+        if p.shape != () and p.elements:  # (an empty array has no elements to unpack)
             elements = ", ".join(p.elements) + ("," if len(p.elements) == 1 else "")
             lines.append("    " + dialect.unpack.format(elements=elements, name=p.name))
     needed = needed_names(program, outputs)

@@ -29,11 +29,12 @@ x**sin(x)*(log(x)*cos(x) + sin(x)/x)
 
 from __future__ import annotations
 
-import contextlib
-import signal
+import ctypes
+import gc
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
@@ -58,40 +59,71 @@ class _OutOfTime(BaseException):
     factorisation code has them) cannot swallow it."""
 
 
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise ``_OutOfTime`` inside the block after ``seconds`` (a SIGALRM timer; only in the main
-    thread -- elsewhere the block runs unbounded and the size budget is the only bound)."""
-    usable = (threading.current_thread() is threading.main_thread()
-              and hasattr(signal, "setitimer") and seconds > 0)
-    if not usable:
-        yield
-        return
+def within_deadline(seconds: float, body: Callable[[], None]) -> None:
+    """Run ``body()``; raise ``_OutOfTime`` inside it after ``seconds``, in whichever thread
+    runs it.
 
+    A watchdog thread raises the exception asynchronously in the thread running ``body``
+    (``PyThreadState_SetAsyncExc``: delivered between two bytecodes, like a signal handler's, but
+    not only in the main thread, where SIGALRM is limited to -- a widget's or a server's worker
+    thread ran unbounded). It fires again every 50 ms after the deadline, in case one firing
+    lands where it is caught, until ``body`` ends. A function rather than a context manager:
+    the watchdog is stopped by a ``finally`` of the very frame that ran ``body``, so a firing
+    cannot land between the end of the body and the clean-up (as it can inside a context
+    manager's ``__exit__``, which would leave the watchdog firing into unrelated code).
+    """
+    if seconds <= 0:
+        body()
+        return
+    target = threading.get_ident()
+    finished = threading.Event()
+    lock = threading.Lock()  # held while firing, and while disarming: never both at once
     armed = [True]
 
-    def fire(signum, frame):
-        if armed[0]:
-            raise _OutOfTime
+    def watchdog() -> None:
+        if finished.wait(seconds):
+            return
+        while True:
+            with lock:
+                if not armed[0]:
+                    return
+                fire = not _in_finaliser(target)
+                if fire:
+                    _raise_in_thread(target, _OutOfTime)
+            if finished.wait(0.05 if fire else 0.002):
+                return
 
-    previous = signal.signal(signal.SIGALRM, fire)
-    # Fire again every 50 ms after the deadline, in case one firing lands where it is caught.
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
-    start = time.monotonic()
     try:
-        yield
+        threading.Thread(target=watchdog, name="workbench-simplify-deadline", daemon=True).start()
+        body()
     finally:
         while True:  # a firing during the clean-up itself must not skip it
             try:
-                armed[0] = False
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                with lock:
+                    armed[0] = False
+                    _raise_in_thread(target, None)  # drop a firing not yet delivered
+                finished.set()
                 break
             except _OutOfTime:
                 continue
-        if outer_delay > 0:  # someone else's timer was running: give it back, minus our time
-            left = max(outer_delay - (time.monotonic() - start), 1e-6)
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+def _in_finaliser(thread_id: int) -> bool:
+    """Whether the thread runs a garbage-collector callback or a ``__del__`` (jax registers
+    one): an exception raised there is printed as "ignored" and lost, so wait and fire later."""
+    frame = sys._current_frames().get(thread_id)
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> None:
+    """Make ``exception`` be raised in thread ``thread_id`` (None: cancel a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exception) if exception else None)
 
 
 def size(expr) -> tuple[int, int]:
@@ -295,28 +327,32 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
     best, best_size, method = expr, size(expr), "as traced"
     note = ""
     start = time.perf_counter()
+
+    def search() -> None:  # the passes, under the deadline
+        nonlocal best, best_size, method
+        unmasked = drop_singular_masks(expr)
+        folded = _flatten_piecewise_derivatives(unmasked)
+        if size(folded) <= size(unmasked):
+            # only when no longer: folding indicator sums (ties of max) multiplies cases
+            unmasked = folded
+        if unmasked != expr:
+            best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
+        base = best
+        tried: set = set()  # candidates already followed up (passes often agree)
+        for name, rewrite in _PASSES:
+            for source in {base} if name in _EXPENSIVE else {base, best}:
+                candidate = drop_singular_masks(rewrite(source))
+                if candidate in tried:
+                    continue
+                tried.add(candidate)
+                for extra_name, extra in _FOLLOW_UPS:
+                    form = candidate if extra is None else extra(candidate)
+                    form_size = size(form)
+                    if form_size < best_size:
+                        best, best_size, method = form, form_size, name + extra_name
+
     try:
-        with deadline(seconds):
-            unmasked = drop_singular_masks(expr)
-            folded = _flatten_piecewise_derivatives(unmasked)
-            if size(folded) <= size(unmasked):
-                # only when no longer: folding indicator sums (ties of max) multiplies cases
-                unmasked = folded
-            if unmasked != expr:
-                best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
-            base = best
-            tried: set = set()  # candidates already followed up (passes often agree)
-            for name, rewrite in _PASSES:
-                for source in {base} if name in _EXPENSIVE else {base, best}:
-                    candidate = drop_singular_masks(rewrite(source))
-                    if candidate in tried:
-                        continue
-                    tried.add(candidate)
-                    for extra_name, extra in _FOLLOW_UPS:
-                        form = candidate if extra is None else extra(candidate)
-                        form_size = size(form)
-                        if form_size < best_size:
-                            best, best_size, method = form, form_size, name + extra_name
+        within_deadline(seconds, search)
     except _OutOfTime:
         note = (f"simplification stopped after {time.perf_counter() - start:.1f} s "
                 "(wb.config.simplify_seconds); showing the shortest form found by then")
@@ -386,18 +422,22 @@ def textbook_form(expr, seconds: float | None = None):
     if depth < 2 or ops > config.simplify_max_ops:
         return None
     best, best_size = None, None
+
+    def search() -> None:  # the rewrites, under the deadline
+        nonlocal best, best_size
+        for rewrite in _TEXTBOOK_REWRITES:
+            try:
+                candidate = rewrite(expr)
+            except (ValueError, TypeError, NotImplementedError, sympy.PolynomialError):
+                continue  # SymPy could not rewrite this one: the other candidates stand
+            candidate_size = size(candidate)
+            if (candidate != expr and fraction_depth(candidate) < depth
+                    and candidate_size[0] <= TEXTBOOK_RATIO * ops + 2
+                    and (best_size is None or candidate_size < best_size)):
+                best, best_size = candidate, candidate_size
+
     try:
-        with deadline(seconds):
-            for rewrite in _TEXTBOOK_REWRITES:
-                try:
-                    candidate = rewrite(expr)
-                except (ValueError, TypeError, NotImplementedError, sympy.PolynomialError):
-                    continue  # SymPy could not rewrite this one: the other candidates stand
-                candidate_size = size(candidate)
-                if (candidate != expr and fraction_depth(candidate) < depth
-                        and candidate_size[0] <= TEXTBOOK_RATIO * ops + 2
-                        and (best_size is None or candidate_size < best_size)):
-                    best, best_size = candidate, candidate_size
+        within_deadline(seconds, search)
     except _OutOfTime:
         pass  # the best found so far (or none) stands: every candidate equals expr
     return best

@@ -9,6 +9,7 @@ the gradient nodes simply join the outer trace, which is how ``grad(grad(f))`` w
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..errors import (
     InputTypeError,
     NonScalarOutputError,
     OutputTypeError,
+    error_for_user,
 )
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
@@ -233,16 +235,20 @@ _REMEMBERED: dict[tuple, Callable] = {}
 _REMEMBER_AT_MOST = 256
 
 
+_REMEMBERED_LOCK = threading.Lock()  # threads making transforms at once share the table
+
+
 def _remembered(func: Callable, name: str, options: tuple, body) -> Callable:
     # By identity: two callables that compare equal may still hold different state. The id
     # stays valid while the entry lives (its Staged holds ``func``).
     key = (name, id(func), options)
-    made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
-    if made is None:
-        made = _new_transform(func, body, name)
-        if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
-            del _REMEMBERED[next(iter(_REMEMBERED))]
-    _REMEMBERED[key] = made
+    with _REMEMBERED_LOCK:
+        made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
+        if made is None:
+            made = _new_transform(func, body, name)
+            if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+                del _REMEMBERED[next(iter(_REMEMBERED))]
+        _REMEMBERED[key] = made
     return made
 
 
@@ -253,7 +259,13 @@ def user_facing(func: Callable, implementation: Callable[[tuple, dict], Any],
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        return implementation(args, kwargs)
+        try:
+            return implementation(args, kwargs)
+        except Exception as error:  # the user's traceback ends in their code, not in ours
+            for_user = error_for_user(error)
+            if for_user is None:
+                raise
+            raise for_user  # noqa: B904 - its cause and context are set by error_for_user
 
     wrapper.__wb_wrapped__ = func  # type: ignore[attr-defined]
     setattr(wrapper, attribute, implementation)

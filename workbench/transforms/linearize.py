@@ -8,6 +8,7 @@ trace, so they compose freely (``jacfwd(jacrev(f))``, ``vmap(jacrev(f))``...).
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
-from ..errors import OutputTypeError, ShapeError
+from ..errors import InputTypeError, OutputTypeError, ShapeError, api_boundary
 from ..graph import Graph
 from ..symbolic.differentiate import jvp_nodes, vjp_nodes
 from ..tracing import STATE, Traced, as_ids
@@ -28,7 +29,7 @@ from .grad import (
     normalize_argnums,
     split_aux,
 )
-from .staging import Staged, _to_numpy, is_torch_tensor
+from .staging import Staged, _to_numpy, check_float_leaf, is_torch_tensor
 
 # ----- helpers -----
 
@@ -36,6 +37,10 @@ from .staging import Staged, _to_numpy, is_torch_tensor
 def _output_leaves(graph: Graph, output: Any, transform: str) -> tuple[list[Traced], Any]:
     """The output's leaves as traced arrays (constants become nodes), and its structure."""
     leaves, tree = pytree.flatten(output)
+    if not leaves:  # torch.func: "Expected f to be a function that has non-empty output"
+        raise OutputTypeError(f"{transform}: expected f to be a function that has non-empty "
+                              f"output, but it returned {output!r:.60}; return an array, or a "
+                              "tuple/list/dict with at least one array")
     traced = []
     for leaf in leaves:
         if isinstance(leaf, Traced):
@@ -154,15 +159,19 @@ def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
 _staged_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+_staged_lock = threading.Lock()  # threads calling vjp/jvp at once share the table
+
+
 def _staged_for(func: Callable, key: tuple, make_body: Callable[[], Callable]) -> Staged:
-    try:
-        per_func = _staged_cache.setdefault(func, {})
-    except TypeError:  # not weak-referenceable (a builtin): no cache across calls
-        return Staged(func, make_body(), key[0])
-    staged = per_func.get(key)
-    if staged is None:
-        staged = per_func[key] = Staged(func, make_body(), key[0])
-    return staged
+    with _staged_lock:
+        try:
+            per_func = _staged_cache.setdefault(func, {})
+        except TypeError:  # not weak-referenceable (a builtin): no cache across calls
+            return Staged(func, make_body(), key[0])
+        staged = per_func.get(key)
+        if staged is None:
+            staged = per_func[key] = Staged(func, make_body(), key[0])
+        return staged
 
 
 def _check_cotangents(out_leaves: list[Traced], out_tree, cotangents) -> list:
@@ -202,6 +211,25 @@ def _vjp_in_graph(graph: Graph, func: Callable, primals: tuple, has_aux: bool):
     return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
 
 
+def _check_callable(func: Any, transform: str) -> None:
+    if not callable(func):
+        raise InputTypeError(f"{transform}: the function must be callable, got "
+                             f"{type(func).__name__} ({func!r:.60}); pass the function itself as "
+                             f"the first argument, e.g. wb.{transform}(f, ...)")
+
+
+def _check_primals(primals: tuple, transform: str) -> None:
+    """At least one primal, every leaf a float (torch.func: floating-point tensors only)."""
+    leaves, _ = pytree.flatten(primals)
+    if not leaves:
+        raise InputTypeError(f"{transform}: expected primals to contain at least one array; "
+                             f"pass the point to differentiate at, e.g. {transform}(f, "
+                             f"{'x' if transform == 'vjp' else '(x,), (v,)'})")
+    for k, leaf in enumerate(leaves):
+        check_float_leaf(leaf, f"{transform}: primal {k}" if len(leaves) > 1
+                         else f"{transform}: the primal")
+
+
 def _unpack(graph: Graph, per_arg, nodes: list[int]) -> list:
     it = iter(nodes)
     trees = []
@@ -212,6 +240,7 @@ def _unpack(graph: Graph, per_arg, nodes: list[int]) -> list:
     return trees
 
 
+@api_boundary
 def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     """``(output, vjp_fn)`` (torch.func.vjp): ``vjp_fn(cotangents)`` returns a tuple with one
     gradient per primal, of ``sum(cotangents * output)``.
@@ -221,6 +250,8 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     >>> [round(v, 4) for v in vjp_fn(np.array([1.0, 2.0]))[0].tolist()]
     [1.0, 1.0806]
     """
+    _check_callable(func, "vjp")
+    _check_primals(primals, "vjp")
     if STATE.graphs:
         return _vjp_in_graph(current_graph(), func, primals, has_aux)
 
@@ -244,12 +275,14 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     output, aux = _staged_for(func, ("vjp", has_aux), forward_body)((primals), {})
     backward = _staged_for(func, ("vjp_fn", has_aux), backward_body)
 
+    @api_boundary
     def vjp_fn(cotangents):
         return backward(tuple(primals) + (cotangents,), {})
 
     return (output, vjp_fn, aux) if has_aux else (output, vjp_fn)
 
 
+@api_boundary
 def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False,
         has_aux: bool = False):
     """``(output, jvp_out)`` (torch.func.jvp): the derivative of ``func`` at ``primals`` along
@@ -260,13 +293,23 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
     >>> tangent.tolist()
     [2.0]
     """
-    if not isinstance(primals, tuple) or not isinstance(tangents, tuple):
-        raise TypeError("jvp(func, primals, tangents): primals and tangents must be tuples, e.g. "
-                        "jvp(f, (x,), (v,))")
+    _check_callable(func, "jvp")
+    for name, value in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(value, tuple):
+            raise InputTypeError(
+                f"jvp(func, primals, tangents): primals and tangents must be tuples, but {name} "
+                f"is a {type(value).__name__}; it should be valid to call func(*primals): write "
+                "jvp(f, (x,), (v,)) for one argument")
     p_leaves, p_tree = pytree.flatten(primals)
     t_leaves, t_tree = pytree.flatten(tangents)
     if p_tree != t_tree:
-        raise ShapeError("jvp: tangents must have the same structure as primals")
+        raise ShapeError(f"jvp: expected primals and tangents to have the same structure, but "
+                         f"primals are {pytree.describe(p_tree)} and tangents "
+                         f"{pytree.describe(t_tree)} (* an array); give one tangent per primal, "
+                         "in the same containers")
+    _check_primals(primals, "jvp")
+    for t in t_leaves:
+        check_float_leaf(t, "jvp: a tangent")
     for p, t in zip(p_leaves, t_leaves):
         ps = p.shape if isinstance(p, Traced) else np.shape(_numpy(p))
         ts = t.shape if isinstance(t, Traced) else np.shape(_numpy(t))

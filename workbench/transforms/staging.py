@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,10 +31,11 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
+from ..config import config
 from ..errors import InputTypeError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
-from ..tracing import STATE, Traced, torch_to_numpy, tracing
+from ..tracing import STATE, Traced, budget_error, torch_to_numpy, tracing
 from .captured import RetracingWarning, Unverifiable, fingerprint, fingerprint_value, global_rng_state
 from .versions import VersionCache
 
@@ -94,6 +96,13 @@ class Entry:
         single = self.out_tree == pytree.LEAF and len(specs) == 1 and specs[0].shape == ()
         self._scalar_out = specs[0].dtype.type if single else None
 
+    def traced_result(self) -> tuple:
+        """The outputs as computed while tracing (what ``run_scalar`` returns at the traced
+        point): the answer there even when a guard cannot be re-checked (a nan compared)."""
+        values = self.graph.values
+        return tuple(values[o] if isinstance(o, int) else [values[i] for i in o]
+                     for o in self.outputs)
+
     def run_scalar(self, values: list) -> tuple | None:
         try:
             return self.scalar.function(*values)
@@ -151,6 +160,9 @@ class Staged:
         self.cache = VersionCache()
         self._labels: list[str] | None = None
         self._warned: dict[str, int] = {}  # reasons for not caching: how often they were met
+        # Threads share a Staged (a transform is remembered per function): its cache changes
+        # under this lock; readers iterate a version list that is replaced, never edited.
+        self.lock = threading.Lock()
 
     def __wb_fingerprint__(self):
         return (self.transform, fingerprint(self.func))
@@ -167,7 +179,8 @@ class Staged:
         kinds = []
         values = []
         use_torch = False
-        for leaf in leaves:
+        n_elements = 0
+        for k, leaf in enumerate(leaves):
             if type(leaf) is float:
                 kinds.append(_PY_FLOAT)
                 values.append(leaf)
@@ -176,6 +189,11 @@ class Staged:
                 use_torch = True
                 leaf = torch_to_numpy(leaf)
             if _leaf_kind(leaf) == "f":
+                n_elements += np.size(leaf)
+                if n_elements > config.max_nodes:  # checked from shapes, before any copy
+                    raise budget_error(f"{self.transform}: argument {self.leaf_labels(tree)[k]!r} "
+                                       f"of shape {np.shape(leaf)}", np.size(leaf),
+                                       config.max_nodes)
                 kinds.append((np.shape(leaf), getattr(leaf, "dtype", None)))
                 values.append(_input_value(leaf))
             else:
@@ -206,14 +224,15 @@ class Staged:
         entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree)
         reason = self.not_cacheable(key, entry, args, kwargs)
         if reason is None:
-            for cache_key in (key, _float_key(args, kwargs, key)):
-                if cache_key is not None:
-                    self.cache.store(cache_key, entry)
+            with self.lock:
+                for cache_key in (key, _float_key(args, kwargs, key)):
+                    if cache_key is not None:
+                        self.cache.store(cache_key, entry)
         else:
             self.warn_retracing(reason)
         result = entry.run_scalar(values)
-        if result is None:  # cannot happen: a fresh trace holds at its own point
-            raise RuntimeError("workbench internal error: a fresh trace failed its own guards")
+        if result is None:  # a guard that cannot hold even where it was traced (nan compared)
+            result = entry.traced_result()
         return entry.assemble(result, use_torch)
 
     def not_cacheable(self, key: tuple, entry: Entry, args: tuple, kwargs: dict) -> str | None:

@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 from typing import Any
 
@@ -37,6 +38,9 @@ _sizes: dict[int, int] = {}  # versions each live cache held when it last settle
 _total = 0  # their sum: checked on every store, so summing over all caches is rarely needed
 _tokens = itertools.count()
 _stores = itertools.count(1)
+# Threads share caches and the totals: changes happen under this lock. Readers on the cached
+# path take no lock: a key's version list is replaced on store, never edited in place.
+_LOCK = threading.RLock()
 
 
 def _forget(token: int) -> None:
@@ -58,11 +62,10 @@ class VersionCache(dict):
 
     def store(self, key: Any, version: Any) -> None:
         """Add a version under ``key`` (tried first from now on), then enforce the bounds."""
-        versions = self.pop(key, None) or []
-        self[key] = versions  # re-inserted: the newest key
-        versions.insert(0, version)
-        del versions[MAX_PER_KEY:]
-        self._settle()
+        with _LOCK:
+            older = self.pop(key, None) or []
+            self[key] = [version, *older[:MAX_PER_KEY - 1]]  # re-inserted: the newest key
+            self._settle()
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """``dict.setdefault``, with recency and the bounds (vmap appends to the list)."""
@@ -71,8 +74,9 @@ class VersionCache(dict):
             for version in versions:
                 version.used = True
             return versions
-        self[key] = default
-        self._settle()
+        with _LOCK:
+            self[key] = default
+            self._settle()
         return default
 
     def versions(self) -> int:

@@ -18,6 +18,7 @@ the whole thing.
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -45,8 +46,9 @@ from .versions import VersionCache
 _warned: set[int] = set()
 
 
-class VmapError(InputTypeError):
-    """``in_dims`` / ``out_dims`` do not fit the arguments (a TypeError subclass)."""
+class VmapError(InputTypeError, ValueError):
+    """``in_dims`` / ``out_dims`` do not fit the arguments or outputs. Both a TypeError and a
+    ValueError: torch.func raises ValueError for these, workbench's earlier versions TypeError."""
 
 
 class VmapRandomnessError(WorkbenchError, ValueError):
@@ -54,6 +56,16 @@ class VmapRandomnessError(WorkbenchError, ValueError):
 
 
 def _check_dims_spec(dims: Any, name: str) -> None:
+    described = "inputs" if name == "in_dims" else "outputs"
+    if isinstance(dims, (set, frozenset, str, bytes, float)) or not (
+            dims is None or isinstance(dims, (int, tuple, list, dict))):
+        raise VmapError(f"vmap: {name} must be an int, None, or a (nested) tuple of ints and None "
+                        f"matching the structure of the {described}, "
+                        f"got {type(dims).__name__} ({dims!r:.60})")
+    if name == "in_dims" and isinstance(dims, list):  # torch.func refuses it too
+        raise VmapError(f"vmap: in_dims must be an int, None or a tuple with one entry per "
+                        f"positional argument, got a list ({dims!r:.60}); write "
+                        f"in_dims={tuple(dims)!r}")
     leaves, _ = pytree.flatten(dims)
     for d in leaves:
         if d is not None and (isinstance(d, bool) or not isinstance(d, int)):
@@ -65,32 +77,40 @@ def _leaf_dims(in_dims: Any, args: tuple) -> list[int | None]:
     """One batch dimension (or None) per leaf of ``args``, from an ``in_dims`` prefix tree."""
     if isinstance(in_dims, int) or in_dims is None:
         return [in_dims] * len(pytree.flatten(args)[0])
-    if not isinstance(in_dims, (tuple, list)) or len(in_dims) != len(args):
+    if len(in_dims) != len(args):
         raise VmapError(
-            f"vmap: in_dims={in_dims!r} does not match the {len(args)} positional argument(s); "
-            "give an int or None for all, or a tuple with one entry per positional argument")
+            f"vmap: in_dims={in_dims!r} is not compatible with the structure of the inputs: it "
+            f"has {len(in_dims)} entr{'y' if len(in_dims) == 1 else 'ies'}, but the function was "
+            f"called with {len(args)} positional argument(s); give an int or None for all, or a "
+            "tuple with one entry per positional argument")
     dims: list[int | None] = []
     for k, (spec, arg) in enumerate(zip(in_dims, args)):
-        _prefix_dims(spec, pytree.flatten(arg)[1], dims, f"in_dims[{k}]")
+        _prefix_dims(spec, pytree.flatten(arg)[1], dims, f"in_dims[{k}]", "that argument")
     return dims
 
 
-def _prefix_dims(spec: Any, treedef, out: list, where: str) -> None:
-    """Expand an in_dims entry over an argument's structure (an int or None covers a subtree)."""
+def _prefix_dims(spec: Any, treedef, out: list, where: str, what: str) -> None:
+    """Expand a dims entry over a pytree (an int or None covers a whole subtree). As in
+    torch.func, a container in the spec must be of the same kind as the one it describes."""
     if spec is None or isinstance(spec, int):
         out.extend([spec] * pytree.num_leaves(treedef))
         return
     tag = treedef[0]
-    if tag in ("tuple", "list") and isinstance(spec, (tuple, list)) and len(spec) == len(treedef[1]):
-        for i, (s, sub) in enumerate(zip(spec, treedef[1])):
-            _prefix_dims(s, sub, out, f"{where}[{i}]")
+    children = treedef[2] if tag == "namedtuple" else treedef[1] if tag in ("tuple", "list") \
+        else None
+    same_kind = (isinstance(spec, tuple) and tag in ("tuple", "namedtuple")) or \
+        (type(spec) is list and tag == "list")
+    if same_kind and children is not None and len(spec) == len(children):
+        for i, (s, sub) in enumerate(zip(spec, children)):
+            _prefix_dims(s, sub, out, f"{where}[{i}]", what)
         return
     if tag == "dict" and isinstance(spec, dict) and set(spec) == set(treedef[1]):
         for key, sub in zip(treedef[1], treedef[2]):
-            _prefix_dims(spec[key], sub, out, f"{where}[{key!r}]")
+            _prefix_dims(spec[key], sub, out, f"{where}[{key!r}]", what)
         return
-    raise VmapError(f"vmap: {where}={spec!r} does not match the structure of that argument; give "
-                    "an int or None, or the same structure with an int or None per leaf")
+    raise VmapError(f"vmap: {where}={spec!r} is not compatible with the structure of {what} "
+                    f"there ({pytree.describe(treedef)}, * a leaf); give an int or None, or the same "
+                    "structure (tuple for tuple, list for list, dict for dict) with an int or None per leaf")
 
 
 def _leaf_names(args: tuple) -> list[str]:
@@ -140,16 +160,25 @@ def _take(leaf, d: int | None, index):
     return np.take(_to_numpy(leaf), index, axis=d)
 
 
-def _out_dims_per_leaf(out_dims: Any, out_tree, n_leaves: int) -> list[int]:
-    if isinstance(out_dims, int):
-        return [out_dims] * n_leaves
-    if isinstance(out_dims, (tuple, list)) and out_tree[0] in ("tuple", "list") and \
-            len(out_dims) == len(out_tree[1]):
-        dims = []
-        for spec, sub in zip(out_dims, out_tree[1]):
-            dims.extend([spec] * pytree.num_leaves(sub))
-        return dims
-    raise VmapError(f"vmap: out_dims={out_dims!r} does not match the function's outputs")
+def _out_dims_per_leaf(out_dims: Any, out_tree, n_leaves: int) -> list[int | None]:
+    """One output dimension (or None) per output leaf, from an ``out_dims`` prefix tree."""
+    dims: list[int | None] = []
+    _prefix_dims(out_dims, out_tree, dims, "out_dims", "the function's outputs")
+    return dims
+
+
+def _output_axis(d: int, ndim: int, k: int) -> int:
+    """Where the batch dimension goes in output leaf ``k`` of ``ndim`` dimensions (batch included)."""
+    if not -ndim <= d < ndim:
+        raise VmapError(f"vmap: out_dims={d} is out of range for output {k}, which has {ndim} "
+                        f"dimension(s) with the batch dimension; use a value in [{-ndim}, {ndim - 1}]")
+    return d % ndim
+
+
+def _unbatched_refused(k: int) -> VmapError:
+    return VmapError(f"vmap: output {k} depends on the mapped inputs, so it cannot be returned "
+                     "with out_dims None (torch.func refuses it too); give the dimension where the "
+                     "batch should go (e.g. 0)")
 
 
 def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = "error", *,
@@ -170,11 +199,15 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
     """
     _check_dims_spec(in_dims, "in_dims")
     _check_dims_spec(out_dims, "out_dims")
+    if not callable(func):
+        raise InputTypeError(f"vmap: the function to map must be callable, got "
+                             f"{type(func).__name__} ({func!r:.60}); pass the function itself, "
+                             "e.g. wb.vmap(f), not wb.vmap(f(x))")
     if randomness not in ("error", "different", "same"):
-        raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got "
-                         f"{randomness!r}")
+        raise VmapError(f"vmap: randomness must be 'error', 'different' or 'same', got "
+                        f"{randomness!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
+        raise VmapError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
     return user_facing(func, _BatchedFunction(func, in_dims, out_dims, chunk_size, randomness),
                        "__wb_batched__")
 
@@ -191,6 +224,7 @@ class _BatchedFunction:
         self.randomness = randomness
         self.staged = Staged(func, self._per_example, "vmap")
         self.cache = VersionCache()  # bounded, least recently used first
+        self.lock = threading.Lock()  # guards the version lists (threads share this object)
 
     def __wb_fingerprint__(self):
         return ("vmap", self.in_dims, self.out_dims, fingerprint(self.func))
@@ -241,18 +275,24 @@ class _BatchedFunction:
         for j in range(n):
             column = [f[0][j] for f in flat]
             _check_output(column[0])
+            d = out_dims[j]
+            if d is None:  # allowed only where every example gave the same output
+                if not all(_same_output(c, column[0]) for c in column):
+                    raise _unbatched_refused(j)
+                stacked.append(column[0])
+                continue
+            d = _output_axis(d, np.ndim(column[0]) + 1, j)
             if any(isinstance(c, Traced) for c in column):
                 graph = next(c.graph for c in column if isinstance(c, Traced))
-                ids = np.stack([as_ids(graph, c) for c in column], axis=out_dims[j])
+                ids = np.stack([as_ids(graph, c) for c in column], axis=d)
                 stacked.append(ARRAY_FUNCTIONS[np.stack]([Traced(graph, i) for i in
-                                                          np.moveaxis(ids, out_dims[j], 0)],
-                                                         axis=out_dims[j]))
+                                                          np.moveaxis(ids, d, 0)], axis=d))
             else:
                 torch = sys.modules.get("torch")
                 if torch is not None and isinstance(column[0], torch.Tensor):
-                    stacked.append(torch.stack(column, dim=out_dims[j]))
+                    stacked.append(torch.stack(column, dim=d))
                 else:
-                    stacked.append(np.stack([np.asarray(c) for c in column], axis=out_dims[j]))
+                    stacked.append(np.stack([np.asarray(c) for c in column], axis=d))
         return pytree.unflatten(out_tree, stacked)
 
     # ----- top level: one vectorised evaluation -----
@@ -262,20 +302,35 @@ class _BatchedFunction:
         k_leaves, k_tree = pytree.flatten(kwargs)
         key = self._key(tree, k_tree, numeric, dims, k_leaves)
         columns = self._columns(numeric, dims, size, k_leaves)
-        versions = self.cache.setdefault(key, [])
+        if size == 0:  # no examples: the shapes come from a trace at zeros, nothing is run
+            entry = self._trace(numeric, dims, None, tree, kwargs, k_leaves)
+            outputs = [np.empty((0, 1 if isinstance(o, int) else len(o))) for o in entry.outputs]
+            return self._assemble(entry, outputs, use_torch, columns)
+        with self.lock:
+            versions = self.cache.setdefault(key, [])
         outputs: list[np.ndarray] | None = None
         pending: np.ndarray | None = None  # None: every example (the common case: no copies)
         version = 0
         traced = False
         chunk = self.chunk_size or size
+        first_entry = None
+        # Each round either finishes or settles at least the example a new version was traced
+        # from, so the loop ends after at most one round per example.
         while True:
-            if version == len(versions):
-                first = 0 if pending is None else int(pending[0])
+            traced_at = None
+            with self.lock:  # other threads may add versions meanwhile
+                entry = versions[version] if version < len(versions) else None
+            if entry is None:
+                traced_at = 0 if pending is None else int(pending[0])
                 rng = saved_global_rng() if self.randomness == "different" else None
-                versions.append(self._trace(numeric, dims, first, tree, kwargs, k_leaves))
+                entry = self._trace(numeric, dims, traced_at, tree, kwargs, k_leaves)
                 traced = True
-                if versions[-1].draws_random:
-                    self.cache.pop(key, None)  # never reused: each call draws fresh numbers
+                with self.lock:
+                    versions.append(entry)
+                    version = len(versions) - 1
+                if entry.draws_random:
+                    with self.lock:
+                        self.cache.pop(key, None)  # never reused: each call draws fresh numbers
                     if self.randomness == "error":
                         raise VmapRandomnessError(
                             "vmap: the function draws random numbers, and randomness='error' "
@@ -285,11 +340,11 @@ class _BatchedFunction:
                     if self.randomness == "different":  # one trace per example, in order
                         restore_global_rng(rng)
                         return self.map_by_loop(None, kwargs, leaves, tree, dims, size)
-                if len(versions) > 1:
+                if version:
                     self._warn_once(len(versions))
-            entry = versions[version]
             if outputs is None:  # (batch, elements) matrices, made when results arrive
                 outputs = [None] * len(entry.outputs)
+                first_entry = entry
             failed = []
             for part in _chunks(pending, size, chunk):
                 ok, values = self._evaluate(entry, columns, part, size)
@@ -299,10 +354,20 @@ class _BatchedFunction:
             if not failed:
                 break
             pending = np.concatenate(failed)
+            if traced_at is not None and traced_at in pending:
+                # A guard that fails where it was traced (it compared a nan...): that example
+                # takes the values computed while tracing, and the version is not kept.
+                _fill_row(entry, outputs, traced_at)
+                pending = pending[pending != traced_at]
+                with self.lock:
+                    versions[:] = [v for v in versions if v is not entry]
+                if not pending.size:
+                    break
+                continue
             version += 1
         if traced:
             self._forget_if_stale(key, versions, tree, k_tree, numeric, dims, k_leaves)
-        return self._assemble(versions[0], outputs, use_torch)
+        return self._assemble(first_entry, outputs, use_torch, columns)
 
     def _forget_if_stale(self, key, versions, tree, k_tree, numeric, dims, k_leaves) -> None:
         """Drop the versions of this call when reusing them could give a stale result (the
@@ -316,7 +381,8 @@ class _BatchedFunction:
             reason = "it changes state it reads while it runs"
         else:
             return
-        self.cache.pop(key, None)
+        with self.lock:
+            self.cache.pop(key, None)
         self.staged.warn_retracing(reason, stacklevel=6)
 
     def _key(self, tree, k_tree, numeric, dims, k_leaves) -> tuple:
@@ -335,7 +401,10 @@ class _BatchedFunction:
         return (tree, k_tree, tuple(kinds), k_kinds, fingerprint(self.func))
 
     def _trace(self, numeric, dims, index, tree, kwargs, k_leaves) -> Entry:
-        example = [np.take(v, index, axis=d) if d is not None else v for v, d in zip(numeric, dims)]
+        """Trace one example (``index``; None: an example of zeros, for an empty batch)."""
+        example = [v if d is None else np.take(v, index, axis=d) if index is not None else
+                   np.zeros(np.delete(np.shape(v), d), dtype=np.asarray(v).dtype)
+                   for v, d in zip(numeric, dims)]
         all_leaves, all_tree = pytree.flatten((pytree.unflatten(tree, example), kwargs))
         numeric_all = [_to_numpy(v) for v in all_leaves]
         return self.staged.trace(numeric_all, all_leaves, all_tree)
@@ -353,7 +422,8 @@ class _BatchedFunction:
                 columns.append((False, array.ravel() if array.ndim else float(array)))
             else:
                 moved = array if d == 0 else np.moveaxis(array, d, 0)
-                columns.append((True, moved.reshape(size, -1) if moved.ndim > 1 else moved))
+                columns.append((True, moved.reshape(size, int(np.prod(moved.shape[1:])))
+                                if moved.ndim > 1 else moved))
         return columns
 
     def _evaluate(self, entry: Entry, columns: list, part: slice | np.ndarray, size: int):
@@ -385,23 +455,43 @@ class _BatchedFunction:
             "evaluated with its own version; np.where(cond, a, b) instead of `if` keeps it to "
             "one vectorised evaluation", stacklevel=4)
 
-    def _assemble(self, entry: Entry, outputs: list, use_torch: bool) -> Any:
+    def _assemble(self, entry: Entry, outputs: list, use_torch: bool, columns: list) -> Any:
         out_dims = _out_dims_per_leaf(self.out_dims, entry.out_tree, len(entry.out_specs))
         leaves = []
         computed = iter(outputs)
-        for spec, d in zip(entry.out_specs, out_dims):
+        for k, (spec, d, nodes) in enumerate(zip(entry.out_specs, out_dims, entry.outputs)):
             if spec.shape is None:
                 raise OutputTypeError(f"vmap: the function returned a {type(spec.static).__name__}"
                                       "; vmapped functions must return arrays (or pytrees of them)")
             matrix = next(computed)  # (batch, elements)
             array = matrix.reshape((matrix.shape[0],) + spec.shape).astype(spec.dtype, copy=False)
-            if d % array.ndim:
-                array = np.moveaxis(array, 0, d % array.ndim)
+            if d is None:
+                if _depends_on_batch(entry, nodes, columns):
+                    raise _unbatched_refused(k)
+                array = array[0]
+            else:
+                d = _output_axis(d, array.ndim, k)
+                if d:
+                    array = np.moveaxis(array, 0, d)
             if use_torch:
                 torch = sys.modules["torch"]
                 array = torch.from_numpy(np.ascontiguousarray(array))
             leaves.append(array)
         return pytree.unflatten(entry.out_tree, leaves)
+
+
+def _same_output(a, b) -> bool:
+    if isinstance(a, Traced) or isinstance(b, Traced):
+        return isinstance(a, Traced) and isinstance(b, Traced) and np.array_equal(a.ids, b.ids)
+    return np.array_equal(_to_numpy(a), _to_numpy(b), equal_nan=True)
+
+
+def _depends_on_batch(entry: Entry, nodes: int | list[int], columns: list) -> bool:
+    """Whether output ``nodes`` of ``entry`` read any input that is mapped over."""
+    batched = {n for (is_batched, _), group in zip(columns, entry.inputs) if is_batched
+               for n in ([group] if isinstance(group, int) else group)}
+    roots = [nodes] if isinstance(nodes, int) else nodes
+    return any(n in batched for n in entry.graph.ancestors(roots))
 
 
 def _check_output(value) -> None:
@@ -418,6 +508,12 @@ def _batch_program(entry: Entry, batched: tuple[bool, ...]):
         program = programs[batched] = batch_program(
             entry.graph, entry.inputs, batched, entry.outputs, entry.guards).function
     return program
+
+
+def _fill_row(entry: Entry, outputs: list, row: int) -> None:
+    """Example ``row``'s outputs from the values ``entry`` computed while it was traced there."""
+    for j, value in enumerate(entry.traced_result()):
+        outputs[j][row, :] = value
 
 
 def _chunks(pending: np.ndarray | None, size: int, chunk: int):
