@@ -19,6 +19,9 @@ from .errors import (
     InputTypeError,
     LeakedTracerError,
     NonScalarOutputError,
+    OperationError,
+    OperationIndexError,
+    OutputPathError,
     OutputTypeError,
     ShapeError,
     TracedConversionError,
@@ -60,9 +63,10 @@ from .functions import (
     where,
 )
 from .modes import enable_grad, no_grad
+from .transforms.captured import RetracingWarning
 from .transforms.grad import grad, grad_and_value
 from .transforms.linearize import hessian, jacfwd, jacrev, jvp, vjp
-from .transforms.vmap import vmap
+from .transforms.vmap import VmapError, VmapRandomnessError, vmap
 
 __version__ = "0.1.0"
 
@@ -72,7 +76,9 @@ from .export import export  # noqa: E402  (the function; the package is workbenc
 __all__ = [
     "config",
     "ArgnumsError", "ArgnumsTypeError", "BudgetExceededError", "HasAuxError", "InputTypeError",
-    "LeakedTracerError", "NonScalarOutputError", "OutputTypeError", "ShapeError",
+    "LeakedTracerError", "NonScalarOutputError", "OperationError", "OperationIndexError",
+    "OutputPathError", "OutputTypeError", "RetracingWarning", "ShapeError", "VmapError",
+    "VmapRandomnessError",
     "TracedConversionError", "UnsupportedOperationError", "WorkbenchError",
     "abs", "acos", "asin", "atan", "atan2", "clip", "cos", "cosh", "dot", "exp", "expm1", "log",
     "log1p", "matmul", "maximum", "mean", "minimum", "power", "relu", "sigmoid", "sign", "sin",
