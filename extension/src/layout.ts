@@ -46,7 +46,8 @@ export function layoutGraph(doc: Pick<ViewDoc, 'nodes' | 'edges'>): Layout {
   const g = new Graph<GraphLabel, NodeLabel, EdgeLabel>({ multigraph: true });
   g.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 36, edgesep: 8, marginx: 12, marginy: 12 });
   for (const n of doc.nodes) {
-    const chars = Math.max(nodeTitle(n.text, n.shape).length, 8);
+    // room for the adjoint line too: "ā -1.234e-5", or "ā [0.2087, … 3 values]" for arrays
+    const chars = Math.max(nodeTitle(n.text, n.shape).length, n.shape.length ? 17 : 8);
     g.setNode(String(n.id), { width: Math.max(MIN_WIDTH, chars * CHAR_WIDTH + 16), height: NODE_HEIGHT });
   }
   doc.edges.forEach((e, i) => {

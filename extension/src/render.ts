@@ -224,7 +224,7 @@ export function renderDocument(full: ViewDoc): RenderResult {
   const showAdjoints = (): void => {
     for (const [id, { adjoint }] of nodeEls) {
       const value = shown.get(id);
-      adjoint.textContent = value === undefined ? '' : `ā ${formatTensor(value, 2)}`;
+      adjoint.textContent = value === undefined ? '' : `ā ${formatTensor(value, 1)}`;
     }
   };
 
