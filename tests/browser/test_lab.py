@@ -307,9 +307,14 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
     page.evaluate("async () => { await window.jupyterapp.commands.execute('launcher:create'); }")
     card = page.locator(".jp-LauncherCard", has_text="workbench notebook")
     card.first.click()
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
-    sources = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets"
-                            ".map(c => c.model.sharedModel.getSource())")
+    sources_js = ("() => { const w = window.jupyterapp.shell.currentWidget;"
+                  " return w && w.content && w.content.widgets ?"
+                  " w.content.widgets.map(c => c.model.sharedModel.getSource()) : []; }")
+    try:  # the panel opens first, its content arrives from the server a moment later
+        page.wait_for_function(f"() => ({sources_js})().length > 1", timeout=30_000)
+    except Exception:
+        pass
+    sources = page.evaluate(sources_js)
     assert any("import workbench as wb" in s for s in sources)
     assert any(s.startswith("wb.explore(") for s in sources)
     assert any(s.startswith("wb.graph(") for s in sources)
