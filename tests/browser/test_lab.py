@@ -270,11 +270,53 @@ EXPLORER_STATE = """(root) => {
     if (![...readouts].some(r => r.contains(n))) texts.push(n.textContent);
   }
   const pixels = c => { try { return c.toDataURL(); } catch (e) { return ''; } };
+  const inked = c => { try {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) return true;
+      }
+    } catch (e) { /* not a 2d canvas */ }
+    return false; };
   const plots = [...root.querySelectorAll('canvas')].map(pixels)
     .concat([...root.querySelectorAll('img')].map(i => i.src))
     .concat([...root.querySelectorAll('svg')].map(s => s.outerHTML.length + ':' + s.outerHTML.slice(-2000)));
-  return {text: texts.join('|'), plot: plots.join('#'), nplots: plots.length};
+  const drawn = [...root.querySelectorAll('canvas')].filter(inked).length
+    + root.querySelectorAll('img[src^="data:image"], svg path').length;
+  return {text: texts.join('|'), plot: plots.join('#'), nplots: plots.length, drawn};
 }"""
+
+
+def panel_numbers(state: dict) -> dict[str, float]:
+    """The explorer's number panel ("x0", "f(x0)", ...) read from its text, label then value."""
+    tokens = state["text"].split("|")
+    numbers = {}
+    for label, value in zip(tokens, tokens[1:]):
+        if label in ("x0", "f(x0)", "f′(x0)", "f″(x0)"):
+            try:
+                numbers[label] = float(value.replace("−", "-"))
+            except ValueError:
+                pass
+    return numbers
+
+
+def poll(page, area, predicate, timeout: float = 30.0) -> dict:
+    """Read the explorer's state until `predicate(state)` holds; fail with the last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = area.evaluate(EXPLORER_STATE)
+        if predicate(state):
+            return state
+        assert time.monotonic() < deadline, f"explorer never reached the expected state: {state['text']}"
+        page.wait_for_timeout(250)
+
+
+def agrees_with_f(state: dict) -> bool:
+    """The panel shows x0 and f(x0) = x0**2 sin(x0), and the plot is drawn."""
+    n = panel_numbers(state)
+    if "x0" not in n or "f(x0)" not in n or not state["drawn"]:
+        return False
+    x0 = n["x0"]
+    return abs(n["f(x0)"] - x0 ** 2 * math.sin(x0)) <= 1e-3 * max(1.0, abs(n["f(x0)"]))
 
 
 @pytest.mark.skipif(not has_module("workbench.widgets"), reason="wb.explore (branch widgets) not merged")
@@ -285,18 +327,20 @@ def test_explorer_slider_changes_the_plot_and_the_numbers(page, lab) -> None:
     area.wait_for()
     handle = area.locator(".noUi-handle, .widget-slider input[type=range]").first
     handle.wait_for()
-    page.wait_for_timeout(1000)  # let the first plot draw
-    before = area.evaluate(EXPLORER_STATE)
+    before = poll(page, area, agrees_with_f)  # first plot drawn, numbers shown
     assert before["nplots"] > 0, "the explorer shows no plot"
     handle.focus()
-    for _ in range(5):
-        page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        f"([el, old]) => {{ const s = ({EXPLORER_STATE})(el);"
-        " return s.text !== old.text && s.plot !== old.plot; }",
-        arg=[area.element_handle(), before], timeout=30_000)
-    after = area.evaluate(EXPLORER_STATE)
-    assert after["text"] != before["text"] and after["plot"] != before["plot"]
+    page.keyboard.press("End")  # x0 to the right end of the range
+    after = poll(page, area, lambda s: agrees_with_f(s) and
+                 panel_numbers(s)["x0"] != panel_numbers(before)["x0"] and s["plot"] != before["plot"])
+    wait_for_kernel(page)
+    # f'(x0) = 2 x0 sin(x0) + x0^2 cos(x0), from calculus
+    n = panel_numbers(after)
+    if "f′(x0)" in n:
+        x0 = n["x0"]
+        slope = 2 * x0 * math.sin(x0) + x0 ** 2 * math.cos(x0)
+        assert n["f′(x0)"] == pytest.approx(slope, rel=1e-3, abs=1e-3)
+    print("explorer:", panel_numbers(before), "->", n)
     assert not re.search(r"Traceback|Error", after["text"])
 
 
