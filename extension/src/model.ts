@@ -21,6 +21,8 @@ export interface ViewNode {
   shape: number[];
   value: Tensor;
   adjoint: Tensor;
+  /** A tape entry's static parameters (axis, ...), as JSON text; "" when there are none. */
+  params: string;
 }
 
 export interface ViewEdge {
@@ -148,7 +150,8 @@ export function readDocument(data: unknown, mimeType: string = GRAPH_MIME): View
       expression: asText(n.expression),
       shape: asShape(n.shape),
       value: asTensor(n.value),
-      adjoint: asTensor(n.adjoint)
+      adjoint: asTensor(n.adjoint),
+      params: isObject(n.params) && Object.keys(n.params).length ? JSON.stringify(n.params) : ''
     };
   });
   const rawEdges = Array.isArray(data.edges) ? data.edges : [];

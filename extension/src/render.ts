@@ -117,6 +117,9 @@ export function tooltipLines(node: ViewNode, adjoint: Tensor | undefined): Array
   if (node.expression) {
     lines.push(['expression', node.expression]);
   }
+  if (node.params) {
+    lines.push(['params', node.params]);
+  }
   lines.push(['shape', formatShape(node.shape) || 'scalar']);
   lines.push(['value', formatTensor(node.value)]);
   lines.push(['adjoint', adjoint === undefined ? 'not reached yet' : formatTensor(adjoint)]);

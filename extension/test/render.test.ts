@@ -77,6 +77,10 @@ describe('renderDocument', () => {
     const { root } = renderDocument(readDocument(raw));
     expect(root.querySelector('g.wb-node[data-node-id="1"] .wb-node-label')!.textContent).toBe('sin [2×3]');
     expect(tooltipLines(readDocument(raw).nodes[1], undefined)).toContainEqual(['shape', '2×3']);
+    raw.nodes[1].params = { axis: 0 };
+    expect(tooltipLines(readDocument(raw).nodes[1], 2)).toEqual([
+      ['op', 'sin'], ['params', '{"axis":0}'], ['shape', '2×3'], ['value', '0'], ['adjoint', '2']
+    ]);
   });
 
   it('past the size limit draws a summary with a note', () => {
