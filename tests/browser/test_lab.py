@@ -370,3 +370,33 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
     run_all(page)
     page.wait_for_selector(".wb-graph-view g.wb-node")
     page.wait_for_selector(".widget-slider, .widget-hslider")
+
+
+@pytest.mark.skipif(not has_module("workbench.views"), reason="wb.graph (branch views) not merged")
+def test_traced_graph_of_1000_plus_nodes_renders_and_steps(page, lab) -> None:
+    import workbench as wb
+
+    call = "wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 300))"  # the cell
+    doc = wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 300)).to_json()
+    assert len(doc["nodes"]) >= 1000
+    wall = time.perf_counter()
+    open_and_run(page, lab, "traced_big.ipynb", [IMPORTS, call])
+    view = page.locator(".wb-graph-view").first
+    view.locator("g.wb-node").first.wait_for()
+    wall = time.perf_counter() - wall
+    drawn = view.locator("g.wb-node").count()
+    if len(doc["nodes"]) <= 1500:  # drawn in full
+        assert drawn == len(doc["nodes"]) and view.locator("path.wb-edge").count() == len(doc["edges"])
+    else:  # summarised, and said so
+        assert drawn < 1500 and "nodes hidden" in view.locator(".wb-note").text_content()
+    if doc.get("backward"):
+        label = view.locator(".wb-step-label")
+        first = label.text_content()
+        view.locator(".wb-step-next").click()
+        assert label.text_content() != first
+    report = (f"wb.graph of {len(doc['nodes'])} nodes: renderer {view.get_attribute('data-render-ms')} ms, "
+              f"notebook open + run + drawn {wall:.2f} s")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "render_time.txt", "a") as out:
+        out.write(report + "\n")
+    print("\n" + report)
