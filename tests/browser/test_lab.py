@@ -350,6 +350,9 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
         "() => window.jupyterapp && window.jupyterapp.commands.hasCommand('workbench:new-notebook')")
     page.evaluate("async () => { await window.jupyterapp.commands.execute('launcher:create'); }")
     card = page.locator(".jp-LauncherCard", has_text="workbench notebook")
+    card.first.wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "launcher_card.png"))
     card.first.click()
     sources_js = ("() => { const w = window.jupyterapp.shell.currentWidget;"
                   " return w && w.content && w.content.widgets ?"
