@@ -351,6 +351,8 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
     page.evaluate("async () => { await window.jupyterapp.commands.execute('launcher:create'); }")
     card = page.locator(".jp-LauncherCard", has_text="workbench notebook")
     card.first.wait_for()
+    page.locator("#jupyterlab-splash").wait_for(state="detached")
+    assert card.first.locator("img").count() == 1  # its graph icon, not a letter
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "launcher_card.png"))
     card.first.click()
@@ -379,8 +381,8 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
 def test_traced_graph_of_1000_plus_nodes_renders_and_steps(page, lab) -> None:
     import workbench as wb
 
-    call = "wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 300))"  # the cell
-    doc = wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 300)).to_json()
+    call = "wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 400))"  # the cell
+    doc = wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 400)).to_json()
     assert len(doc["nodes"]) >= 1000
     wall = time.perf_counter()
     open_and_run(page, lab, "traced_big.ipynb", [IMPORTS, call])
