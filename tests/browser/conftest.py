@@ -38,9 +38,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A JupyterLab server on a free port of 127.0.0.1, with its own home, config and runtime dirs."""
     require("jupyterlab")
     if labextension_dir() is None:
-        if shutil.which("node") is None:
-            missing("node 20 to build the extension", "install node >= 20.19, then `make test`")
-        pytest.fail(f"the {EXTENSION_NAME} labextension is not installed: run `pip install -e .`")
+        how = "`pip install -e .` (or `make test`)" + (
+            "" if shutil.which("node") else "; building it needs node >= 20.19, which is not on PATH")
+        missing(f"the {EXTENSION_NAME} labextension installed", how)
     base = tmp_path_factory.mktemp("lab")
     root, home, config, runtime, ipython = (
         base / d for d in ("root", "home", "config", "runtime", "ipython"))
