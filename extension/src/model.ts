@@ -222,6 +222,35 @@ export function stepFocus(doc: Pick<ViewDoc, 'backward'>, k: number): { active: 
   return { active: steps[k].node, targets: steps[k].contributions.map(c => c.to) };
 }
 
+/**
+ * What step k does, in words: "mul (ā = 1) sends 0.5 to sin (now 0.5), 0.4794 to x (now 0.4794)".
+ * Nodes are named by their text (label, else op) and id where two share a text.
+ */
+export function stepDescription(doc: Pick<ViewDoc, 'backward' | 'nodes'>, k: number): string {
+  const steps = doc.backward ?? [];
+  if (k < 0 || k >= steps.length) {
+    return '';
+  }
+  const texts = new Map(doc.nodes.map(n => [n.id, n.text]));
+  const counts = new Map<string, number>();
+  for (const t of texts.values()) {
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  const name = (id: number): string => {
+    const t = texts.get(id) ?? `#${id}`;
+    return (counts.get(t) ?? 0) > 1 ? `${t} #${id}` : t;
+  };
+  const step = steps[k];
+  const head = `${name(step.node)} (ā = ${formatTensor(step.adjoint, 3)})`;
+  if (!step.contributions.length) {
+    return `${head}: no parents, nothing to pass back`;
+  }
+  const parts = step.contributions.map(
+    c => `${formatTensor(c.value, 3)} to ${name(c.to)} (now ${formatTensor(c.total, 3)})`
+  );
+  return `${head} sends ${parts.join(', ')}`;
+}
+
 /** "step 3 of 7" for the 0-based step k of n steps. */
 export function stepLabel(k: number, n: number): string {
   return `step ${k + 1} of ${n}`;

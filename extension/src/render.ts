@@ -11,6 +11,7 @@ import {
   formatTensor,
   MAX_DRAWN_NODES,
   stepFocus,
+  stepDescription,
   stepLabel,
   summarise,
   Tensor,
@@ -166,7 +167,8 @@ export function renderDocument(full: ViewDoc): RenderResult {
   }
 
   const placed = layoutGraph(doc);
-  const surface = svg('svg', { class: 'wb-surface', width: '100%', height: VIEW_HEIGHT }) as SVGSVGElement;
+  const surface = svg('svg', { class: 'wb-surface', width: '100%', height: VIEW_HEIGHT, role: 'img' }) as SVGSVGElement;
+  surface.setAttribute('aria-label', `${doc.title || doc.kind}: ${count}`);
   surface.style.height = `${Math.min(VIEW_HEIGHT, Math.max(120, placed.height + 24))}px`;
   const defs = svg('defs', {});
   const marker = svg('marker', {
@@ -266,7 +268,8 @@ export function renderDocument(full: ViewDoc): RenderResult {
     slider.step = '1';
     const label = el('span', 'wb-step-label');
     bar.append(el('span', 'wb-step-title', 'backward pass'), prev, slider, next, label);
-    root.appendChild(bar);
+    const detail = el('div', 'wb-step-detail');
+    root.append(bar, detail);
     let current = 0;
     setStep = (k: number): void => {
       current = Math.max(0, Math.min(steps.length - 1, Math.round(k)));
@@ -283,6 +286,7 @@ export function renderDocument(full: ViewDoc): RenderResult {
       }
       slider.value = String(current);
       label.textContent = stepLabel(current, steps.length);
+      detail.textContent = stepDescription(doc, current);
       prev.disabled = current === 0;
       next.disabled = current === steps.length - 1;
       root.dataset.step = String(current);
@@ -291,6 +295,17 @@ export function renderDocument(full: ViewDoc): RenderResult {
         tooltip.hidden = true;
       }
     };
+    // Left/right arrow keys step too, once the view has focus (click it).
+    root.tabIndex = 0;
+    root.addEventListener('keydown', event => {
+      if (event.target instanceof HTMLInputElement) {
+        return; // the slider handles its own keys
+      }
+      if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+        event.preventDefault();
+        setStep(current + (event.key === 'ArrowRight' ? 1 : -1));
+      }
+    });
     prev.addEventListener('click', () => setStep(current - 1));
     next.addEventListener('click', () => setStep(current + 1));
     slider.addEventListener('input', () => setStep(Number(slider.value)));

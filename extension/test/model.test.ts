@@ -8,6 +8,7 @@ import {
   formatTensor,
   GRAPH_MIME,
   readDocument,
+  stepDescription,
   stepFocus,
   stepLabel,
   summarise,
@@ -67,6 +68,16 @@ describe('backward steps (f = sin(x)*x at x = 0.5, worked by hand)', () => {
     }
     expect(adjointsAtStep({ backward: null }, 3).size).toBe(0);
     expect(adjointsAtStep(doc, -1).size).toBe(0);
+  });
+
+  it('describes each step in words, with the numbers of the hand computation', () => {
+    const s = Math.sin(X);
+    const fmt = (x: number): string => String(Number(x.toPrecision(4)));
+    expect(stepDescription(doc, 0)).toBe(`mul (ā = 1) sends 0.5 to sin (now 0.5), ${fmt(s)} to x (now ${fmt(s)})`);
+    const both = s + X * Math.cos(X);
+    expect(stepDescription(doc, 1)).toBe(`sin (ā = 0.5) sends ${fmt(X * Math.cos(X))} to x (now ${fmt(both)})`);
+    expect(stepDescription(doc, 2)).toBe(`x (ā = ${fmt(both)}): no parents, nothing to pass back`);
+    expect(stepDescription(doc, 3)).toBe('');
   });
 
   it('focus and label', () => {

@@ -61,6 +61,9 @@ describe('renderDocument', () => {
     expect(adjointOf(0)).toBe(`ā ${Number(both.toPrecision(4))}`);
     (root.querySelector('.wb-step-prev') as HTMLButtonElement).click();
     expect(active()).toBe('2');
+    expect(root.querySelector('.wb-step-detail')!.textContent).toMatch(/^mul \(ā = 1\) sends 0\.5 to sin/);
+    root.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowRight' }));
+    expect(active()).toBe('1');
   });
 
   it('without backward steps shows the final adjoints and no stepper', () => {

@@ -121,6 +121,7 @@ def test_stepping_the_backward_pass_moves_the_highlight_and_the_adjoints(page, l
     assert active.get_attribute("data-node-id") == "2"  # step 1 processes the output
     assert view.locator(".wb-step-label").text_content() == "step 1 of 3"
     assert adjoint_x.text_content() == shown(math.sin(0.5))  # only the direct path so far
+    assert view.locator(".wb-step-detail").text_content().startswith("mul (ā = 1) sends 0.5 to sin")
     view.locator(".wb-step-next").click()
     assert active.get_attribute("data-node-id") == "1"
     assert view.locator(".wb-step-label").text_content() == "step 2 of 3"
