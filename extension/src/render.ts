@@ -23,6 +23,10 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 const MIN_SCALE = 0.05;
 const MAX_SCALE = 8;
 const VIEW_HEIGHT = 480;
+/** Below this scale node labels are unreadable. */
+const MIN_READABLE_SCALE = 0.35;
+/** Width of a notebook output area, for the first view (the real width is known only once shown). */
+const ASSUMED_WIDTH = 900;
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
@@ -163,7 +167,7 @@ export function renderDocument(full: ViewDoc): RenderResult {
     if (doc.truncated) {
       parts.push('the document itself was summarised by workbench');
     }
-    root.appendChild(el('div', 'wb-note', parts.join('; ')));
+    root.appendChild(el('div', 'wb-note wb-hidden-note', parts.join('; ')));
   }
 
   const placed = layoutGraph(doc);
@@ -325,9 +329,17 @@ export function renderDocument(full: ViewDoc): RenderResult {
   zoomIn.addEventListener('click', () => panZoom.zoomAt(1.25, surface.clientWidth / 2, surface.clientHeight / 2));
   zoomOut.addEventListener('click', () => panZoom.zoomAt(0.8, surface.clientWidth / 2, surface.clientHeight / 2));
   zoomFit.addEventListener('click', fit);
-  // Before the view is attached it has no size: start at a scale that fits a typical output area.
-  const initial = Math.max(MIN_SCALE, Math.min(1, 900 / (placed.width || 1), VIEW_HEIGHT / (placed.height || 1)));
-  panZoom.set(0, 0, initial);
+  // Before the view is attached it has no size: start at a scale that fits a typical output area,
+  // but never so small that labels cannot be read; then start at the output, where reading begins.
+  const fitScale = Math.min(1, ASSUMED_WIDTH / (placed.width || 1), VIEW_HEIGHT / (placed.height || 1));
+  if (fitScale >= MIN_READABLE_SCALE) {
+    panZoom.set(0, 0, fitScale);
+  } else {
+    const output = placed.nodes.find(n => outputs.has(n.id)) ?? placed.nodes[placed.nodes.length - 1];
+    const s = MIN_READABLE_SCALE;
+    panZoom.set(ASSUMED_WIDTH - 40 - (output.x + output.width / 2) * s, VIEW_HEIGHT / 2 - output.y * s, s);
+    root.insertBefore(el('div', 'wb-note wb-zoom-note', 'large graph: shown around the output; "fit" or the wheel shows all of it'), canvas);
+  }
 
   const renderMs = performance.now() - started;
   root.dataset.renderMs = renderMs.toFixed(1);

@@ -89,7 +89,7 @@ describe('renderDocument', () => {
   it('past the size limit draws a summary with a note', () => {
     const { root } = renderDocument(readDocument(chain(MAX_DRAWN_NODES + 100)));
     expect(root.querySelectorAll('g.wb-node').length).toBeLessThan(MAX_DRAWN_NODES);
-    expect(root.querySelector('.wb-note')!.textContent).toMatch(/\d+ nodes hidden/);
+    expect(root.querySelector('.wb-hidden-note')!.textContent).toMatch(/\d+ nodes hidden/);
   });
 });
 

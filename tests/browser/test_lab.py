@@ -259,7 +259,7 @@ def test_big_graph_render_time_and_summary(page, lab) -> None:
     total = 5 * 600 - 1
     drawn = summary.locator("g.wb-node").count()
     assert drawn < 1500
-    assert summary.locator(".wb-note").text_content().startswith(f"{total - drawn} nodes hidden")
+    assert summary.locator(".wb-hidden-note").text_content().startswith(f"{total - drawn} nodes hidden")
     print(f"{total}-node graph summarised to {drawn} nodes in {summary.get_attribute('data-render-ms')} ms")
 
 
@@ -394,7 +394,7 @@ def test_traced_graph_of_1000_plus_nodes_renders_and_steps(page, lab) -> None:
     if len(doc["nodes"]) <= 1500:  # drawn in full
         assert drawn == len(doc["nodes"]) and view.locator("path.wb-edge").count() == len(doc["edges"])
     else:  # summarised, and said so
-        assert drawn < 1500 and "nodes hidden" in view.locator(".wb-note").text_content()
+        assert drawn < 1500 and "nodes hidden" in view.locator(".wb-hidden-note").text_content()
     if doc.get("backward"):
         label = view.locator(".wb-step-label")
         first = label.text_content()
