@@ -86,9 +86,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless, launched through Playwright (no Playwright browser download)."""
+    """Debian's Chromium, headless, launched through Playwright (no Playwright browser download).
+
+    Module-scoped: Playwright's sync API keeps an asyncio loop running while it is open, which
+    code tested later in the session (the explorer checks for a running loop) must not see.
+    """
     require("playwright")
     executable = chromium_executable()
     from playwright.sync_api import sync_playwright
