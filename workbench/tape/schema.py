@@ -58,6 +58,15 @@ SCHEMA_VERSION = 1
 _NUMBER: dict[str, Any] = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
 _TENSOR: dict[str, Any] = {"anyOf": [_NUMBER, {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
                                      {"type": "null"}]}
+# The data-flow edges: the same in the tape and the graph documents.
+EDGES_SCHEMA: dict[str, Any] = {"type": "array", "items": {
+    "type": "object",
+    "required": ["source", "target", "argnum"],
+    "additionalProperties": False,
+    "properties": {"source": {"type": "integer", "minimum": 0},
+                   "target": {"type": "integer", "minimum": 0},
+                   "argnum": {"type": "integer", "minimum": 0}},
+}}
 
 #: The optional ``backward`` list, shared with the graph document (``workbench.views``).
 BACKWARD_SCHEMA: dict[str, Any] = {"type": "array", "items": {
@@ -106,14 +115,7 @@ SCHEMA: dict[str, Any] = {
                 "truncated": {"type": "boolean"},
             },
         }},
-        "edges": {"type": "array", "items": {
-            "type": "object",
-            "required": ["source", "target", "argnum"],
-            "additionalProperties": False,
-            "properties": {"source": {"type": "integer", "minimum": 0},
-                           "target": {"type": "integer", "minimum": 0},
-                           "argnum": {"type": "integer", "minimum": 0}},
-        }},
+        "edges": EDGES_SCHEMA,
         "inputs": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "output": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
         "backward": BACKWARD_SCHEMA,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tape.schema import BACKWARD_SCHEMA
+from ..tape.schema import BACKWARD_SCHEMA, EDGES_SCHEMA
 
 MIME_TYPE = "application/vnd.workbench.graph+json"
 SCHEMA_NAME = "workbench.graph"
@@ -77,14 +77,7 @@ SCHEMA: dict[str, Any] = {
                 "adjoint": {"$ref": "#/$defs/tensor"},
             },
         }},
-        "edges": {"type": "array", "items": {
-            "type": "object",
-            "required": ["source", "target", "argnum"],
-            "additionalProperties": False,
-            "properties": {"source": {"type": "integer", "minimum": 0},
-                           "target": {"type": "integer", "minimum": 0},
-                           "argnum": {"type": "integer", "minimum": 0}},
-        }},
+        "edges": EDGES_SCHEMA,
         "inputs": _IDS,
         "outputs": _IDS,
         "truncated": {"type": "boolean"},
