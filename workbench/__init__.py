@@ -104,6 +104,12 @@ _LAZY = {
 globals().pop("graph", None)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension lies in the package (for ``jupyter-builder
+    develop``; a normal install places it through the wheel's shared data)."""
+    return [{"src": "labextension", "dest": "workbench-jupyterlab"}]
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
