@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare with notebooks/ instead of writing; exit 1 on a difference")
     args = parser.parse_args(argv)
     stale = []
+    NOTEBOOK_DIR.mkdir(exist_ok=True)
     for filename, text in generated().items():
         path = NOTEBOOK_DIR / filename
         if args.check:

@@ -169,9 +169,9 @@ def build():
         """),
         md("""
             This function and its derivative are continuous at 1, so `wb.check` passes there
-            too (it notes that the branch switches at that point). A function that **jumps** at its `if` is another
-            matter: the one-sided derivatives exist (both are $2x$) but finite differences see
-            the jump and return something huge. `wb.check` says why.
+            too (it notes that the branch switches at that point). A function that **jumps** at
+            its `if` is another matter: the one-sided derivatives exist (both are $2x$) but
+            finite differences see the jump and return something huge. `wb.check` says why.
         """),
         code("""
             def jump(x):
