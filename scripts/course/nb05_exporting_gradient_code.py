@@ -38,6 +38,13 @@ def build():
 
             workdir = Path(tempfile.mkdtemp(prefix="wb-export-"))
             rng = np.random.default_rng(7)
+
+            def load(path):
+                \"\"\"Import a Python file as a module (what `import` does for a file on sys.path).\"\"\"
+                spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
         """),
         md("""
             ## The function
@@ -68,12 +75,11 @@ def build():
             print(numpy_code.source)
         """),
         md("""
-            Import the file like any module and compare it with `wb.grad` at random points:
+            Import the file (with the small `load` helper defined at the top) and compare it
+            with `wb.grad` at random points:
         """),
         code("""
-            spec = importlib.util.spec_from_file_location("loss_grad", workdir / "loss_grad.py")
-            loss_grad = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(loss_grad)
+            loss_grad = load(workdir / "loss_grad.py")
 
             for _ in range(5):
                 w, x, t = rng.standard_normal(3), rng.standard_normal(3), rng.choice([-1.0, 1.0])
@@ -173,9 +179,7 @@ def build():
             if jax is not None:
                 jax.config.update("jax_enable_x64", True)
                 wb.export(loss, *example, target="jax", path=workdir / "loss_grad_jax.py")
-                spec = importlib.util.spec_from_file_location("loss_grad_jax", workdir / "loss_grad_jax.py")
-                loss_grad_jax = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(loss_grad_jax)
+                loss_grad_jax = load(workdir / "loss_grad_jax.py")
 
                 fast = jax.jit(loss_grad_jax.grad_loss)
                 oracle = jax.grad(lambda w, x, t: jnp.log1p(jnp.exp(-t * (x @ w))))
@@ -217,9 +221,7 @@ def build():
                 return -x
 
             one_branch = wb.export(piecewise, 2.0, path=workdir / "piecewise_one.py")
-            spec = importlib.util.spec_from_file_location("piecewise_one", workdir / "piecewise_one.py")
-            piecewise_one = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(piecewise_one)
+            piecewise_one = load(workdir / "piecewise_one.py")
             assert piecewise_one.grad_piecewise(3.0) == 6.0
             try:
                 piecewise_one.grad_piecewise(-3.0)
@@ -235,9 +237,7 @@ def build():
             gives the right derivative on both sides ($2x$ for $x > 0$, $-1$ otherwise).
         """, """
             both = wb.export(piecewise, 2.0, also_at=[(-2.0,)], path=workdir / "piecewise_both.py")
-            spec = importlib.util.spec_from_file_location("piecewise_both", workdir / "piecewise_both.py")
-            piecewise_both = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(piecewise_both)
+            piecewise_both = load(workdir / "piecewise_both.py")
             for point in (-3.0, -0.5, 0.0, 0.5, 3.0):
                 assert piecewise_both.grad_piecewise(point) == (2 * point if point > 0 else -1.0)
             print(both.source.split('\"\"\"')[1])
@@ -247,9 +247,7 @@ def build():
             `loss` with it, and check `value_loss` against `loss` itself.
         """, """
             with_value = wb.export(loss, *example, with_value=True, path=workdir / "loss_value.py")
-            spec = importlib.util.spec_from_file_location("loss_value", workdir / "loss_value.py")
-            loss_value = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(loss_value)
+            loss_value = load(workdir / "loss_value.py")
             w, x, t = rng.standard_normal(3), rng.standard_normal(3), 1.0
             assert np.isclose(loss_value.value_loss(w, x, t), loss(w, x, t))
             with_value.functions
@@ -261,12 +259,12 @@ def build():
             check it against $\\nabla_w = (1 - \\tanh^2 w)\\,x$.
         """, """
             target = workdir / "cli_grad.py"
-            subprocess.run([sys.executable, "-m", "workbench", "export", "sum(tanh(w) * x)",
-                            "--shape", "w=3", "--shape", "x=3", "--target", "numpy", "-o", str(target)],
-                           check=True, timeout=120)
-            spec = importlib.util.spec_from_file_location("cli_grad", target)
-            cli_grad = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(cli_grad)
+            run = subprocess.run([sys.executable, "-m", "workbench", "export", "sum(tanh(w) * x)",
+                                  "--shape", "w=3", "--shape", "x=3", "--target", "numpy", "-o", str(target)],
+                                 capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, run.stderr
+            print(run.stdout)
+            cli_grad = load(target)
             names = [n for n in dir(cli_grad) if n.startswith("grad_")]
             w, x = rng.standard_normal(3), rng.standard_normal(3)
             assert np.allclose(getattr(cli_grad, names[0])(w, x), (1 - np.tanh(w) ** 2) * x)
