@@ -44,7 +44,44 @@ def build():
             Moving the slider evaluates the compiled derivative: nothing is traced again.
         """),
         code("""
-            wb.explore("x**2*sin(x)", x_range=(-4, 4), x0=1.0)
+            explorer = wb.explore("x**2*sin(x)", x_range=(-4, 4), x0=1.0)
+            explorer
+        """),
+        md("""
+            ### Driving the explorer from code
+
+            Everything on the panel is an attribute you can set or read: `x0` is the slider,
+            `taylor` the checkbox, `values` the numbers at the point, `lines` the drawn curves,
+            `check_report` the `wb.check` result behind the badge. Run the next cell and watch
+            the explorer above move to $x_0 = 2$ and show the Taylor curve. The assertions
+            check the numbers against `wb.grad` and the drawn tangent against its equation.
+        """),
+        code("""
+            def f(x):
+                return x ** 2 * np.sin(x)
+
+            explorer.x0.value = 2.0
+            explorer.taylor.value = True
+            values = explorer.values
+            assert np.isclose(values["f"], f(2.0))
+            assert np.isclose(values["df"], wb.grad(f)(2.0))
+            assert np.isclose(values["d2f"], wb.grad(wb.grad(f))(2.0))
+
+            xs, ys = explorer.lines["tangent"].get_data()
+            assert np.allclose(ys, f(2.0) + wb.grad(f)(2.0) * (np.asarray(xs) - 2.0))
+            assert explorer.lines["taylor"].get_visible() and explorer.check_report.passed
+            values
+        """),
+        md("""
+            A typo in the text box is reported inside the explorer, and it keeps working: the
+            plot stays on the last good function until the text is fixed.
+        """),
+        code("""
+            explorer.text.value = "x**2 * sin(x"          # a missing parenthesis
+            print(explorer.message_text)
+            assert explorer.message_text and np.isclose(explorer.values["df"], wb.grad(f)(2.0))
+            explorer.text.value = "x**2*sin(x)"           # fixed: the message goes away
+            assert not explorer.message_text
         """),
         md("""
             ## The tangent line
@@ -63,9 +100,6 @@ def build():
             Let us check both claims with derivatives from `wb.grad`.
         """),
         code("""
-            def f(x):
-                return x ** 2 * np.sin(x)
-
             df = wb.grad(f)
             d2f = wb.grad(df)
             d3f = wb.grad(d2f)

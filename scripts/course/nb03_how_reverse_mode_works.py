@@ -60,7 +60,8 @@ def build():
         """),
         md("""
             The drawing is made from a JSON document (the same one the JupyterLab extension
-            renders). Every node has its forward value; check a few of them:
+            renders). Every node has its forward value and, for a scalar output, its adjoint
+            (computed by the backward pass we do by hand next); check a few of them:
         """),
         code("""
             graph_doc = wb.graph(f, x0, y0).to_json()
@@ -73,6 +74,8 @@ def build():
             ops = sorted(node["op"] for node in graph_doc["nodes"] if node["op"] not in ("input", "const"))
             print("operations:", ops, " f(2, 3) =", output["value"])
             assert "sin" in ops and "mul" in ops
+            # after the backward pass, each input node carries its adjoint: the gradient
+            assert np.allclose([inputs["x"]["adjoint"], inputs["y"]["adjoint"]], expected)
         """),
         md("""
             ## The backward pass, by hand
@@ -134,10 +137,11 @@ def build():
 
             `wb.backprop` records the function on workbench's numeric tape (reverse mode over
             numpy, with its own hand-written derivative rules) and shows the forward table and
-            then every backward step, each adjoint as it accumulates. Step through it:
+            then every backward step, each adjoint as it accumulates. As with `wb.grad`,
+            `argnums` says which arguments get gradients (here both). Step through it:
         """),
         code("""
-            wb.backprop(f, x0, y0)
+            wb.backprop(f, x0, y0, argnums=(0, 1))
         """),
         md("""
             Its document lists the backward steps in processing order: each step takes a node
@@ -147,7 +151,7 @@ def build():
             and the final totals are the gradient.
         """),
         code("""
-            tape_doc = wb.backprop(f, x0, y0).to_json()
+            tape_doc = wb.backprop(f, x0, y0, argnums=(0, 1)).to_json()
             backward = tape_doc["backward"]
             assert backward[0]["node"] == tape_doc["output"] and backward[0]["adjoint"] == 1.0
 
@@ -170,7 +174,7 @@ def build():
             with buttons and a slider:
         """),
         code("""
-            wb.backprop(f, x0, y0).widget()
+            wb.backprop(f, x0, y0, argnums=(0, 1)).widget()
         """),
         md("""
             ## Checked against the symbolic result
@@ -314,7 +318,7 @@ def build():
             wb.backprop(h, 1.0, 2.0)
         """),
         exercise(3, """
-            Compose $u(x) = \\tanh(x) + x$ with itself $n = 1, \\dots, 6$ times. Does `sympy.diff`
+            Compose $u(x) = \\tanh(x) + x$ with itself $n = 1, \\dots, 5$ times. Does `sympy.diff`
             swell? How many operations does each level add to workbench's derivative?
         """, """
             def composed_u(n):
@@ -327,13 +331,13 @@ def build():
             z = sympy.Symbol("z")
             e = z
             sympy_growth, wb_ops = [], []
-            for n in range(1, 7):
+            for n in range(1, 6):
                 e = sympy.tanh(e) + e
                 sympy_growth.append(sympy.count_ops(sympy.diff(e, z)))
                 wb_ops.append(wb.derivative(composed_u(n), simplify=False).formulas[0].size.ops)
             print("sympy.diff:", sympy_growth)
             print("workbench: ", wb_ops)
             assert len({b - a for a, b in zip(wb_ops, wb_ops[1:])}) == 1   # linear
-            assert sympy_growth[-1] > 8 * sympy_growth[2]                # swells
+            assert sympy_growth[-1] > 5 * sympy_growth[1]                # swells
         """),
     ])
