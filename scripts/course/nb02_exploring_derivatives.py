@@ -191,7 +191,9 @@ def build():
             with its minimum at $(1, 1)$ at the bottom of a curved valley.
         """),
         code("""
-            wb.explore("(1 - x)**2 + 5*(y - x**2)**2")
+            valley_explorer = wb.explore("(1 - x)**2 + 5*(y - x**2)**2", x_range=(-1.5, 1.7),
+                                         y_range=(-0.5, 2.2), x0=-0.5, y0=1.5)
+            valley_explorer
         """),
         md("""
             The gradient field by hand: `wb.grad(..., argnums=(0, 1))` gives $(f_x, f_y)$ for one
@@ -264,6 +266,19 @@ def build():
             print(f"condition number {curvatures[1] / curvatures[0]:.0f}: "
                   "the valley is narrow, which is why plain gradient descent zig-zags here")
             assert curvatures[0] > 0  # both positive: a minimum
+        """),
+        md("""
+            Move the explorer's point to the minimum: its gradient arrow vanishes, and the two
+            eigen-directions it draws are the columns above (the long axis of the valley is the
+            direction of the small curvature).
+        """),
+        code("""
+            valley_explorer.x0.value, valley_explorer.y0.value = 1.0, 1.0
+            at_minimum = valley_explorer.values
+            assert np.allclose(at_minimum["gradient"], 0.0)
+            assert np.allclose(at_minimum["hessian"], H)
+            assert np.allclose(at_minimum["eigenvalues"], curvatures)
+            at_minimum["eigenvalues"]
         """),
         md("""
             ## Exercises
