@@ -177,6 +177,26 @@ def build():
             wb.backprop(f, x0, y0, argnums=(0, 1)).widget()
         """),
         md("""
+            ### A neuron: the same pass over arrays
+
+            The tape works on whole arrays: one row per array operation. For a neuron
+            $\\tanh(x \\cdot w)$ with three weights, the rows are the dot product and the
+            tanh, and the gradient that reaches `w` is $(1 - \\tanh^2(x \\cdot w))\\,x$: the
+            tanh's local derivative times the dot product's (which is $x$).
+        """),
+        code("""
+            def neuron(w, x):
+                return np.tanh(x @ w)
+
+            w_neuron, x_neuron = np.array([0.5, -1.0, 0.25]), np.array([1.0, 2.0, 3.0])
+            neuron_view = wb.backprop(neuron, w_neuron, x_neuron)
+            neuron_doc = neuron_view.to_json()
+            w_node = next(n for n in neuron_doc["nodes"] if n["label"] == "w")
+            z = x_neuron @ w_neuron
+            assert np.allclose(w_node["adjoint"], (1 - np.tanh(z) ** 2) * x_neuron)
+            neuron_view
+        """),
+        md("""
             ## Checked against the symbolic result
 
             Workbench's symbolic side runs the same algorithm, but on formulas instead of
