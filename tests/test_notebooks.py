@@ -3,7 +3,8 @@
 Structure checked here (each check can fail on a hand-edited or regenerated notebook):
 the six course notebooks exist and are exactly what ``scripts/make_notebooks.py`` generates;
 each opens with learning goals; each has exercises, every one followed by a solution cell that
-is hidden and tagged ``solution``; notebooks are committed without outputs; an interactive view
+is hidden and tagged ``solution``; key facts and every solution are asserted in code (so a broken
+engine fails the run); notebooks are committed without outputs; an interactive view
 (``wb.explore``/``wb.graph``/``wb.backprop``) called for display is its cell's last expression.
 """
 
@@ -138,3 +139,17 @@ def _shows(body: list[ast.stmt], call: ast.Call) -> bool:
     return isinstance(last, ast.Name) and any(
         isinstance(s, ast.Assign) and s.value is call
         and any(isinstance(t, ast.Name) and t.id == last.id for t in s.targets) for s in body)
+
+
+def _asserts(source: str) -> int:
+    return sum(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(source)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_key_facts_and_solutions_are_asserted(path: Path) -> None:
+    """A broken engine must fail the notebook run, not just print a wrong number."""
+    code = [c for c in _cells(path) if c["cell_type"] == "code"]
+    assert sum(_asserts(_source(c)) for c in code if not _is_solution(c)) >= 10
+    for cell in code:
+        if _is_solution(cell):
+            assert _asserts(_source(cell)), f"solution {cell.get('id')} checks its answer"
