@@ -360,3 +360,30 @@ def test_nested_no_grad_cases_of_the_core_match_torch(torch, our_no_grad):
                                                    torch.enable_grad))(x)
     got = tg(core.enable_grad_inside(tg, no_grad, enable_grad))(x)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ----- constant and data operands in the rows -----
+def _inputs_column(tape):
+    from workbench.tape.view import rows
+
+    return [r[2] for r in rows(tape)]
+
+
+def test_rows_show_constant_operands_in_their_argument_position():
+    tape = wb.tape.record(lambda x: 3.0 * x ** 2 - 1.0, 0.5)
+    # pow(x, 2), mul(3, x^2), sub(3x^2, 1)
+    assert [e.op for e in tape.entries] == ["input", "pow", "mul", "sub"]
+    assert _inputs_column(tape) == ["(x)", "#0, 2", "3, #1", "#2, 1"]
+    assert "3, #1" in str(tape) and "3, #1" in tape._repr_html_()
+
+
+def test_rows_show_data_arrays_by_name_or_shape():
+    X = np.ones((3, 5))
+    tape = wb.tape.record(lambda w, X: np.sum(np.where(X @ w > 0, X @ w, 0.0)), np.ones(5), X)
+    column = _inputs_column(tape)
+    assert column[1] == "const(3x5), #0"  # unnamed data: its shape
+    assert "mask(3)" in column[-2]  # the comparison's result is data too
+    tape.name_data(X, "X")
+    assert _inputs_column(tape)[1] == "X(3x5), #0"
+    tape.name_data(np.ones((3, 5)), "other")  # equal values, another array: not X
+    assert _inputs_column(tape)[1] == "X(3x5), #0"

@@ -92,6 +92,10 @@ _LAZY = {
     "graph": ("workbench.views", "graph"),
     "backprop": ("workbench.views", "backprop"),
 }
+# Importing the submodule workbench.graph (the node graph, above) bound the name ``graph`` to
+# that module; drop the binding so that ``wb.graph`` reaches the view through __getattr__.
+# ``from workbench.graph import Graph`` is unaffected (it reads sys.modules).
+globals().pop("graph", None)
 
 
 def __getattr__(name: str):

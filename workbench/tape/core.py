@@ -13,6 +13,10 @@ value by recursing on the unwrapped values, so every outer tape records the same
 are written with numpy calls, so an inner backward pass is itself recorded on the outer tapes.
 That is how ``wb.tape.grad(wb.tape.grad(f))`` works.
 
+Teaching: inside :func:`recording_steps` (what ``wb.backprop`` uses), new tapes also keep the
+backward pass step by step in ``tape.steps``: each processed row with its adjoint and what it
+pushed to each argument row. Outside it ``tape.steps`` is None and the pass is the plain loop.
+
 >>> import numpy as np
 >>> tape = Tape()
 >>> x = tape.input(np.array([1.0, 2.0]), "x")
@@ -25,8 +29,10 @@ That is how ``wb.tape.grad(wb.tape.grad(f))`` works.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +44,47 @@ from .forward import FORWARD
 VJPS: dict[str, Any] = {}
 
 _tape_ids = itertools.count()
+
+# Read once per new tape: ordinary tapes never pay for step recording (see recording_steps).
+_record_steps = False
+
+
+@contextlib.contextmanager
+def recording_steps() -> Iterator[None]:
+    """Tapes made inside this block record their backward pass in ``tape.steps``.
+
+    >>> import numpy as np
+    >>> with recording_steps():
+    ...     tape = Tape()
+    >>> x = tape.input(2.0, "x")
+    >>> _ = tape.backward(x * x)
+    >>> [(c.to, float(c.value), float(c.total)) for c in tape.steps[0].contributions]
+    [(0, 2.0, 2.0), (0, 2.0, 4.0)]
+    """
+    global _record_steps
+    previous, _record_steps = _record_steps, True
+    try:
+        yield
+    finally:
+        _record_steps = previous
+
+
+class Contribution(NamedTuple):
+    """What one backward step adds to argument ``argnum`` (row ``to``); ``total`` is that row's
+    adjoint right after adding it."""
+
+    to: int
+    argnum: int
+    value: Any
+    total: Any
+
+
+class Step(NamedTuple):
+    """One row processed by the backward pass: its (final) adjoint and what it pushed on."""
+
+    node: int
+    adjoint: Any
+    contributions: list[Contribution]
 
 
 class Entry:
@@ -75,6 +122,10 @@ class Tape:
         self.comparisons: list[tuple[str, Any, Any]] = []
         self.cuts: set[str] = set()
         self.torch_style = False  # inputs were torch tensors: x.std() means torch's (unbiased)
+        # The backward pass step by step, only inside recording_steps() (for teaching views).
+        self.steps: list[Step] | None = [] if _record_steps else None
+        # id(array) -> (array, name): data arrays the views show by name (see name_data).
+        self.data_names: dict[int, tuple[Any, str]] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -88,6 +139,16 @@ class Tape:
         box = self.record("input", value, (), (), {}, label)
         self.inputs.append(box.entry)
         return box
+
+    def name_data(self, value: Any, name: str) -> None:
+        """Show the constant operand ``value`` (a data array the function was given) as ``name``
+        in the views, instead of its shape."""
+        self.data_names[id(value)] = (value, name)
+
+    def data_name(self, value: Any) -> str:
+        """The name given to ``value`` by :meth:`name_data`, or ""."""
+        found = self.data_names.get(id(value))
+        return found[1] if found is not None and found[0] is value else ""
 
     def record(self, op: str, value: Any, parents: tuple, args: tuple, params: dict,
                label: str = "") -> TapeArray:
@@ -103,6 +164,8 @@ class Tape:
 
         Adjoints are also stored on the entries (``entry.adjoint``) for display.
         """
+        if self.steps is not None:
+            return self._backward_with_steps(output, seed)
         entries = self.entries
         adjoints: list[Any] = [None] * len(entries)
         adjoints[output.entry] = np.ones(np.shape(output.value)) if seed is None else seed
@@ -118,6 +181,31 @@ class Tape:
                 contribution = rule(argnum, g, entry.value, *entry.args, **entry.params)
                 previous = adjoints[parent]
                 adjoints[parent] = contribution if previous is None else previous + contribution
+        self.output = output.entry
+        self.finished = True
+        return adjoints
+
+    def _backward_with_steps(self, output: TapeArray, seed: Any) -> list[Any]:
+        """:meth:`backward`, also appending one :class:`Step` per row reached to ``self.steps``."""
+        entries = self.entries
+        adjoints: list[Any] = [None] * len(entries)
+        adjoints[output.entry] = np.ones(np.shape(output.value)) if seed is None else seed
+        for entry in reversed(entries[:output.entry + 1]):
+            g = adjoints[entry.index]
+            if g is None:
+                continue
+            entry.adjoint = g
+            pushed: list[Contribution] = []
+            self.steps.append(Step(entry.index, g, pushed))
+            rule = VJPS.get(entry.op)
+            if rule is None:
+                continue
+            for argnum, parent in entry.parents:
+                contribution = rule(argnum, g, entry.value, *entry.args, **entry.params)
+                previous = adjoints[parent]
+                total = contribution if previous is None else previous + contribution
+                adjoints[parent] = total
+                pushed.append(Contribution(parent, argnum, contribution, total))
         self.output = output.entry
         self.finished = True
         return adjoints

@@ -24,8 +24,20 @@ JupyterLab renderer can draw the graph). The document is an object::
         {"source": 0, "target": 1, "argnum": 0}
       ],
       "inputs": [0],                      # ids of the input nodes, in argument order
-      "output": 3                         # id of the differentiated output (null before backward)
+      "output": 3,                        # id of the differentiated output (null before backward)
+      "backward": [                       # optional (wb.backprop): the backward pass step by step
+        {"node": 3,                       # the entry processed; its adjoint is final here
+         "adjoint": 1.0,                  # that adjoint (the seed 1.0 at the first step)
+         "contributions": [               # one per argument that is a tape entry
+           {"to": 2, "argnum": 0,         # the argument's entry and position
+            "value": [1.0, 1.0],          # adjoint * d node / d argument, in the argument's shape
+            "total": [1.0, 1.0]}]}        # the argument's adjoint right after adding it
+      ]
     }
+
+Step values past 1000 elements are null. Renderers show, at step k, each entry's latest
+``total`` from steps <= k (and the output's seed from step 0). The ``backward`` field was added
+compatibly: version 1 documents without it stay valid.
 
 Numbers that JSON cannot hold are the strings ``"nan"``, ``"inf"`` and ``"-inf"``. Labels are
 text: renderers must show them as text, never as HTML. :data:`SCHEMA` is the same description as
@@ -46,6 +58,26 @@ SCHEMA_VERSION = 1
 _NUMBER: dict[str, Any] = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
 _TENSOR: dict[str, Any] = {"anyOf": [_NUMBER, {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
                                      {"type": "null"}]}
+
+#: The optional ``backward`` list, shared with the graph document (``workbench.views``).
+BACKWARD_SCHEMA: dict[str, Any] = {"type": "array", "items": {
+    "type": "object",
+    "required": ["node", "adjoint", "contributions"],
+    "additionalProperties": False,
+    "properties": {
+        "node": {"type": "integer", "minimum": 0},
+        "adjoint": {"$ref": "#/$defs/tensor"},
+        "contributions": {"type": "array", "items": {
+            "type": "object",
+            "required": ["to", "argnum", "value", "total"],
+            "additionalProperties": False,
+            "properties": {"to": {"type": "integer", "minimum": 0},
+                           "argnum": {"type": "integer", "minimum": 0},
+                           "value": {"$ref": "#/$defs/tensor"},
+                           "total": {"$ref": "#/$defs/tensor"}},
+        }},
+    },
+}}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -84,5 +116,6 @@ SCHEMA: dict[str, Any] = {
         }},
         "inputs": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "output": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
+        "backward": BACKWARD_SCHEMA,
     },
 }

@@ -7,6 +7,15 @@
 0  input  (x)     ()     0.5       0.918217
 1  sin    #0      ()     0.479426  0.5
 2  mul    #1, #0  ()     0.239713  1
+
+Operands that are not tape rows (constants, data arrays) are shown in place: a scalar by its
+value, an array by the name :meth:`Tape.name_data` gave it, or ``const`` and its shape:
+
+>>> X = np.ones((3, 2))
+>>> tape = wb.tape.record(lambda w, X: np.sum(3.0 * (X @ w)), np.ones(2), X)
+>>> tape.name_data(X, "X")
+>>> [row[2] for row in rows(tape)]
+['(w)', 'X(3x2), #0', '3, #1', '#2']
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import Entry, Tape, raw
+from .core import Entry, Step, Tape, raw
 from .schema import SCHEMA_NAME, SCHEMA_VERSION
 
 MAX_JSON_ELEMENTS = 1000  # larger values are left out of the JSON (``truncated``)
@@ -33,10 +42,24 @@ def _short(value: Any) -> str:
                            max_line_width=10_000).replace("\n", "")
 
 
-def _inputs(entry: Entry) -> str:
+def _inputs(tape: Tape, entry: Entry) -> str:
     if entry.op == "input":
         return f"({entry.label})" if entry.label else ""
-    return ", ".join(f"#{p}" for _, p in entry.parents)
+    rows_of = dict(entry.parents)
+    return ", ".join(f"#{rows_of[i]}" if i in rows_of else operand_text(tape, value)
+                     for i, value in enumerate(entry.args))
+
+
+def operand_text(tape: Tape, value: Any) -> str:
+    """A constant or data operand in a row: ``3``, ``X(3x5)`` (named), ``const(3x5)``, ``mask(3)``."""
+    array = np.asarray(raw(value))
+    name = tape.data_name(value)
+    dims = "x".join(str(n) for n in array.shape)
+    if name:
+        return f"{name}({dims})" if dims else name
+    if array.ndim == 0:
+        return _short(array)
+    return f"{'mask' if array.dtype == np.bool_ else 'const'}({dims})"
 
 
 def _params(entry: Entry) -> str:
@@ -54,7 +77,7 @@ def rows(tape: Tape) -> list[list[str]]:
     for e in tape.entries:
         params = _params(e)
         op = f"{e.op}({params})" if params else e.op
-        out.append([str(e.index), op, _inputs(e), str(np.shape(raw(e.value))), _short(e.value),
+        out.append([str(e.index), op, _inputs(tape, e), str(np.shape(raw(e.value))), _short(e.value),
                     _short(e.adjoint)])
     return out
 
@@ -83,6 +106,11 @@ def _number(x: float) -> float | str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return x
+
+
+def tensor_json(value: Any) -> Any:
+    """A number or array (tape values included) as JSON: nested lists, "nan"/"inf" as strings."""
+    return _tensor(value)
 
 
 def _tensor(value: Any) -> Any:
@@ -122,5 +150,19 @@ def to_json(tape: Tape) -> dict[str, Any]:
             "truncated": truncated,
         })
         edges += [{"source": p, "target": e.index, "argnum": argnum} for argnum, p in e.parents]
-    return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "nodes": nodes, "edges": edges,
-            "inputs": list(tape.inputs), "output": tape.output}
+    doc = {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "nodes": nodes, "edges": edges,
+           "inputs": list(tape.inputs), "output": tape.output}
+    if tape.steps is not None and tape.output is not None:
+        doc["backward"] = [_step_json(step) for step in tape.steps]
+    return doc
+
+
+def _bounded(value: Any) -> Any:
+    """JSON of a step's value, or null past MAX_JSON_ELEMENTS elements (like node values)."""
+    return None if np.size(raw(value)) > MAX_JSON_ELEMENTS else _tensor(value)
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    return {"node": step.node, "adjoint": _bounded(step.adjoint),
+            "contributions": [{"to": c.to, "argnum": c.argnum, "value": _bounded(c.value),
+                               "total": _bounded(c.total)} for c in step.contributions]}

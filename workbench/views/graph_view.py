@@ -1,0 +1,221 @@
+"""``wb.graph(f, *args)``: the traced computational graph of ``f`` as a display object.
+
+The graph is the tracer's own (hash-consed, so shared subexpressions are one node): inputs
+named after the parameters (``w_0``... for the elements of an array parameter), constants,
+and one node per operation. Each node carries its value at ``args``, a short formula, and, for
+a scalar output, its adjoint d output / d node from a reverse pass (``reverse.py``), whose steps
+are kept in the document's ``backward`` list. Graphs past ``max_nodes`` nodes are cut to the
+nodes nearest the output (``truncated``; the title says so).
+
+>>> import numpy as np, workbench as wb
+>>> view = wb.graph(lambda x: np.sin(x) * x, 0.5)
+>>> view
+Graph of f: 3 nodes, 3 edges
+>>> doc = view.to_json()
+>>> doc["title"], [n["label"] for n in doc["nodes"]]
+('f(x) = x*sin(x)', ['x', 'sin', 'mul'])
+>>> round(doc["nodes"][0]["adjoint"], 6)      # sin(0.5) + 0.5 cos(0.5)
+0.918217
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..display.capture import Capture, capture
+from ..display.formula import symbols_of
+from ..errors import BudgetExceededError, InputTypeError
+from ..graph import Graph
+from ..symbolic.to_sympy import to_sympy, tree_sizes
+from ..tape.view import tensor_json
+from .graph_schema import MIME_TYPE, SCHEMA_NAME, SCHEMA_VERSION
+from .reverse import reverse_pass
+from .svg import Box, render_svg, short_number
+
+#: Past this many nodes, only the nodes nearest the output are kept (``truncated``).
+MAX_NODES = 2000
+#: The static HTML draws graphs up to this many nodes (bigger drawings are unreadable and heavy:
+#: about 600 bytes of SVG a node); past it, it lists the ops instead.
+MAX_DRAWN_NODES = 400
+#: Formulas are given for nodes whose expression tree has at most this many nodes ...
+EXPRESSION_MAX_TREE = 40
+#: ... and whose text is at most this long; others get "" (the graph itself is the formula).
+EXPRESSION_MAX_CHARS = 80
+
+
+def graph(f: Callable, *args: Any, max_nodes: int = MAX_NODES) -> GraphView:
+    """Trace ``f`` at ``args`` and show its computational graph.
+
+    Float scalars and arrays among ``args`` are the inputs; other arguments are passed as they
+    are. With no ``args``, every parameter is a scalar traced at 0.5, 0.625, ... (like
+    ``wb.trace``). For a scalar output, every node also shows its adjoint.
+
+    >>> import workbench as wb
+    >>> doc = wb.graph(lambda x, y: x * y + 3.0 * x, 2.0, 5.0).to_json()
+    >>> sorted(n["label"] for n in doc["nodes"])
+    ['3', 'add', 'mul', 'mul', 'x', 'y']
+    >>> [n["adjoint"] for n in doc["nodes"] if n["op"] == "input"]       # y + 3, x
+    [8.0, 2.0]
+    """
+    if not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1:
+        raise InputTypeError(f"wb.graph: max_nodes must be a positive int, got {max_nodes!r}")
+    cap = capture(f, args, order=0, transform="wb.graph")
+    return GraphView(graph_document(cap, max_nodes), cap.name)
+
+
+class GraphView:
+    """A computational graph: displays as the workbench MIME type, static SVG, or a text line.
+
+    ``to_json()`` is the document (``workbench.views.graph_schema``).
+    """
+
+    def __init__(self, document: dict[str, Any], name: str = "f") -> None:
+        self._doc = document
+        self.name = name
+
+    def to_json(self) -> dict[str, Any]:
+        """The graph document (a fresh copy), JSON-ready."""
+        return copy.deepcopy(self._doc)
+
+    def boxes(self) -> list[Box]:
+        """The nodes as drawn: label, value, adjoint and a tooltip with the formula."""
+        return [_box(node) for node in self._doc["nodes"]]
+
+    def svg(self) -> str:
+        """The static drawing (every label escaped, no scripts)."""
+        doc = self._doc
+        return render_svg(self.boxes(), [(e["source"], e["target"], e["argnum"])
+                                         for e in doc["edges"]], doc["inputs"])
+
+    def __repr__(self) -> str:
+        doc = self._doc
+        text = f"Graph of {self.name}: {len(doc['nodes'])} nodes, {len(doc['edges'])} edges"
+        return text + (" (truncated: the nodes nearest the output)" if doc["truncated"] else "")
+
+    def _repr_html_(self) -> str:
+        nodes = self._doc["nodes"]
+        if len(nodes) <= MAX_DRAWN_NODES:
+            body = f'<div style="overflow: auto; max-height: 640px">{self.svg()}</div>'
+        else:
+            counts: dict[str, int] = {}
+            for n in nodes:
+                counts[n["op"]] = counts.get(n["op"], 0) + 1
+            listed = ", ".join(f"{op} {k:,}" for op, k in sorted(counts.items(),
+                                                                 key=lambda item: -item[1]))
+            body = (f"<div>{len(nodes):,} nodes: too many to draw here (the limit is "
+                    f"{MAX_DRAWN_NODES}); by op: {html.escape(listed)}. Trace a smaller "
+                    "example to see the drawing.</div>")
+        return (f'<div class="wb-graph-view" style="font-family: monospace">'
+                f'<div class="wb-graph-title" style="margin-bottom: 4px">'
+                f'{html.escape(self._doc["title"])}</div>{body}</div>')
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {MIME_TYPE: self.to_json(), "text/html": self._repr_html_(),
+                "text/plain": repr(self)}
+
+
+def _box(node: dict[str, Any]) -> Box:
+    value, adjoint = short_number(node["value"]), short_number(node["adjoint"])
+    tip = [node["label"] if node["op"] in ("input", "const") else node["op"]]
+    if node["expression"] and node["expression"] != node["label"]:
+        tip[0] += f" = {node['expression']}"
+    tip.append(f"value: {value}")
+    if adjoint:
+        tip.append(f"adjoint (d output / d node): {adjoint}")
+    return Box(node["id"], node["label"], value, adjoint, "\n".join(tip), node["op"])
+
+
+# ----- the document -----
+def graph_document(cap: Capture, max_nodes: int = MAX_NODES) -> dict[str, Any]:
+    """The JSON document of a traced function (see ``graph_schema``)."""
+    g = cap.graph
+    outputs = [int(n) for n in cap.output.ravel()]
+    everything = g.ancestors(outputs)
+    truncated = len(everything) > max_nodes
+    kept = nearest_ancestors(g, outputs, max_nodes) if truncated else everything
+    names = {node: _input_name(name, index) for node, (name, index) in cap.input_nodes().items()}
+    expressions = _expressions(cap, kept, outputs)
+    adjoints: dict[int, float] = {}
+    steps: list = []
+    if len(outputs) == 1 and cap.output.shape == ():
+        try:
+            adjoints, steps = reverse_pass(g, outputs[0], everything)
+        except BudgetExceededError:  # the partial derivatives did not fit the graph budget
+            adjoints, steps = {}, []
+    kept_set = set(kept)
+    nodes = [{"id": n, "op": g.op[n], "label": _label(g, n, names), "expression": expressions[n],
+              "shape": [], "value": tensor_json(g.values[n]),
+              "adjoint": tensor_json(adjoints.get(n))} for n in kept]
+    edges = [{"source": a, "target": n, "argnum": i}
+             for n in kept for i, a in enumerate(g.args[n]) if a in kept_set]
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_NAME, "version": SCHEMA_VERSION,
+        "title": _title(cap, outputs, expressions, len(kept), len(everything)),
+        "nodes": nodes, "edges": edges,
+        "inputs": [n for n in kept if g.op[n] == "input"], "outputs": outputs,
+        "truncated": truncated}
+    if steps:
+        doc["backward"] = [
+            {"node": s.node, "adjoint": tensor_json(s.adjoint),
+             "contributions": [{"to": c.to, "argnum": c.argnum, "value": tensor_json(c.value),
+                                "total": tensor_json(c.total)}
+                               for c in s.contributions if c.to in kept_set]}
+            for s in steps if s.node in kept_set]
+    return doc
+
+
+def nearest_ancestors(g: Graph, outputs: Sequence[int], limit: int) -> list[int]:
+    """Up to ``limit`` ancestors of ``outputs``, nearest first (breadth first), in id order."""
+    seen: set[int] = set()
+    queue = deque(outputs)
+    while queue and len(seen) < limit:
+        node = queue.popleft()
+        if node in seen:
+            continue
+        seen.add(node)
+        queue.extend(a for a in g.args[node] if a not in seen)
+    return sorted(seen)
+
+
+def _input_name(name: str, index: tuple[int, ...] | None) -> str:
+    """``x`` for a scalar parameter, ``w_0`` / ``W_1,2`` for array elements (as in formulas)."""
+    return name if index is None else f"{name}_{','.join(str(i) for i in index)}"
+
+
+def _label(g: Graph, node: int, names: dict[int, str]) -> str:
+    op = g.op[node]
+    if op == "input":
+        return names.get(node) or str(g.params[node][0])
+    if op == "const":
+        value = g.values[node]
+        return str(value) if isinstance(value, bool) else f"{float(value):.6g}"
+    params = g.params[node]
+    return f"{op}({', '.join(f'{float(p):.6g}' for p in params)})" if params else op
+
+
+def _expressions(cap: Capture, kept: list[int], outputs: list[int]) -> dict[int, str]:
+    """A short formula per kept node: only where its expression tree is small (cheap to print)."""
+    sizes = tree_sizes(cap.graph, kept)
+    small = [n for n in kept if sizes[n] <= EXPRESSION_MAX_TREE]
+    text = {n: "" for n in kept}
+    if small:
+        for n, expr in zip(small, to_sympy(cap.graph, small, symbols_of(cap))):
+            s = str(expr)
+            text[n] = s if len(s) <= EXPRESSION_MAX_CHARS else ""
+    return text
+
+
+def _title(cap: Capture, outputs: list[int], expressions: dict[int, str], kept: int,
+           total: int) -> str:
+    head = f"{cap.name}({', '.join(p.name for p in cap.params)})"
+    if cap.output.shape == () and expressions.get(outputs[0]):
+        head += f" = {expressions[outputs[0]]}"
+    elif cap.output.shape != ():
+        head += f": {len(outputs)} outputs, shape {tuple(cap.output.shape)}"
+    if kept < total:
+        head += f" (showing the {kept:,} nodes nearest the output, of {total:,})"
+    return head
