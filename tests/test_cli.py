@@ -66,7 +66,7 @@ def test_module_function_to_c_files(tmp_path, monkeypatch):
 def test_stdout_and_latex(capsys):
     assert main(["export", "exp(x) * sin(x)", "--target", "latex"]) == 0
     out = capsys.readouterr().out
-    assert r"\frac{d expression}{d x} &=" in out and r"\begin{align}" in out
+    assert r"\frac{d\,\mathrm{expression}}{d x} &=" in out and r"\begin{align}" in out
 
 
 @pytest.mark.parametrize("hostile", [

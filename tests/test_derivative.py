@@ -35,7 +35,7 @@ def test_named_function_and_latex():
     theta = d.symbols["theta"]
     assert sympy.simplify(d.expr - (2 * theta * sympy.log(theta) + theta)) == 0
     latex = d._repr_latex_()
-    assert latex.startswith("$") and r"\frac{d loss}{d \theta}" in latex
+    assert latex.startswith("$") and r"\frac{d\,\mathrm{loss}}{d \theta}" in latex
     assert "dloss/dtheta" in repr(d)
 
 
@@ -197,8 +197,12 @@ def test_unsimplified_on_request():
 def test_errors_are_clear():
     with pytest.raises(wb.NonScalarOutputError, match="scalar"):
         wb.derivative(lambda v: v * 2, np.ones(2))
-    with pytest.raises(wb.ArgnumsError, match="order"):
-        wb.derivative(np.sin, order=3)
+    for bad in (0, -1):
+        with pytest.raises(wb.ArgnumsError, match="order must be a positive integer"):
+            wb.derivative(np.sin, order=bad)
+    for bad in (1.5, "2", True, None):
+        with pytest.raises(wb.ArgnumsTypeError, match="order must be a positive integer"):
+            wb.derivative(np.sin, order=bad)
     with pytest.raises(wb.InputTypeError, match="cannot be differentiated"):
         wb.derivative(lambda x, n: x ** n, 1.0, 3, argnums=1)
     with pytest.raises(wb.ArgnumsError, match="argument 2"):

@@ -7,8 +7,8 @@ whitelisting parser of :mod:`workbench.exprparse` (never ``eval``/``sympify``).
 >>> main(["export", "x**2 * sin(y)", "--argnums", "0,1", "--target", "latex"])
 % Derivative of expression, exported by workbench (wb.export target="latex").
 \\begin{align}
-\\frac{\\partial expression}{\\partial x} &= 2 x \\sin{\\left(y \\right)} \\\\
-\\frac{\\partial expression}{\\partial y} &= x^{2} \\cos{\\left(y \\right)}
+\\frac{\\partial\\,\\mathrm{expression}}{\\partial x} &= 2 x \\sin{\\left(y \\right)} \\\\
+\\frac{\\partial\\,\\mathrm{expression}}{\\partial y} &= x^{2} \\cos{\\left(y \\right)}
 \\end{align}
 0
 """

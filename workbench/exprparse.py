@@ -8,6 +8,14 @@ lambdas, comprehensions, keyword arguments, strings, ``__import__`` -- is refuse
 ``sympify``: the checked tree is interpreted directly, into a numpy/workbench function or into
 a SymPy expression.
 
+The functions are spelt as numpy spells them (``arcsin``, ``absolute``, ``maximum``,
+``heaviside(x, h)``) or as SymPy does (``asin``, ``Abs``, ``Max``/``Min`` of two or more
+arguments, ``Heaviside``, ``log(x, b)``, ``sec csc cot asec acsc acot sech csch coth asech acsch
+acoth``, written with the ops that exist: ``sec(x) = 1/cos(x)``, ``asec(x) = arccos(1/x)``).
+Written rationals stay exact in the SymPy form (``x**(1/3)``); the function computes them in
+floating point. :func:`from_sympy` reads a SymPy expression the same way: by walking it with a
+whitelist of SymPy classes into the same checked tree.
+
 >>> e = parse("sin(x) * y**2 + pi")
 >>> e.variables
 ('x', 'y')
@@ -16,6 +24,8 @@ a SymPy expression.
 5.059295
 >>> e.sympy()
 y**2*sin(x) + pi
+>>> parse("Max(x, 0) + log(x, 2) * x**(1/3)").sympy()
+x**(1/3)*log(x)/log(2) + Max(0, x)
 >>> parse("__import__('os').system('ls')")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import keyword
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,45 +101,124 @@ def _sym_lambda(build: Callable) -> Callable[[], Callable]:
     return get
 
 
-# name -> (arity, numeric function, SymPy function getter)
-FUNCTIONS: dict[str, tuple[int, Callable, Callable[[], Callable]]] = {
+def _heaviside(x, at_zero=0.5):
+    """1 where x > 0, ``at_zero`` where x == 0 (SymPy's default 1/2), else 0; piecewise
+    constant, so its derivative is 0 everywhere (torch refuses to differentiate
+    ``torch.heaviside``; JAX's ``jnp.heaviside`` gives 0, as here)."""
+    from . import functions
+
+    return functions.where(x > 0, 1.0, functions.where(x == 0, at_zero, 0.0))
+
+
+def _extremum(pair: str, reduce: str) -> Callable:
+    """Max/Min of two or more arguments: the pairwise op for two (torch.maximum's even split of
+    a tie), the reduction over all of them for more (ties split evenly among all the
+    maximal entries, as torch's ``amax``)."""
+
+    def call(*args):
+        if len(args) == 2:
+            return getattr(np, pair)(*args)
+        return getattr(np, reduce)(np.stack(args))
+
+    call.__name__ = pair
+    return call
+
+
+def _reciprocal(name: str) -> Callable:
+    """``1 / f(x)`` for f one of numpy's functions (sec = 1/cos, ...)."""
+    f = getattr(np, name)
+
+    def call(x):
+        return 1.0 / f(x)
+
+    return call
+
+
+def _of_reciprocal(name: str) -> Callable:
+    """``f(1 / x)`` for f one of numpy's functions (asec(x) = arccos(1/x), ...)."""
+    f = getattr(np, name)
+
+    def call(x):
+        return f(1.0 / x)
+
+    return call
+
+
+def _log(x, base=None):
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+#: How many arguments a function takes: an exact count, or (fewest, most) with most None for
+#: any number.
+Arity = int | tuple[int, int | None]
+
+# name -> (arity, numeric function, SymPy function getter). SymPy's spellings (Abs, Max, Min,
+# Heaviside, log(x, b), sec ... acoth) and numpy's (arcsin, absolute, maximum, heaviside ...)
+# both work; functions SymPy has and the op table has not are written with ops that exist
+# (sec = 1/cos, asec(x) = arccos(1/x), ...).
+FUNCTIONS: dict[str, tuple[Arity, Callable, Callable[[], Callable]]] = {
     "sin": (1, _np_fn("sin"), _sym("sin")),
     "cos": (1, _np_fn("cos"), _sym("cos")),
     "tan": (1, _np_fn("tan"), _sym("tan")),
+    "sec": (1, _reciprocal("cos"), _sym("sec")),
+    "csc": (1, _reciprocal("sin"), _sym("csc")),
+    "cot": (1, _reciprocal("tan"), _sym("cot")),
     "asin": (1, _np_fn("arcsin"), _sym("asin")),
     "acos": (1, _np_fn("arccos"), _sym("acos")),
     "atan": (1, _np_fn("arctan"), _sym("atan")),
+    "asec": (1, _of_reciprocal("arccos"), _sym("asec")),
+    "acsc": (1, _of_reciprocal("arcsin"), _sym("acsc")),
+    "acot": (1, _of_reciprocal("arctan"), _sym("acot")),
+    "arcsin": (1, _np_fn("arcsin"), _sym("asin")),
+    "arccos": (1, _np_fn("arccos"), _sym("acos")),
+    "arctan": (1, _np_fn("arctan"), _sym("atan")),
     "sinh": (1, _np_fn("sinh"), _sym("sinh")),
     "cosh": (1, _np_fn("cosh"), _sym("cosh")),
     "tanh": (1, _np_fn("tanh"), _sym("tanh")),
+    "sech": (1, _reciprocal("cosh"), _sym("sech")),
+    "csch": (1, _reciprocal("sinh"), _sym("csch")),
+    "coth": (1, _reciprocal("tanh"), _sym("coth")),
     "asinh": (1, _np_fn("arcsinh"), _sym("asinh")),
     "acosh": (1, _np_fn("arccosh"), _sym("acosh")),
     "atanh": (1, _np_fn("arctanh"), _sym("atanh")),
+    "asech": (1, _of_reciprocal("arccosh"), _sym("asech")),
+    "acsch": (1, _of_reciprocal("arcsinh"), _sym("acsch")),
+    "acoth": (1, _of_reciprocal("arctanh"), _sym("acoth")),
+    "arcsinh": (1, _np_fn("arcsinh"), _sym("asinh")),
+    "arccosh": (1, _np_fn("arccosh"), _sym("acosh")),
+    "arctanh": (1, _np_fn("arctanh"), _sym("atanh")),
     "exp": (1, _np_fn("exp"), _sym("exp")),
     "expm1": (1, _np_fn("expm1"), _sym_lambda(lambda s, x: s.exp(x) - 1)),
-    "log": (1, _np_fn("log"), _sym("log")),
+    "log": ((1, 2), _log, _sym("log")),
     "log1p": (1, _np_fn("log1p"), _sym_lambda(lambda s, x: s.log(1 + x))),
     "log2": (1, _np_fn("log2"), _sym_log(2)),
     "log10": (1, _np_fn("log10"), _sym_log(10)),
     "sqrt": (1, _np_fn("sqrt"), _sym("sqrt")),
     "abs": (1, _np_fn("abs"), _sym("Abs")),
+    "Abs": (1, _np_fn("abs"), _sym("Abs")),
+    "absolute": (1, _np_fn("abs"), _sym("Abs")),
     "sign": (1, _np_fn("sign"), _sym("sign")),
+    "floor": (1, _np_fn("floor"), _sym("floor")),
+    "ceiling": (1, _np_fn("ceil"), _sym("ceiling")),
+    "ceil": (1, _np_fn("ceil"), _sym("ceiling")),
+    "Heaviside": ((1, 2), _heaviside, _sym("Heaviside")),
+    "heaviside": (2, _heaviside, _sym("Heaviside")),
     "relu": (1, _wb_fn("relu"), _sym("relu", custom=True)),
     "sigmoid": (1, _wb_fn("sigmoid"), _sym("sigmoid", custom=True)),
     "softplus": (1, _wb_fn("softplus"), _sym("softplus", custom=True)),
-    "sec": (1, lambda x: 1.0 / np.cos(x), _sym("sec")),
-    "csc": (1, lambda x: 1.0 / np.sin(x), _sym("csc")),
-    "cot": (1, lambda x: 1.0 / np.tan(x), _sym("cot")),
-    "sech": (1, lambda x: 1.0 / np.cosh(x), _sym("sech")),
     "atan2": (2, _np_fn("arctan2"), _sym("atan2")),
+    "arctan2": (2, _np_fn("arctan2"), _sym("atan2")),
     "maximum": (2, _np_fn("maximum"), _sym("Max")),
     "minimum": (2, _np_fn("minimum"), _sym("Min")),
+    "Max": ((2, None), _extremum("maximum", "max"), _sym("Max")),
+    "Min": ((2, None), _extremum("minimum", "min"), _sym("Min")),
     "sum": (1, _wb_fn("sum"), _sym_lambda(lambda s, x: x)),
 }
 
 CONSTANTS: dict[str, tuple[float, Callable[[], Any]]] = {
     "pi": (float(np.pi), lambda: __import__("sympy").pi),
     "e": (float(np.e), lambda: __import__("sympy").E),
+    "E": (float(np.e), lambda: __import__("sympy").E),  # SymPy's spelling
 }
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -255,13 +345,149 @@ def _check(node: ast.AST, variables: list[str], depth: int) -> None:
         if node.keywords:
             raise _refuse("keyword arguments")
         arity = FUNCTIONS[name][0]
-        if len(node.args) != arity or any(isinstance(a, ast.Starred) for a in node.args):
-            raise ExpressionError(f"expression refused: {name} takes {arity} argument"
-                                  f"{'s' if arity != 1 else ''}, got {len(node.args)}")
+        if not _arity_accepts(arity, len(node.args)) or \
+                any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExpressionError(f"expression refused: {name} takes {_arity_text(arity)}, "
+                                  f"got {len(node.args)}")
         for a in node.args:
             _check(a, variables, depth + 1)
     else:
         raise _refuse(_describe(node))
+
+
+def _arity_accepts(arity: Arity, count: int) -> bool:
+    if isinstance(arity, int):
+        return count == arity
+    fewest, most = arity
+    return count >= fewest and (most is None or count <= most)
+
+
+def _arity_text(arity: Arity) -> str:
+    """``1 argument``, ``2 arguments``, ``1 or 2 arguments``, ``2 or more arguments``."""
+    if isinstance(arity, int):
+        return f"{arity} argument{'s' if arity != 1 else ''}"
+    fewest, most = arity
+    return f"{fewest} or more arguments" if most is None else f"{fewest} or {most} arguments"
+
+
+# ----- SymPy expressions in: walked with a whitelist of SymPy classes, never printed and re-read
+#: Most SymPy tree nodes accepted (as MAX_LENGTH bounds texts).
+MAX_SYMPY_NODES = 10_000
+
+
+def _sympy_classes() -> dict[type, str]:
+    """SymPy function class -> the name of the same function in :data:`FUNCTIONS`."""
+    import sympy
+
+    from . import sympy_functions
+
+    table = {getattr(sympy, n): n for n in (
+        "sin", "cos", "tan", "sec", "csc", "cot", "asin", "acos", "atan", "asec", "acsc", "acot",
+        "sinh", "cosh", "tanh", "sech", "csch", "coth", "asinh", "acosh", "atanh", "asech",
+        "acsch", "acoth", "exp", "log", "Abs", "sign", "floor", "ceiling", "Heaviside", "Max",
+        "Min", "atan2")}
+    table.update({getattr(sympy_functions, n): n for n in ("relu", "sigmoid", "softplus")})
+    return table
+
+
+def from_sympy(expr: Any, variables: tuple[str, ...] | None = None) -> Expression:
+    """A SymPy expression as a checked :class:`Expression` (numbers, symbols, ``+ * **`` and the
+    functions of :data:`FUNCTIONS`; anything else is refused by name). Its variables are the
+    free symbols sorted by name unless ``variables`` gives the order. Rationals stay exact in
+    the expression (``1/3`` is the division 1/3, computed in floating point).
+
+    >>> import math, sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> e = from_sympy(sympy.sec(x) * y + sympy.Rational(1, 3))
+    >>> e.variables, abs(float(e.function()(0.5, 2.0)) - (2 / math.cos(0.5) + 1 / 3)) < 1e-12
+    (('x', 'y'), True)
+    >>> from_sympy(sympy.Integral(x, x))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    workbench.exprparse.ExpressionError: SymPy expression refused: Integral is not supported; ...
+    """
+    import sympy
+
+    if not isinstance(expr, sympy.Expr):
+        raise ExpressionError(f"expected a SymPy expression, got {type(expr).__name__}")
+    classes = _sympy_classes()
+    count = 0
+    for _ in sympy.preorder_traversal(expr):
+        count += 1
+        if count > MAX_SYMPY_NODES:
+            raise ExpressionError(f"SymPy expression refused: more than {MAX_SYMPY_NODES:,} "
+                                  "nodes")
+    names = sorted(s.name for s in expr.free_symbols)
+    for name in names:
+        if not name.isidentifier() or name.startswith("_") or name in FUNCTIONS \
+                or name in CONSTANTS or keyword.iskeyword(name):
+            raise ExpressionError(
+                f"SymPy expression refused: the symbol {name!r} cannot be a parameter name "
+                "(use a Python identifier that is not a function or constant name, e.g. x or "
+                "theta_1)")
+    tree = _sympy_to_ast(expr, classes, 0)
+    order = tuple(variables) if variables is not None else tuple(names)
+    checked = Expression(str(expr), tree, tuple(names))
+    _check(tree, [], 0)
+    if variables is not None:
+        _check_variables(checked, order)
+    return Expression(str(expr), tree, order)
+
+
+def _balanced(op: ast.operator, items: list[ast.expr]) -> ast.expr:
+    """``a op b op c ...`` as a balanced tree (depth log n, not n)."""
+    if len(items) == 1:
+        return items[0]
+    mid = len(items) // 2
+    return ast.BinOp(_balanced(op, items[:mid]), op, _balanced(op, items[mid:]))
+
+
+def _sympy_to_ast(e: Any, classes: dict[type, str], depth: int) -> ast.expr:
+    import sympy
+
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"SymPy expression refused: nested deeper than {MAX_DEPTH} levels")
+    if e.is_Symbol:
+        return ast.Name(e.name, ast.Load())
+    if e is sympy.pi:
+        return ast.Name("pi", ast.Load())
+    if e is sympy.E:
+        return ast.Name("E", ast.Load())
+    if e.is_Integer:
+        return _signed(int(e))
+    if e.is_Rational:
+        return ast.BinOp(_signed(int(e.p)), ast.Div(), ast.Constant(int(e.q)))
+    if e.is_Float and e.is_finite:
+        return _signed(float(e))
+
+    def walk(a):
+        return _sympy_to_ast(a, classes, depth + 1)
+
+    if e.is_Add:
+        return _balanced(ast.Add(), [walk(a) for a in e.args])
+    if e.is_Mul:
+        return _balanced(ast.Mult(), [walk(a) for a in e.args])
+    if e.is_Pow:
+        base, exponent = e.args
+        if exponent == sympy.S.Half:
+            return ast.Call(ast.Name("sqrt", ast.Load()), [walk(base)], [])
+        if exponent == -1:
+            return ast.BinOp(ast.Constant(1), ast.Div(), walk(base))
+        return ast.BinOp(walk(base), ast.Pow(), walk(exponent))
+    name = classes.get(type(e))
+    if name is not None:
+        return ast.Call(ast.Name(name, ast.Load()), [walk(a) for a in e.args], [])
+    what = type(e).__name__
+    raise ExpressionError(
+        f"SymPy expression refused: {what} is not supported; allowed: numbers, symbols, "
+        f"+ - * / ** and the functions {', '.join(sorted(set(classes.values())))}")
+
+
+def _signed(value: int | float) -> ast.expr:
+    """A number as the parser would read it: a negative one as unary minus."""
+    if value < 0:
+        return ast.UnaryOp(ast.USub(), ast.Constant(-value))
+    return ast.Constant(value)
 
 
 def _check_variables(expr: Expression, order: tuple[str, ...]) -> None:

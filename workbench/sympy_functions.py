@@ -17,6 +17,14 @@ Heaviside(x, 0)
 np.float64(0.268941)
 >>> sympy.latex(relu(x))
 '\\\\operatorname{relu}\\\\left(x\\\\right)'
+
+The helpers that only appear in derivatives print in textbook notation, never by their names:
+``step_tie(a, b)`` as the indicator ``1[a > b]`` with torch's 1/2 at a tie, ``in_range`` as
+the indicator of the closed interval, ``stop_gradient(u)`` as ``sg[u]``.
+
+>>> y = sympy.Symbol("y", real=True)
+>>> str(step_tie(x, y)), str(in_range(x, -1, 1)), str(stop_gradient(x))
+('(1[x > y] + 1[x = y]/2)', '1[-1 <= x <= 1]', 'sg[x]')
 """
 
 from __future__ import annotations
@@ -159,13 +167,21 @@ class stop_gradient(_Named):
     def _plain(self):
         return self.args[0]
 
+    # Printed in the notation of ML papers, "sg[x]" (the stop-gradient operator): a student
+    # sees a named constant, not an internal function name.
+    def _latex(self, printer, exp=None):
+        text = rf"\operatorname{{sg}}\left[{printer._print(self.args[0])}\right]"
+        return rf"{text}^{{{exp}}}" if exp else text
+
+    def _sympystr(self, printer):
+        return f"sg[{printer._print(self.args[0])}]"
+
 
 class step_tie(_Named):
     """``1`` where ``a > b``, ``1/2`` where ``a == b``, else ``0``: the derivative of ``max(a, b)``
     in ``a`` with torch's even split of ties. Piecewise constant, so its derivative is 0."""
 
     nargs = 2
-    _latex_name = r"\theta_{1/2}"
 
     @classmethod
     def eval(cls, a, b):
@@ -188,13 +204,23 @@ class step_tie(_Named):
     def _plain(self):
         return sympy.Heaviside(self.args[0] - self.args[1], S.Half)
 
+    # Printed as the indicator it is, with torch's even split at a tie, never by name.
+    def _latex(self, printer, exp=None):
+        a, b = (printer._print(v) for v in self.args)
+        text = (rf"\left(\mathbb{{1}}\left[{a} > {b}\right] + \tfrac{{1}}{{2}} \, "
+                rf"\mathbb{{1}}\left[{a} = {b}\right]\right)")
+        return rf"{text}^{{{exp}}}" if exp else text
+
+    def _sympystr(self, printer):
+        a, b = (printer._print(v) for v in self.args)
+        return f"(1[{a} > {b}] + 1[{a} = {b}]/2)"
+
 
 class in_range(_Named):
     """``1`` where ``lo <= x <= hi``, else ``0``: the derivative of ``clip(x, lo, hi)`` (as
     torch.clamp: 1 on the closed interval). Piecewise constant, so its derivative is 0."""
 
     nargs = 3
-    _latex_name = r"\mathbb{1}_{[\cdot,\cdot]}"
 
     @classmethod
     def eval(cls, x, lo, hi):
@@ -217,5 +243,9 @@ class in_range(_Named):
 
     def _latex(self, printer, exp=None):
         x, lo, hi = (printer._print(a) for a in self.args)
-        text = rf"\mathbb{{1}}_{{[{lo}, {hi}]}}\left({x}\right)"
+        text = rf"\mathbb{{1}}\left[{lo} \le {x} \le {hi}\right]"
         return rf"{text}^{{{exp}}}" if exp else text
+
+    def _sympystr(self, printer):
+        x, lo, hi = (printer._print(a) for a in self.args)
+        return f"1[{lo} <= {x} <= {hi}]"

@@ -5,12 +5,15 @@ These entry points import SymPy only when called, so ``import workbench`` stays 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
-def trace(func: Callable, *example_args: Any):
+def trace(func: Callable | str | Any, *example_args: Any, variables: Sequence[Any] | None = None):
     """Trace ``func`` at ``example_args``; show the expressions it computes (LaTeX in Jupyter).
+
+    ``func`` may also be a text (``"x**2 * sin(x)"``, read by the whitelisting parser) or a
+    SymPy expression; ``variables`` sets their parameter order.
 
     With no example arguments, every parameter is a scalar symbol named after it and the
     function is traced at 0.5 (0.625, ... for the next ones): control flow is taken there.
@@ -22,26 +25,34 @@ def trace(func: Callable, *example_args: Any):
     """
     from .trace import trace as run
 
-    return run(func, *example_args)
+    return run(func, *example_args, variables=variables)
 
 
-def derivative(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 0,
-               order: int = 1, simplify: bool = True):
+def derivative(func: Callable | str | Any, *example_args: Any,
+               argnums: int | tuple[int, ...] = 0, order: int = 1, simplify: bool = True,
+               variables: Sequence[Any] | None = None):
     """The simplified symbolic derivative of ``func`` (see :mod:`workbench.display.derivative`).
 
-    With no example arguments, parameters are scalar symbols named after the function's
-    parameters, and control flow is taken at x = 0.5 (0.625, ... for the next parameters).
+    ``func`` is a Python function, a text such as ``"sec(x)**2"`` (through the whitelisting
+    parser, never ``eval``) or a SymPy expression; ``order`` any positive integer. With no
+    example arguments, parameters are scalar symbols named after the function's parameters,
+    and control flow is taken at x = 0.5 (0.625, ... for the next parameters).
+    ``sympy.sympify(result)`` is the expression.
 
     >>> import numpy as np, workbench as wb
     >>> wb.derivative(lambda x, y: np.sin(x) * y).expr
     y*cos(x)
+    >>> wb.derivative("sin(x)", order=3).expr
+    -cos(x)
     """
     from .derivative import derivative as run
 
-    return run(func, *example_args, argnums=argnums, order=order, simplify=simplify)
+    return run(func, *example_args, argnums=argnums, order=order, simplify=simplify,
+               variables=variables)
 
 
-def steps(func: Callable, *example_args: Any, argnums: int = 0):
+def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
+          variables: Sequence[Any] | None = None):
     """A step-by-step derivation of ``func`` (see :mod:`workbench.display.steps`): the rule at
     each step, the intermediate results and the final simplification, as text, LaTeX and pages.
 
@@ -51,4 +62,4 @@ def steps(func: Callable, *example_args: Any, argnums: int = 0):
     """
     from .steps import steps as run
 
-    return run(func, *example_args, argnums=argnums)
+    return run(func, *example_args, argnums=argnums, variables=variables)

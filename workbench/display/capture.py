@@ -3,8 +3,12 @@
 This is the one place the display and export features meet the core: a fresh
 :class:`~workbench.graph.Graph`, inputs built by :meth:`Traced.input` (labelled with the
 function's own parameter names), the function run under :func:`tracing`, gradient nodes from
-:func:`~workbench.symbolic.differentiate.vjp_nodes` (and again over those for ``order=2``), and
-the guards Python control flow recorded.
+:func:`~workbench.symbolic.differentiate.vjp_nodes` (and again over those for each higher
+order), and the guards Python control flow recorded.
+
+The function may also be a text (read by the whitelisting parser :mod:`workbench.exprparse`,
+never ``eval``) or a SymPy expression (walked with a whitelist of SymPy classes): both become
+a function of their variables first (:func:`as_function`).
 
 >>> import numpy as np
 >>> c = capture(lambda x, y: np.sin(x) * y, (0.5, 2.0), argnums=0)
@@ -17,13 +21,21 @@ the guards Python control flow recorded.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import ArgnumsError, InputTypeError, NonScalarOutputError, OutputTypeError
+from ..errors import (
+    ArgnumsError,
+    ArgnumsTypeError,
+    BudgetExceededError,
+    InputTypeError,
+    NonScalarOutputError,
+    OutputTypeError,
+)
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
 from ..tracing import Traced, as_ids, tracing
@@ -33,6 +45,8 @@ from ..transforms.staging import is_torch_tensor
 #: Example values used when a function is given with no example arguments (away from 0 and 1,
 #: distinct from each other so no comparison ties): control flow is taken at these points.
 DEFAULT_EXAMPLES = (0.5, 0.625, 0.75, 0.875, 1.125, 1.25, 1.375, 1.5)
+#: Most entries a derivative of order 3 or more may have (n**order for n array elements).
+MAX_HIGHER_ORDER_ENTRIES = 10_000
 
 
 @dataclass
@@ -62,8 +76,11 @@ class Capture:
     wrt: tuple[int, ...] = ()
     order: int = 0
     #: order 1: one node array per differentiated parameter (that parameter's shape);
-    #: order 2: one array of shape param.shape + param.shape (the Hessian).
+    #: order k >= 2: one array of shape param.shape * k (for k = 2, the Hessian).
     derivatives: list[np.ndarray] = field(default_factory=list)
+    #: parameter name -> the user's own SymPy symbol, when the function was a SymPy expression
+    #: (formulas are shown in the user's symbols, with their assumptions).
+    user_symbols: dict[str, Any] = field(default_factory=dict)
 
     def input_nodes(self) -> dict[int, tuple[str, tuple[int, ...] | None]]:
         """node -> (parameter name, element index or None for a scalar parameter)."""
@@ -77,6 +94,46 @@ class Capture:
                 for index in np.ndindex(p.shape):
                     table[int(p.nodes[index])] = (p.name, index)
         return table
+
+
+def _is_sympy(value: Any) -> bool:
+    sympy = sys.modules.get("sympy")  # never imported here for an ordinary function
+    return sympy is not None and isinstance(value, sympy.Basic)
+
+
+def as_function(func: Any, variables: Sequence[Any] | None = None,
+                transform: str = "derivative") -> tuple[Callable, dict[str, Any]]:
+    """``func`` as a Python function, and the user's SymPy symbols by parameter name.
+
+    A text goes through the whitelisting parser (its variables in order of first appearance,
+    as on the command line); a SymPy expression is walked with a whitelist of SymPy classes
+    (its free symbols sorted by name). ``variables`` (names or symbols) fixes the parameter
+    order of either. Both are named ``f``.
+
+    >>> f, _ = as_function("y * sin(x)")
+    >>> f.__name__, list(inspect.signature(f).parameters)
+    ('f', ['y', 'x'])
+    """
+    from ..exprparse import from_sympy, parse
+
+    names = None if variables is None else tuple(str(v) for v in variables)
+    if isinstance(func, str):
+        expression = parse(func)
+        user_symbols: dict[str, Any] = {}
+    elif _is_sympy(func):
+        expression = from_sympy(func, names)
+        user_symbols = {s.name: s for s in func.free_symbols}
+    else:
+        if variables is not None:
+            raise InputTypeError(f"{transform}: variables= names the parameters of a text or "
+                                 "SymPy expression; a Python function has its own")
+        return func, {}
+    if not expression.variables and not names:
+        raise InputTypeError(f"{transform}: the expression {expression.text!r} has no variables "
+                             "to trace or differentiate; write one, e.g. 'x**2 + 1'")
+    fn = expression.function(names)
+    fn.__name__ = fn.__qualname__ = "f"
+    return fn, user_symbols
 
 
 def function_name(func: Callable) -> str:
@@ -131,18 +188,34 @@ def _is_float_like(value: Any) -> bool:
     return array is not None and array.dtype.kind == "f"
 
 
-def capture(func: Callable, args: Sequence[Any] = (), argnums: int | tuple[int, ...] = 0,
-            order: int = 1, transform: str = "derivative") -> Capture:
+def check_order(order: Any, transform: str, allow_zero: bool = False) -> int:
+    """``order`` as an int, or a clear error naming it (a positive integer: 1, 2, 3, ...)."""
+    wanted = "a non-negative integer (0, 1, 2, ...)" if allow_zero else \
+        "a positive integer (1, 2, 3, ...)"
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
+        raise ArgnumsTypeError(f"{transform}: order must be {wanted}, got {order!r} of type "
+                               f"{type(order).__name__}")
+    if order < (0 if allow_zero else 1):
+        raise ArgnumsError(f"{transform}: order must be {wanted}, got order={order}")
+    return int(order)
+
+
+def capture(func: Any, args: Sequence[Any] = (), argnums: int | tuple[int, ...] = 0,
+            order: int = 1, transform: str = "derivative",
+            variables: Sequence[Any] | None = None) -> Capture:
     """Trace ``func`` at ``args`` and differentiate it ``order`` times w.r.t. ``argnums``.
 
-    With no ``args``, every positional parameter without a default is a scalar, traced at
+    ``func`` is a function, a text or a SymPy expression (see :func:`as_function`). With no
+    ``args``, every positional parameter without a default is a scalar, traced at
     :data:`DEFAULT_EXAMPLES` (so control flow is taken at those points). Float scalars and
     float arrays are symbolic inputs; other arguments (ints, strings...) are passed unchanged.
+    ``order=0`` only traces.
     """
+    func, user_symbols = as_function(func, variables, transform)
     if not callable(func):
-        raise InputTypeError(f"{transform}: expected a function, got {type(func).__name__}")
-    if order not in (0, 1, 2):
-        raise ArgnumsError(f"{transform}: order must be 0, 1 or 2, got {order!r}")
+        raise InputTypeError(f"{transform}: expected a function, a text such as 'x**2 * sin(x)' "
+                             f"or a SymPy expression, got {type(func).__name__}")
+    order = check_order(order, transform, allow_zero=True)
     args = tuple(args)
     names = parameter_names(func, len(args) if args else None)
     if not args:
@@ -162,7 +235,8 @@ def capture(func: Callable, args: Sequence[Any] = (), argnums: int | tuple[int, 
                 traced_args.append(value)
         output = func(*traced_args)
     out_ids = _output_ids(graph, output, transform, need_scalar=order > 0)
-    result = Capture(func, function_name(func), graph, params, out_ids, list(graph.guards))
+    result = Capture(func, function_name(func), graph, params, out_ids, list(graph.guards),
+                     user_symbols=user_symbols)
     if order == 0:
         return result
     check_argnums_type(argnums)
@@ -173,9 +247,14 @@ def capture(func: Callable, args: Sequence[Any] = (), argnums: int | tuple[int, 
                 f"{transform}: argument {pos} ({params[pos].name}) is a "
                 f"{type(params[pos].value).__name__}, which cannot be differentiated; pass a "
                 "float or a float array")
-    if order == 2 and len(positions) != 1:
-        raise ArgnumsError(f"{transform}: order=2 takes one argument to differentiate "
+    if order >= 2 and len(positions) != 1:
+        raise ArgnumsError(f"{transform}: order={order} takes one argument to differentiate "
                            f"(argnums an int), got argnums={argnums!r}")
+    if order >= 3 and params[positions[0]].nodes.size ** order > MAX_HIGHER_ORDER_ENTRIES:
+        raise BudgetExceededError(
+            f"{transform}: order={order} of a parameter with {params[positions[0]].nodes.size} "
+            f"elements has {params[positions[0]].nodes.size ** order:,} entries, above "
+            f"{MAX_HIGHER_ORDER_ENTRIES:,}; differentiate fewer elements or a lower order")
     result.wrt, result.order = positions, order
     out = int(out_ids)
     wrt = [int(n) for pos in positions for n in params[pos].nodes.ravel()]
@@ -187,8 +266,10 @@ def capture(func: Callable, args: Sequence[Any] = (), argnums: int | tuple[int, 
         result.derivatives = grads
         return result
     shape = params[positions[0]].shape
-    rows = [vjp_nodes(graph, [g], [graph.const(1.0)], wrt) for g in first]
-    result.derivatives = [np.array(rows, dtype=np.intp).reshape(shape + shape)]
+    level = list(first)  # the derivatives of one order, flattened
+    for _ in range(order - 1):  # each order differentiates every entry of the one before
+        level = [n for g in level for n in vjp_nodes(graph, [g], [graph.const(1.0)], wrt)]
+    result.derivatives = [np.array(level, dtype=np.intp).reshape(shape * order)]
     result.guards = list(graph.guards)
     return result
 

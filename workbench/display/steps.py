@@ -5,8 +5,9 @@ is one step, naming the rule that applies (sum, difference, constant multiple, p
 quotient, power, exponential, logarithmic differentiation, chain rule, known derivative,
 piecewise), the rule written with the derivatives of the parts still to be taken, and its
 result once they are. Known derivatives of functions come from the op table's own partials, so
-non-smooth points keep torch's conventions (``relu'(x) = Heaviside(x, 0)``). The last step is
-the simplification, by the same bounded simplifier as :func:`wb.derivative`, so the two agree.
+non-smooth points keep torch's conventions (``relu'(x) = 1[x > 0]``, 0 at the kink, stated in a
+note). The last step is the simplification, by the same bounded simplifier as
+:func:`wb.derivative`, so the two agree (with the textbook form beside it where that differs).
 
 Views: ``.text()``, ``.latex()`` (an ``aligned`` block; ``_repr_latex_`` in Jupyter) and
 ``.pages()`` (one dict per step, for a widget to page through).
@@ -14,7 +15,7 @@ Views: ``.text()``, ``.latex()`` (an ``aligned`` block; ``_repr_latex_`` in Jupy
 >>> import numpy as np, workbench as wb
 >>> s = wb.steps(lambda x: x ** 3 * np.sin(x))
 >>> print(s.text())
-d/dx [x**3*sin(x)] = Derivative(x**3, x)*sin(x) + x**3*Derivative(sin(x), x)   (product rule)
+d/dx [x**3*sin(x)] = d/dx[x**3]*sin(x) + x**3*d/dx[sin(x)]   (product rule)
     = x**3*cos(x) + 3*x**2*sin(x)
   d/dx [x**3] = 3*x**(3 - 1)   (power rule)
       = 3*x**2
@@ -26,7 +27,8 @@ simplified: x**2*(x*cos(x) + 3*sin(x))
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +37,13 @@ import sympy
 from ..config import config
 from ..errors import ArgnumsError, BudgetExceededError, InputTypeError
 from ..ops import OPS
-from ..symbolic.simplify import simplify
+from ..symbolic.simplify import simplify, textbook_form
 from ..symbolic.to_sympy import build, number, to_sympy, tree_sizes
 from .capture import Capture, capture
-from .formula import guard_conditions, symbols_of
+from .formula import guard_conditions, in_user_symbols, symbols_of
+from .printing import convention_notes, function_latex
+from .printing import latex as to_latex
+from .printing import text as to_text
 
 #: A derivation longer than this many steps is refused (it would not be read).
 MAX_STEPS = 60
@@ -57,66 +62,94 @@ class Step:
 
 class Steps:
     """A derivation: ``.steps`` (list of :class:`Step`), ``.raw`` (the assembled derivative),
-    ``.result`` (simplified), ``.variable``, ``.guards``; views ``text()``, ``latex()``,
-    ``pages()``."""
+    ``.result`` (simplified), ``.textbook`` (the result as a sum of simple terms where
+    simplification nested fractions, else ``.result``), ``.variable``, ``.guards``,
+    ``.notes`` (conventions at kinks); views ``text()``, ``latex()``, ``pages()``."""
 
     def __init__(self, cap: Capture, variable: sympy.Symbol, steps: list[Step], raw: Any,
-                 result: Any, partial: bool) -> None:
+                 result: Any, partial: bool, textbook: Any = None) -> None:
+        def mine(e):
+            return in_user_symbols(cap, e)
+
         self.capture = cap
-        self.variable = variable
-        self.steps = steps
-        self.raw = raw
-        self.result = result
+        self.variable = mine(variable)
+        self.steps = [Step(s.rule, mine(s.expr), mine(s.formula), mine(s.result), s.depth)
+                      for s in steps]
+        self.raw = mine(raw)
+        self.result = mine(result)
+        self.textbook = mine(result if textbook is None else textbook)
         self.partial = partial
         self.guards = guard_conditions(cap)
+
+    @property
+    def conventions(self):
+        """The torch conventions at kinks the derivation relies on (text and LaTeX)."""
+        return convention_notes(*(s.result for s in self.steps), self.result, self.textbook)
+
+    @property
+    def notes(self) -> list[str]:
+        return [c.text for c in self.conventions]
 
     def _d(self, latex: bool) -> str:
         x = self.variable
         if latex:
             d = r"\partial" if self.partial else "d"
-            return rf"\frac{{{d}}}{{{d} {sympy.latex(x)}}}"
+            return rf"\frac{{{d}}}{{{d} {to_latex(x)}}}"
         return f"{'∂' if self.partial else 'd'}/{'∂' if self.partial else 'd'}{x}"
+
+    def _result_text(self) -> str:
+        if self.textbook != self.result:
+            return f"{to_text(self.result)} = {to_text(self.textbook)}"
+        return to_text(self.result)
+
+    def _result_latex(self) -> str:
+        if self.textbook != self.result:
+            return f"{to_latex(self.result)} = {to_latex(self.textbook)}"
+        return to_latex(self.result)
 
     def text(self) -> str:
         lines = []
         for s in self.steps:
             pad = "  " * s.depth
+            head = f"{pad}{self._d(False)} [{to_text(s.expr)}] ="
             if s.formula == s.result:
-                lines.append(f"{pad}{self._d(False)} [{s.expr}] = {s.result}   ({s.rule})")
+                lines.append(f"{head} {to_text(s.result)}   ({s.rule})")
             else:
-                formula = sympy.sstr(s.formula, order="none")
-                lines.append(f"{pad}{self._d(False)} [{s.expr}] = {formula}   ({s.rule})")
-                lines.append(f"{pad}    = {s.result}")
-        lines.append(f"simplified: {self.result}")
+                lines.append(f"{head} {to_text(s.formula, order='none')}   ({s.rule})")
+                lines.append(f"{pad}    = {to_text(s.result)}")
+        lines.append(f"simplified: {self._result_text()}")
         if self.guards:
-            lines.append("traced where: " + ", ".join(str(g) for g in self.guards))
+            lines.append("traced where: " + ", ".join(to_text(g) for g in self.guards))
+        lines.extend(self.notes)
         return "\n".join(lines)
 
     def latex(self) -> str:
         d = self._d(True)
         rows = []
         for s in self.steps:
-            head = rf"{d}\left[{sympy.latex(s.expr)}\right]"
+            head = rf"{d}\left[{to_latex(s.expr)}\right]"
             if s.formula == s.result:
-                rows.append(rf"{head} &= {sympy.latex(s.result)} && \text{{{s.rule}}}")
+                rows.append(rf"{head} &= {to_latex(s.result)} && \text{{{s.rule}}}")
             else:
-                formula = sympy.latex(s.formula, order="none")
+                formula = to_latex(s.formula, order="none")
                 rows.append(rf"{head} &= {formula} && \text{{{s.rule}}}")
-                rows.append(rf"&= {sympy.latex(s.result)}")
-        f = self.capture.name
-        rows.append(rf"{d} {f} &= {sympy.latex(self.result)} && \text{{simplified}}")
+                rows.append(rf"&= {to_latex(s.result)}")
+        f = function_latex(self.capture.name)
+        rows.append(rf"{d} {f} &= {self._result_latex()} && \text{{simplified}}")
+        rows.extend(rf"&& {c.latex}" for c in self.conventions)
         return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
 
     def pages(self) -> list[dict[str, Any]]:
         """One dict per step (rule, LaTeX of expression/formula/result, depth), then the
         simplification: what a widget pages through."""
-        pages = [{"rule": s.rule, "depth": s.depth, "expression": sympy.latex(s.expr),
-                  "formula": sympy.latex(s.formula, order="none"),
-                  "result": sympy.latex(s.result),
-                  "text": f"{self._d(False)} [{s.expr}] = {s.result}"} for s in self.steps]
-        pages.append({"rule": "simplification", "depth": 0, "expression": sympy.latex(self.raw),
-                      "formula": sympy.latex(self.raw), "result": sympy.latex(self.result),
-                      "text": f"simplified: {self.result}"})
+        pages = [{"rule": s.rule, "depth": s.depth, "expression": to_latex(s.expr),
+                  "formula": to_latex(s.formula, order="none"),
+                  "result": to_latex(s.result),
+                  "text": f"{self._d(False)} [{to_text(s.expr)}] = {to_text(s.result)}"}
+                 for s in self.steps]
+        pages.append({"rule": "simplification", "depth": 0, "expression": to_latex(self.raw),
+                      "formula": to_latex(self.raw), "result": self._result_latex(),
+                      "text": f"simplified: {self._result_text()}"})
         return pages
 
     def _repr_latex_(self) -> str:
@@ -126,9 +159,11 @@ class Steps:
         return self.text()
 
 
-def steps(func: Callable, *example_args: Any, argnums: int = 0) -> Steps:
+def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
+          variables: Sequence[Any] | None = None) -> Steps:
     """The step-by-step derivation of ``d func / d (argument argnums)`` (a scalar parameter).
 
+    ``func`` may be a text or a SymPy expression (``variables`` sets their parameter order).
     Other parameters are constants (a partial derivative). With no example arguments every
     parameter is a scalar symbol and control flow is taken at 0.5 (0.625, ...), as in
     :func:`wb.derivative`. Functions larger than ``wb.config.simplify_max_ops`` terms or
@@ -137,7 +172,7 @@ def steps(func: Callable, *example_args: Any, argnums: int = 0) -> Steps:
     if isinstance(argnums, bool) or not isinstance(argnums, int):
         raise ArgnumsError(f"steps: argnums must be one int (the parameter to differentiate), "
                            f"got {argnums!r}")
-    cap = capture(func, example_args, order=0, transform="steps")
+    cap = capture(func, example_args, order=0, transform="steps", variables=variables)
     floats = [p for p in cap.params if p.nodes is not None]
     if not -len(cap.params) <= argnums < len(cap.params):
         raise ArgnumsError(f"steps: argnums={argnums} but the function has "
@@ -274,7 +309,7 @@ class _Derivation:
             return "piecewise rule", lambda d: sympy.Piecewise((d(args[1]), e[0]),
                                                                (d(args[2]), True))
         if op == "stop_gradient":
-            return "stop_gradient (a constant)", lambda d: sympy.S.Zero
+            return "held constant (sg: no gradient)", lambda d: sympy.S.Zero
         return self._known(node, op, args)
 
     def _known(self, node: int, op: str, args: tuple[int, ...]):
@@ -321,7 +356,11 @@ def _derive(cap: Capture, x_node: int, out: int, partial: bool) -> Steps:
     derivation = _Derivation(cap, x_node, out)
     raw = derivation.deriv.get(derivation.resolve(out), sympy.S.Zero)
     ordered = derivation.ordered(out)
-    return Steps(cap, derivation.x, ordered, raw, simplify(raw).expr, partial)
+    start = time.perf_counter()
+    result = simplify(raw).expr
+    left = config.simplify_seconds - (time.perf_counter() - start)
+    textbook = textbook_form(result, seconds=left) if left > 0 else None
+    return Steps(cap, derivation.x, ordered, raw, result, partial, textbook)
 
 
 __all__ = ["steps", "Steps", "Step", "MAX_STEPS"]

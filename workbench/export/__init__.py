@@ -57,7 +57,8 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
       docstring; ``"jax"`` / ``"torch"``: the same over ``jax.numpy`` / ``torch``;
     * ``"c"``: C99 source and header (``.header``; written beside ``path`` as ``.h``), see
       :mod:`workbench.export.c` for the calling convention;
-    * ``"latex"``: the simplified formulas in an ``align`` environment.
+    * ``"latex"``: the simplified formulas in an ``align`` environment (in Jupyter the result
+      renders as mathematics; ``str()`` and the file written are the LaTeX source).
 
     ``example_args`` fix the shapes (and the branch of any control flow); with none, every
     parameter is a scalar traced at 0.5 (0.625, ...). Code for a function with control flow
@@ -85,9 +86,10 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
                                       build_formula(cap, cap.output, simplify_it=False),
                                       several=isinstance(argnums, tuple)))
     if target == "latex":
-        from .latex import latex_source
+        from .latex import LatexExport, latex_source, rendered
 
-        result = Exported("latex", "\n\n".join(latex_source(d) for d in derivatives))
+        result = LatexExport("latex", "\n\n".join(latex_source(d) for d in derivatives),
+                             rendered=rendered(derivatives))
     else:
         result = _code(captures, derivatives, argnums, target, with_value, path)
     if path is not None:

@@ -162,18 +162,22 @@ def expand_trig_shifts(expr):
 
 def reciprocal_trig(expr):
     """Textbook trig names: ``sin/cos -> tan``, ``cos/sin -> cot``, ``1/cos -> sec``,
-    ``1/sin -> csc``, ``1 + tan**2 -> sec**2``, ``1 - tanh**2 -> sech**2``, within each product."""
+    ``1/sin -> csc``, ``1 + tan**2 -> sec**2``, ``1 - tanh**2 -> sech**2``, and the same for the
+    hyperbolic functions (``sinh/cosh -> tanh``, ``1/cosh -> sech`` ...), within each product."""
     if expr.has(sympy.tan, sympy.tanh):
         expr = expr.replace(lambda e: e.is_Add and len(e.args) == 2, _pythagorean_sum)
-    if expr.has(sympy.sin, sympy.cos):
-        expr = expr.replace(lambda e: e.is_Mul, _reciprocal_trig_product)
-        expr = expr.replace(
-            lambda e: e.is_Pow and isinstance(e.base, _SIN_COS) and e.exp.is_negative,
-            _reciprocal_trig_product)
-    if expr.has(sympy.tan):
-        expr = expr.replace(
-            lambda e: e.is_Pow and isinstance(e.base, sympy.tan) and e.exp.is_negative,
-            lambda e: sympy.cot(e.base.args[0]) ** -e.exp)
+    for family in _FAMILIES:
+        sin, cos, tan, cot = family[:4]
+        if expr.has(sin, cos):
+            expr = expr.replace(lambda e: e.is_Mul, lambda e, f=family: _reciprocal_product(e, f))
+            expr = expr.replace(
+                lambda e, s=sin, c=cos: e.is_Pow and isinstance(e.base, (s, c))
+                and e.exp.is_negative,
+                lambda e, f=family: _reciprocal_product(e, f))
+        if expr.has(tan):
+            expr = expr.replace(
+                lambda e, t=tan: e.is_Pow and isinstance(e.base, t) and e.exp.is_negative,
+                lambda e, c=cot: c(e.base.args[0]) ** -e.exp)
     return expr
 
 
@@ -192,7 +196,9 @@ def _pythagorean_sum(add):
     return add
 
 
-_SIN_COS = (sympy.sin, sympy.cos)
+# (sin, cos, tan, cot, csc, sec) of the circular and of the hyperbolic functions
+_FAMILIES = [(sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.csc, sympy.sec),
+             (sympy.sinh, sympy.cosh, sympy.tanh, sympy.coth, sympy.csch, sympy.sech)]
 
 
 def sign_products(expr):
@@ -212,12 +218,14 @@ def sign_products(expr):
     return expr.replace(lambda e: e.is_Mul, rewrite)
 
 
-def _reciprocal_trig_product(product):
+def _reciprocal_product(product, family):
+    """One product's powers of sin and cos (or sinh and cosh) as tan/cot, then csc/sec."""
+    sin, cos, tan, cot, csc, sec = family
     powers: dict = {}
     rest = []
     for factor in sympy.Mul.make_args(product):
         base, exponent = factor.as_base_exp()
-        if isinstance(base, (sympy.sin, sympy.cos)) and exponent.is_Integer:
+        if isinstance(base, (sin, cos)) and exponent.is_Integer:
             key = (type(base), base.args[0])
             powers[key] = powers.get(key, 0) + int(exponent)
         else:
@@ -226,17 +234,17 @@ def _reciprocal_trig_product(product):
         return product
     out = []
     for arg in {a for _, a in powers}:
-        s, c = powers.get((sympy.sin, arg), 0), powers.get((sympy.cos, arg), 0)
+        s, c = powers.get((sin, arg), 0), powers.get((cos, arg), 0)
         if s > 0 and c < 0:  # sin**s / cos**|c|: tan**k
             k = min(s, -c)
-            out.append(sympy.tan(arg) ** k)
+            out.append(tan(arg) ** k)
             s, c = s - k, c + k
         elif c > 0 and s < 0:  # cos**c / sin**|s|: cot**k
             k = min(c, -s)
-            out.append(sympy.cot(arg) ** k)
+            out.append(cot(arg) ** k)
             s, c = s + k, c - k
-        out.append(sympy.sin(arg) ** s if s >= 0 else sympy.csc(arg) ** -s)
-        out.append(sympy.cos(arg) ** c if c >= 0 else sympy.sec(arg) ** -c)
+        out.append(sin(arg) ** s if s >= 0 else csc(arg) ** -s)
+        out.append(cos(arg) ** c if c >= 0 else sec(arg) ** -c)
     return sympy.Mul(*rest, *out)
 
 
@@ -289,7 +297,11 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
     start = time.perf_counter()
     try:
         with deadline(seconds):
-            unmasked = _flatten_piecewise_derivatives(drop_singular_masks(expr))
+            unmasked = drop_singular_masks(expr)
+            folded = _flatten_piecewise_derivatives(unmasked)
+            if size(folded) <= size(unmasked):
+                # only when no longer: folding indicator sums (ties of max) multiplies cases
+                unmasked = folded
             if unmasked != expr:
                 best, best_size, method = unmasked, size(unmasked), "singular masks dropped"
             base = best
@@ -309,3 +321,83 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
         note = (f"simplification stopped after {time.perf_counter() - start:.1f} s "
                 "(wb.config.simplify_seconds); showing the shortest form found by then")
     return Simplified(best, expr, before, best_size[0], method, note)
+
+
+# ----- the textbook form shown beside the simplified one -----
+#: A textbook form is offered only when it is at most this many times as long (count_ops) as
+#: the simplified form, plus two operations.
+TEXTBOOK_RATIO = 2.0
+
+
+def fraction_depth(expr) -> int:
+    """How deeply fractions nest in ``expr``: 0 for ``x + 1``, 1 for ``sin(x)/x``, 2 for
+    ``(cos(x) - sin(x)/x)/x`` (a fraction inside a fraction).
+
+    >>> x = sympy.Symbol("x")
+    >>> [fraction_depth(e) for e in (x + 1, sympy.sin(x) / x, (sympy.cos(x) - sympy.sin(x) / x) / x)]
+    [0, 1, 2]
+    """
+    if not isinstance(expr, sympy.Basic) or expr.is_Atom:
+        return 0
+    if expr.is_Mul or expr.is_Pow:
+        # the fraction as written: factors with a negative exponent make the denominator
+        above, below = [], []
+        for factor in sympy.Mul.make_args(expr):
+            base, exponent = factor.as_base_exp()
+            if exponent.is_negative:
+                below.append(sympy.Pow(base, -exponent))
+            else:
+                above.append(factor)
+        if below:
+            return 1 + max(fraction_depth(f) for f in above + below)
+    return max((fraction_depth(a) for a in expr.args), default=0)
+
+
+def _apart(expr):
+    """Partial fractions of a rational function of one variable (else ``expr`` unchanged)."""
+    symbols = expr.free_symbols
+    if len(symbols) == 1 and expr.is_rational_function(*symbols):
+        return sympy.apart(expr, *symbols)
+    return expr
+
+
+# distribute over sums (leaving powers and functions alone), expand fully, partial fractions
+_TEXTBOOK_REWRITES: list[Callable] = [sympy.expand_mul, sympy.expand, _apart]
+
+
+def textbook_form(expr, seconds: float | None = None):
+    """A sum of simple terms equal to ``expr``, when ``expr`` nests fractions and such a sum is
+    not much longer; else None. The rule, in one line: offered when the sum has a lower
+    :func:`fraction_depth` than ``expr`` (which has 2 or more) and at most
+    :data:`TEXTBOOK_RATIO` times its ``count_ops`` (+2). Bounded by ``seconds`` (default
+    ``wb.config.simplify_seconds``) and ``wb.config.simplify_max_ops``.
+
+    >>> x = sympy.Symbol("x")
+    >>> textbook_form((sympy.cos(x) - sympy.sin(x) / x) / x)
+    cos(x)/x - sin(x)/x**2
+    >>> textbook_form(sympy.sin(x) / x) is None  # no nested fraction: nothing to offer
+    True
+    """
+    seconds = config.simplify_seconds if seconds is None else seconds
+    if not isinstance(expr, sympy.Basic) or expr.is_Atom or seconds <= 0:
+        return None
+    depth = fraction_depth(expr)
+    ops = sympy.count_ops(expr)
+    if depth < 2 or ops > config.simplify_max_ops:
+        return None
+    best, best_size = None, None
+    try:
+        with deadline(seconds):
+            for rewrite in _TEXTBOOK_REWRITES:
+                try:
+                    candidate = rewrite(expr)
+                except (ValueError, TypeError, NotImplementedError, sympy.PolynomialError):
+                    continue  # SymPy could not rewrite this one: the other candidates stand
+                candidate_size = size(candidate)
+                if (candidate != expr and fraction_depth(candidate) < depth
+                        and candidate_size[0] <= TEXTBOOK_RATIO * ops + 2
+                        and (best_size is None or candidate_size < best_size)):
+                    best, best_size = candidate, candidate_size
+    except _OutOfTime:
+        pass  # the best found so far (or none) stands: every candidate equals expr
+    return best

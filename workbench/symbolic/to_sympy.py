@@ -4,8 +4,11 @@ The conversion walks the needed nodes once, in id (topological) order, with no r
 memoizes every node, so shared subexpressions are shared SymPy objects. Inputs become real
 symbols named after the function's parameters (``x`` for a scalar, ``x_0``... for the elements
 of an array, printed ``x_{0}`` in LaTeX); constants become exact integers and small rationals
-(``0.5`` -> ``1/2``) and the few irrational constants the op table uses (``1/log(2)``), else
-SymPy floats.
+(``0.5`` -> ``1/2``, and ``1/3 - 1`` -> ``-2/3`` within a few units in the last place) and the
+few irrational constants the op table and written formulas use (``1/log(2)``, ``log(3)``), else
+SymPy floats. Derivatives at kinks are SymPy's own functions with torch's values there:
+``Heaviside(x, 0)`` for relu', ``Heaviside(a - b)`` (1/2 at a tie) for maximum's, and the
+indicator ``Piecewise`` of the closed interval for clip's.
 
 The SymPy *tree* of a node can be exponentially larger than its graph (a DAG): measure it with
 :func:`tree_sizes` before asking for a formula.
@@ -15,8 +18,8 @@ The SymPy *tree* of a node can be exponentially larger than its graph (a DAG): m
 >>> y = g.apply("mul", g.const(0.5), g.apply("sin", g.apply("mul", x, x)))
 >>> to_sympy(g, [y], {x: symbol_for("x", None)})
 [sin(x**2)/2]
->>> symbol_for("w", (1, 2)).name, number(0.25), number(1 / math.log(2))
-('w_1,2', 1/4, 1/log(2))
+>>> symbol_for("w", (1, 2)).name, number(0.25), number(1 / math.log(2)), number(1 / 3 - 1)
+('w_1,2', 1/4, 1/log(2), -2/3)
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ _KNOWN_FLOATS: dict[float, Any] = {
     math.sqrt(2.0): sympy.sqrt(2), 1.0 / math.sqrt(2.0): 1 / sympy.sqrt(2),
     math.sqrt(math.pi): sympy.sqrt(sympy.pi), 2.0 / math.sqrt(math.pi): 2 / sympy.sqrt(sympy.pi),
 }
+# log(x, b) for a written base b traces as log(x) / log(b): show log(b), not 1.0986...
+_KNOWN_FLOATS.update({math.log(float(b)): sympy.log(b) for b in range(3, 21)})
+_KNOWN_FLOATS.update({1.0 / math.log(float(b)): 1 / sympy.log(b) for b in range(3, 21)})
 _MAX_DENOMINATOR = 1000
+#: A float this many units in the last place from a small fraction is that fraction, rounded:
+#: ``1/3 - 1`` in floating point is -0.6666666666666667, which is shown as -2/3.
+_FRACTION_ULPS = 4
 
 
 def number(value: Any) -> Any:
@@ -58,7 +67,7 @@ def number(value: Any) -> Any:
     if known is not None:
         return known
     fraction = Fraction(v).limit_denominator(_MAX_DENOMINATOR)
-    if float(fraction) == v:
+    if fraction and abs(float(fraction) - v) <= _FRACTION_ULPS * math.ulp(v):
         return sympy.Rational(fraction.numerator, fraction.denominator)
     return sympy.Float(v)
 
@@ -97,9 +106,15 @@ def build(op: str, args: Sequence[Any], params: tuple) -> Any:
         lo, hi = (number(p) for p in params)
         if op == "clip":
             return sympy.Min(sympy.Max(args[0], lo), hi)
-        from ..sympy_functions import in_range
-
-        return in_range(args[0], lo, hi)
+        # clip's derivative as the indicator of the closed interval, in SymPy's own terms
+        x = args[0]
+        return sympy.Piecewise((sympy.S.One, sympy.And(x >= lo, x <= hi)), (sympy.S.Zero, True))
+    if op == "where" and isinstance(args[2], sympy.Piecewise):
+        # where(c, a, where(d, b, e)): one list of cases, as a textbook writes them
+        return sympy.Piecewise((args[1], args[0]), *args[2].args)
+    if op == "step_tie":
+        # max(a, b)'s derivative in a: torch splits ties evenly, as SymPy's Heaviside(0) = 1/2
+        return sympy.Heaviside(args[0] - args[1])
     return OPS[op].sympy(*args, params=params)
 
 
