@@ -195,16 +195,15 @@ def build():
         md("""
             ## LaTeX
 
-            For a report or a paper: the simplified formulas in an `align` environment. The
-            source is printed first, then rendered.
+            For a report or a paper: the simplified formulas in an `align` environment.
+            `str()` of the result (and the file written with `path=`) is the LaTeX source; as
+            the cell's value, Jupyter shows it as mathematics.
         """),
         code("""
-            from IPython.display import Latex
-
             latex_code = wb.export(lambda x, y: x ** 2 * np.sin(y), argnums=(0, 1), target="latex")
-            print(latex_code.source)
-            assert r"\\begin{align}" in latex_code.source and r"\\sin" in latex_code.source
-            Latex("\\n".join(line for line in latex_code.source.splitlines() if not line.startswith("%")))
+            print(str(latex_code))
+            assert r"\\begin{align}" in str(latex_code) and r"\\sin" in str(latex_code)
+            latex_code
         """),
         md("""
             ## Control flow: code that knows where it is valid

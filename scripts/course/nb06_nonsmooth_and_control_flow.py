@@ -66,13 +66,18 @@ def build():
         """),
         md("""
             The symbolic derivative writes the convention into the formula: relu's derivative is
-            the indicator of $x > 0$ (0 at 0), abs's is `sign(x)` (0 at 0).
+            the indicator $1[x > 0]$ (0 at 0), abs's is `sign(x)` (0 at 0); a note under each
+            formula states torch's value at the kink.
         """),
         code("""
-            wb.derivative(lambda x: wb.relu(x))
+            d_relu_formula = wb.derivative(lambda x: wb.relu(x))
+            assert any("torch" in note for note in d_relu_formula.notes)
+            d_relu_formula
         """),
         code("""
-            wb.derivative(lambda x: wb.abs(x))
+            d_abs_formula = wb.derivative(lambda x: wb.abs(x))
+            assert any("torch" in note for note in d_abs_formula.notes)
+            d_abs_formula
         """),
         md("""
             **Ties of max.** $\\max(x, y)$ at $x = y$: the gradient is $(1, 0)$ from one side
