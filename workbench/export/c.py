@@ -29,6 +29,7 @@ int grad_f(double x, double *grad_x) {
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 from .program import Arg, Assignment, Const, Output, Program, identifier, needed_names
@@ -154,10 +155,7 @@ def _signature(program: Program, name: str, out_names: list[str]) -> str:
 
 def function_source(program: Program, name: str, outputs: list[Output],
                     out_names: list[str]) -> str:
-    lines = [_signature(program, name, out_names) + " {"]
-    for p in program.params:
-        if p.shape != ():
-            lines += [f"    const double {e} = {p.name}[{i}];" for i, e in enumerate(p.elements)]
+    lines: list[str] = []
     needed = needed_names(program, outputs)
     guard_after: dict[str, list[bool]] = {}
     for g in program.guards:
@@ -180,8 +178,19 @@ def function_source(program: Program, name: str, outputs: list[Output],
     for out, out_name in zip(outputs, out_names):
         for i, item in enumerate(out.names):
             lines.append(f"    {out_name}[{i}] = {_arg(item)};")
-    lines += ["    return 0;", "}"]
-    return "\n".join(lines)
+    lines.append("    return 0;")
+    # Unpack only the array elements the body reads, and mark parameters it never reads as
+    # used: a gradient that does not depend on an input (d(x + y)/dy) must still compile
+    # under -Wall -Wextra -Werror.
+    body = "\n".join(lines)
+    used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
+    head = [_signature(program, name, out_names) + " {"]
+    for p in program.params:
+        elements = [(i, e) for i, e in enumerate(p.elements) if e in used] if p.shape != () else []
+        head += [f"    const double {e} = {p.name}[{i}];" for i, e in elements]
+        if p.name not in used and not elements:
+            head.append(f"    (void){p.name};  /* the result does not depend on it */")
+    return "\n".join(head + lines + ["}"])
 
 
 def _names(program: Program) -> set[str]:
