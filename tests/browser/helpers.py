@@ -130,13 +130,3 @@ def open_and_run(page, lab: Lab, name: str, cells: list[str]) -> float:
         " return !!w && !!w.context && w.context.path === name && w.content.widgets.length > 0; }",
         arg=name, timeout=KERNEL_TIMEOUT_MS)
     return run_all(page)
-
-
-def has_module(name: str) -> bool:
-    """Whether a workbench part built on another branch (views, widgets) is present yet."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False

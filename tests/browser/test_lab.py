@@ -19,7 +19,6 @@ from tests.browser.helpers import (
     ARTIFACTS,
     GRAPH_MIME,
     TAPE_MIME,
-    has_module,
     open_and_run,
     run_all,
     wait_for_kernel,
@@ -131,8 +130,6 @@ def test_stepping_the_backward_pass_moves_the_highlight_and_the_adjoints(page, l
     assert view.locator(".wb-step-next").is_disabled()
 
 
-@pytest.mark.skipif(not has_module("workbench.views"),
-                    reason="wb.backprop/wb.graph (branch views) not merged")
 def test_backprop_and_graph_views_render_and_step(page, lab) -> None:
     import workbench as wb
 
@@ -320,7 +317,6 @@ def agrees_with_f(state: dict) -> bool:
     return abs(n["f(x0)"] - x0 ** 2 * math.sin(x0)) <= 1e-3 * max(1.0, abs(n["f(x0)"]))
 
 
-@pytest.mark.skipif(not has_module("workbench.widgets"), reason="wb.explore (branch widgets) not merged")
 def test_explorer_slider_changes_the_plot_and_the_numbers(page, lab) -> None:
     open_and_run(page, lab, "explore.ipynb", [IMPORTS, 'wb.explore("x**2*sin(x)")'])
     sliders = page.locator(".widget-slider, .widget-hslider")
@@ -371,14 +367,11 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
     wait_for_kernel(page)
     kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name")
     assert kernel == "python3"
-    if not (has_module("workbench.views") and has_module("workbench.widgets")):
-        pytest.skip("the starter needs wb.explore and wb.graph (branches widgets, views), not merged yet")
     run_all(page)
     page.wait_for_selector(".wb-graph-view g.wb-node")
     page.wait_for_selector(".widget-slider, .widget-hslider")
 
 
-@pytest.mark.skipif(not has_module("workbench.views"), reason="wb.graph (branch views) not merged")
 def test_traced_graph_of_1000_plus_nodes_renders_and_steps(page, lab) -> None:
     import workbench as wb
 
