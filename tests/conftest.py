@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from workbench.transforms import staging
+
 
 def central_difference(f, x, eps=None):
     """Central finite-difference gradient of scalar ``f`` at float or array ``x``."""
@@ -36,3 +38,17 @@ def torch():
     torch.set_default_dtype(torch.float64)
     yield torch
     torch.set_default_dtype(torch.float32)
+
+
+@pytest.fixture
+def traces(monkeypatch):
+    """Counts how often (``traces["n"]``) any transform traces its function (i.e. cache misses)."""
+    count = {"n": 0}
+    original = staging.Staged.trace
+
+    def counting(self, *args, **kwargs):
+        count["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(staging.Staged, "trace", counting)
+    return count

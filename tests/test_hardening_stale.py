@@ -23,22 +23,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.transforms import staging
 from workbench.transforms.captured import RetracingWarning
-
-
-@pytest.fixture
-def traces(monkeypatch):
-    """Counts how often any transform traces its function (i.e. cache misses)."""
-    count = {"n": 0}
-    original = staging.Staged.trace
-
-    def counting(self, *args, **kwargs):
-        count["n"] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(staging.Staged, "trace", counting)
-    return count
 
 
 @pytest.fixture

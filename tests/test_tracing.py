@@ -14,25 +14,10 @@ import pytest
 from conftest import central_difference
 
 import workbench as wb
-from workbench.transforms import staging
 
 RNG = np.random.default_rng(7)
 X3 = np.array([0.3, -1.2, 0.8])
 M23 = RNG.normal(size=(2, 3))
-
-
-@pytest.fixture
-def traces(monkeypatch):
-    """Counts how often any transform traces its function (i.e. cache misses)."""
-    count = {"n": 0}
-    original = staging.Staged.trace
-
-    def counting(self, *args, **kwargs):
-        count["n"] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(staging.Staged, "trace", counting)
-    return count
 
 
 def compiled_versions(transformed) -> int:

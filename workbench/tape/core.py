@@ -162,11 +162,10 @@ class Tape:
     def backward(self, output: TapeArray, seed: Any = None) -> list[Any]:
         """Reverse pass from ``output``: the adjoint of every row (None where nothing flows).
 
-        Adjoints are also stored on the entries (``entry.adjoint``) for display.
+        Adjoints are also stored on the entries (``entry.adjoint``) for display; inside
+        :func:`recording_steps` each row reached also appends a :class:`Step` to ``self.steps``.
         """
-        if self.steps is not None:
-            return self._backward_with_steps(output, seed)
-        entries = self.entries
+        entries, steps = self.entries, self.steps
         adjoints: list[Any] = [None] * len(entries)
         adjoints[output.entry] = np.ones(np.shape(output.value)) if seed is None else seed
         for entry in reversed(entries[:output.entry + 1]):
@@ -174,6 +173,9 @@ class Tape:
             if g is None:
                 continue
             entry.adjoint = g
+            if steps is not None:
+                pushed: list[Contribution] = []
+                steps.append(Step(entry.index, g, pushed))
             rule = VJPS.get(entry.op)
             if rule is None:  # piecewise-constant op, or an input: nothing flows further
                 continue
@@ -181,31 +183,8 @@ class Tape:
                 contribution = rule(argnum, g, entry.value, *entry.args, **entry.params)
                 previous = adjoints[parent]
                 adjoints[parent] = contribution if previous is None else previous + contribution
-        self.output = output.entry
-        self.finished = True
-        return adjoints
-
-    def _backward_with_steps(self, output: TapeArray, seed: Any) -> list[Any]:
-        """:meth:`backward`, also appending one :class:`Step` per row reached to ``self.steps``."""
-        entries = self.entries
-        adjoints: list[Any] = [None] * len(entries)
-        adjoints[output.entry] = np.ones(np.shape(output.value)) if seed is None else seed
-        for entry in reversed(entries[:output.entry + 1]):
-            g = adjoints[entry.index]
-            if g is None:
-                continue
-            entry.adjoint = g
-            pushed: list[Contribution] = []
-            self.steps.append(Step(entry.index, g, pushed))
-            rule = VJPS.get(entry.op)
-            if rule is None:
-                continue
-            for argnum, parent in entry.parents:
-                contribution = rule(argnum, g, entry.value, *entry.args, **entry.params)
-                previous = adjoints[parent]
-                total = contribution if previous is None else previous + contribution
-                adjoints[parent] = total
-                pushed.append(Contribution(parent, argnum, contribution, total))
+                if steps is not None:
+                    pushed.append(Contribution(parent, argnum, contribution, adjoints[parent]))
         self.output = output.entry
         self.finished = True
         return adjoints

@@ -55,9 +55,10 @@ MIME_TYPE = "application/vnd.workbench.tape+json"
 SCHEMA_NAME = "workbench.tape"
 SCHEMA_VERSION = 1
 
+# A number, or one JSON cannot hold; a tensor is one of those or nested lists (null: left out).
 _NUMBER: dict[str, Any] = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
-_TENSOR: dict[str, Any] = {"anyOf": [_NUMBER, {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
-                                     {"type": "null"}]}
+TENSOR_SCHEMA: dict[str, Any] = {"anyOf": [_NUMBER, {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
+                                           {"type": "null"}]}
 # The data-flow edges: the same in the tape and the graph documents.
 EDGES_SCHEMA: dict[str, Any] = {"type": "array", "items": {
     "type": "object",
@@ -94,7 +95,7 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["schema", "version", "nodes", "edges", "inputs", "output"],
     "additionalProperties": False,
-    "$defs": {"tensor": _TENSOR},
+    "$defs": {"tensor": TENSOR_SCHEMA},
     "properties": {
         "schema": {"const": SCHEMA_NAME},
         "version": {"const": SCHEMA_VERSION},

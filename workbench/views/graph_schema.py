@@ -40,15 +40,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tape.schema import BACKWARD_SCHEMA, EDGES_SCHEMA
+from ..tape.schema import BACKWARD_SCHEMA, EDGES_SCHEMA, TENSOR_SCHEMA
 
 MIME_TYPE = "application/vnd.workbench.graph+json"
 SCHEMA_NAME = "workbench.graph"
 SCHEMA_VERSION = 1
 
-_NUMBER: dict[str, Any] = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
-_TENSOR: dict[str, Any] = {"anyOf": [_NUMBER, {"type": "array", "items": {"$ref": "#/$defs/tensor"}},
-                                     {"type": "null"}]}
 _IDS: dict[str, Any] = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 
 SCHEMA: dict[str, Any] = {
@@ -58,7 +55,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["schema", "version", "title", "nodes", "edges", "inputs", "outputs",
                  "truncated"],
     "additionalProperties": False,
-    "$defs": {"tensor": _TENSOR},
+    "$defs": {"tensor": TENSOR_SCHEMA},
     "properties": {
         "schema": {"const": SCHEMA_NAME},
         "version": {"const": SCHEMA_VERSION},

@@ -9,8 +9,16 @@ import numpy as np
 
 from .compute import Curves
 from .figure import new_figure
-from .panel import ExplorerPanel, number, short_error
-from .source import ExploreError, FunctionSource
+from .panel import (
+    ExplorerPanel,
+    check_range,
+    number,
+    point_slider,
+    range_boxes,
+    rerange,
+    short_error,
+)
+from .source import FunctionSource
 
 
 def y_limits(*curves: np.ndarray) -> tuple[float, float] | None:
@@ -62,23 +70,13 @@ class Explorer1D(ExplorerPanel):
         self.text.description = "f(x) ="
         self.samples = int(samples)
         self.curves: Curves | None = None
-        low, high = (float(v) for v in x_range)
-        if not (np.isfinite(low) and np.isfinite(high) and low < high):
-            raise ExploreError(f"wb.explore: x_range={x_range!r} must be two finite numbers "
-                               "(low, high) with low < high")
-        start = (low + high) / 2 if x0 is None else float(x0)
-        if not low <= start <= high:
-            raise ExploreError(f"wb.explore: x0={x0!r} lies outside x_range={x_range!r}")
-        self.x_min = widgets.FloatText(low, description="x from", layout={"width": "11em"})
-        self.x_max = widgets.FloatText(high, description="to", layout={"width": "11em"})
-        self.x0 = widgets.FloatSlider(start, min=low, max=high, step=(high - low) / 1000,
-                                      description="x0", readout_format=".4g",
-                                      continuous_update=True, layout={"width": "100%"})
+        low, high = check_range("x_range", x_range)
+        self.x_min, self.x_max = range_boxes("x", low, high)
+        self.x0 = point_slider("x0", low, high, x0)
+        start = self.x0.value
         self.taylor = widgets.Checkbox(False, description="Taylor curve (2nd order)",
                                        indent=False)
-        for w, name in [(self.x_min, "wb-explore-range"), (self.x_max, "wb-explore-range"),
-                        (self.x0, "wb-explore-x0"), (self.taylor, "wb-explore-taylor")]:
-            w.add_class(name)
+        self.taylor.add_class("wb-explore-taylor")
 
         self.figure = new_figure(6.4, 4.6, left=0.11, right=0.98, top=0.98, bottom=0.1,
                                  hspace=0.08)
@@ -100,25 +98,13 @@ class Explorer1D(ExplorerPanel):
             ax.grid(True, alpha=0.3)
         bottom.set_xlabel("x")
         self.canvas = self.figure.canvas
-        self.canvas.add_class("wb-explore-plot")
         self.xs = np.linspace(low, high, self.samples)
 
         self.x_min.observe(self._on_range, names="value")
         self.x_max.observe(self._on_range, names="value")
         self.x0.observe(self._on_x0, names="value")
         self.taylor.observe(self._on_taylor, names="value")
-        self.children = [
-            self.text,
-            widgets.HBox([self.x_min, self.x_max, self.taylor]),
-            self.x0,
-            self.message,
-            self.canvas,
-            widgets.HBox([self.numbers, self.badge],
-                         layout={"justify_content": "space-between", "width": "100%"}),
-            self.latex,
-            self.export_button,
-            self.code,
-        ]
+        self._arrange([widgets.HBox([self.x_min, self.x_max, self.taylor]), self.x0])
         self._start()
 
     # ----- compile and draw -----
@@ -221,13 +207,7 @@ class Explorer1D(ExplorerPanel):
             self.show_error(f"range: 'x from' ({low:g}) must be less than 'to' ({high:g})")
             return
         self.xs = np.linspace(low, high, self.samples)
-        with self.x0.hold_trait_notifications():
-            if low > self.x0.max:
-                self.x0.max, self.x0.min = high, low
-            else:
-                self.x0.min, self.x0.max = low, high
-            self.x0.step = (high - low) / 1000
-            self.x0.value = min(max(self.x0.value, low), high)
+        rerange(self.x0, low, high)
         self.clear_error()
         self.redraw()
 

@@ -10,16 +10,16 @@ import numpy as np
 
 from .compute import Field
 from .figure import new_figure
-from .panel import ExplorerPanel, number, short_error
-from .source import ExploreError, FunctionSource
-
-
-def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
-    low, high = (float(v) for v in value)
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ExploreError(f"wb.explore: {name}={value!r} must be two finite numbers "
-                           "(low, high) with low < high")
-    return low, high
+from .panel import (
+    ExplorerPanel,
+    check_range,
+    number,
+    point_slider,
+    range_boxes,
+    rerange,
+    short_error,
+)
+from .source import FunctionSource
 
 
 class Explorer2D(ExplorerPanel):
@@ -54,18 +54,12 @@ class Explorer2D(ExplorerPanel):
         self.text.description = "f(x, y) ="
         self.samples, self.arrows = int(samples), int(arrows)
         self.field_values: Field | None = None
-        xlo, xhi = _check_range("x_range", x_range)
-        ylo, yhi = _check_range("y_range", x_range if y_range is None else y_range)
-        self.x_min = widgets.FloatText(xlo, description="x from", layout={"width": "11em"})
-        self.x_max = widgets.FloatText(xhi, description="to", layout={"width": "11em"})
-        self.y_min = widgets.FloatText(ylo, description="y from", layout={"width": "11em"})
-        self.y_max = widgets.FloatText(yhi, description="to", layout={"width": "11em"})
-        self.x0 = self._slider("x0", xlo, xhi, x0)
-        self.y0 = self._slider("y0", ylo, yhi, y0)
-        for w, name in [(self.x_min, "wb-explore-range"), (self.x_max, "wb-explore-range"),
-                        (self.y_min, "wb-explore-range"), (self.y_max, "wb-explore-range"),
-                        (self.x0, "wb-explore-x0"), (self.y0, "wb-explore-y0")]:
-            w.add_class(name)
+        xlo, xhi = check_range("x_range", x_range)
+        ylo, yhi = check_range("y_range", x_range if y_range is None else y_range)
+        self.x_min, self.x_max = range_boxes("x", xlo, xhi)
+        self.y_min, self.y_max = range_boxes("y", ylo, yhi)
+        self.x0 = point_slider("x0", xlo, xhi, x0)
+        self.y0 = point_slider("y0", ylo, yhi, y0)
 
         self.figure = new_figure(6.4, 5.0)
         self.axes = self.figure.add_axes((0.09, 0.1, 0.74, 0.83))
@@ -82,36 +76,15 @@ class Explorer2D(ExplorerPanel):
             "eigen1": self.axes.plot([], [], color="white", lw=2.5, zorder=4)[0],
         }
         self.canvas = self.figure.canvas
-        self.canvas.add_class("wb-explore-plot")
         self._set_grid()
 
         for w in (self.x_min, self.x_max, self.y_min, self.y_max):
             w.observe(self._on_range, names="value")
         self.x0.observe(self._on_point, names="value")
         self.y0.observe(self._on_point, names="value")
-        self.children = [
-            self.text,
-            widgets.HBox([self.x_min, self.x_max, self.y_min, self.y_max]),
-            self.x0, self.y0,
-            self.message,
-            self.canvas,
-            widgets.HBox([self.numbers, self.badge],
-                         layout={"justify_content": "space-between", "width": "100%"}),
-            self.latex,
-            self.export_button,
-            self.code,
-        ]
+        self._arrange([widgets.HBox([self.x_min, self.x_max, self.y_min, self.y_max]),
+                       self.x0, self.y0])
         self._start()
-
-    @staticmethod
-    def _slider(name: str, low: float, high: float, start: float | None) -> widgets.FloatSlider:
-        value = (low + high) / 2 if start is None else float(start)
-        if not low <= value <= high:
-            raise ExploreError(f"wb.explore: {name}={start!r} lies outside its range "
-                               f"({low:g}, {high:g})")
-        return widgets.FloatSlider(value, min=low, max=high, step=(high - low) / 1000,
-                                   description=name, readout_format=".4g",
-                                   continuous_update=True, layout={"width": "100%"})
 
     def _set_grid(self) -> None:
         self.xs = np.linspace(self.x_min.value, self.x_max.value, self.samples)
@@ -239,12 +212,7 @@ class Explorer2D(ExplorerPanel):
                 return
         for slider, low, high in ((self.x0, self.x_min.value, self.x_max.value),
                                   (self.y0, self.y_min.value, self.y_max.value)):
-            with slider.hold_trait_notifications():
-                if low > slider.max:
-                    slider.max, slider.min = high, low
-                else:
-                    slider.min, slider.max = low, high
-                slider.step = (high - low) / 1000
+            rerange(slider, low, high)
         self._set_grid()
         self.clear_error()
         self.redraw()

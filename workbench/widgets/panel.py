@@ -45,6 +45,49 @@ def run_later(job: Callable[[], None]) -> None:
     loop.call_soon(job)
 
 
+def check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
+    """``value`` as (low, high): two finite numbers with low < high, else ExploreError."""
+    low, high = (float(v) for v in value)
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ExploreError(f"wb.explore: {name}={value!r} must be two finite numbers "
+                           "(low, high) with low < high")
+    return low, high
+
+
+def range_boxes(axis: str, low: float, high: float) -> tuple[widgets.FloatText, widgets.FloatText]:
+    """The two number boxes of one axis' plotted range ("x from ... to ...")."""
+    boxes = (widgets.FloatText(low, description=f"{axis} from", layout={"width": "11em"}),
+             widgets.FloatText(high, description="to", layout={"width": "11em"}))
+    for box in boxes:
+        box.add_class("wb-explore-range")
+    return boxes
+
+
+def point_slider(name: str, low: float, high: float, start: float | None) -> widgets.FloatSlider:
+    """The slider of one coordinate of the chosen point (middle of the range by default)."""
+    value = (low + high) / 2 if start is None else float(start)
+    if not low <= value <= high:
+        raise ExploreError(f"wb.explore: {name}={start!r} lies outside its range "
+                           f"({low:g}, {high:g})")
+    slider = widgets.FloatSlider(value, min=low, max=high, step=(high - low) / 1000,
+                                 description=name, readout_format=".4g",
+                                 continuous_update=True, layout={"width": "100%"})
+    slider.add_class(f"wb-explore-{name}")
+    return slider
+
+
+def rerange(slider: widgets.FloatSlider, low: float, high: float) -> None:
+    """Give ``slider`` a new range (the value is clamped into it), in an order ipywidgets
+    accepts (min never above max on the way) and with one notification."""
+    with slider.hold_trait_notifications():
+        if low > slider.max:
+            slider.max, slider.min = high, low
+        else:
+            slider.min, slider.max = low, high
+        slider.step = (high - low) / 1000
+        slider.value = min(max(slider.value, low), high)
+
+
 class ExplorerPanel(widgets.VBox):
     """The parts of an explorer that do not depend on the number of variables (a base class)."""
 
@@ -74,6 +117,22 @@ class ExplorerPanel(widgets.VBox):
         self.text.observe(self._on_text, names="value")
         self.export_button.on_click(self._on_export)
         self._initial = f
+
+    def _arrange(self, controls: list) -> None:
+        """Lay the panel out: the text box, the explorer's own ``controls``, the message line,
+        the plot, the numbers beside the check badge, the LaTeX and the export."""
+        self.canvas.add_class("wb-explore-plot")
+        self.children = [
+            self.text,
+            *controls,
+            self.message,
+            self.canvas,
+            widgets.HBox([self.numbers, self.badge],
+                         layout={"justify_content": "space-between", "width": "100%"}),
+            self.latex,
+            self.export_button,
+            self.code,
+        ]
 
     # ----- the function -----
     def _start(self) -> None:
