@@ -21,6 +21,7 @@ versions that are cached are bounded (``versions``).
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import threading
 import warnings
@@ -189,12 +190,12 @@ class Staged:
                 use_torch = True
                 leaf = torch_to_numpy(leaf)
             if _leaf_kind(leaf) == "f":
-                n_elements += np.size(leaf)
+                shape = np.shape(leaf)
+                n_elements += math.prod(shape)
                 if n_elements > config.max_nodes:  # checked from shapes, before any copy
                     raise budget_error(f"{self.transform}: argument {self.leaf_labels(tree)[k]!r} "
-                                       f"of shape {np.shape(leaf)}", np.size(leaf),
-                                       config.max_nodes)
-                kinds.append((np.shape(leaf), getattr(leaf, "dtype", None)))
+                                       f"of shape {shape}", math.prod(shape), config.max_nodes)
+                kinds.append((shape, getattr(leaf, "dtype", None)))
                 values.append(_input_value(leaf))
             else:
                 kinds.append(_static_key(leaf))
