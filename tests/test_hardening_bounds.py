@@ -70,42 +70,51 @@ def test_vmap_grad_of_item_mixed_nan():
 
 # ----- the size budget is checked from shapes, before anything is materialised -----
 
-def test_huge_input_refused_from_its_shape_under_a_memory_cap():
-    # 5e7 float64 = 400 MB; turning it into a Python list would need ~2 GB: capped at 1.2 GB.
+def test_huge_input_under_a_memory_cap_works_or_is_refused_clearly():
+    # 5e7 float64 = 400 MB under a 1.2 GB address-space cap. Array-level transforms take it
+    # when their arrays fit (and must then be right); where they do not fit, the error is a
+    # BudgetExceededError saying what to do, never numpy's MemoryError. The element-level paths
+    # (the scalar lowering behind wb.derivative, a scalar argument times a huge constant) refuse
+    # it from its shape before copying anything.
     out = run_isolated("""
         import numpy as np, workbench as wb
         x = np.ones(int(5e7))
         calls = {
             "grad": lambda: wb.grad(lambda x: (x * x).sum())(x),
             "jacrev": lambda: wb.jacrev(lambda x: x.sum())(x),
-            "vjp": lambda: wb.vjp(lambda x: x.sum(), x),
+            "vjp": lambda: wb.vjp(lambda x: x.sum(), x)[1](1.0)[0],
             "derivative": lambda: wb.derivative(lambda x: x.sum(), x),
             "constant": lambda: wb.grad(lambda y: (y * x).sum())(1.0),
         }
+        expected = {"grad": 2.0, "jacrev": 1.0, "vjp": 1.0}
         for name, call in calls.items():
             try:
-                call()
-                print(name, "no error")
+                value = call()
+                ok = float(value.min()) == float(value.max()) == expected[name]
+                print(name, "|", "right" if ok else "WRONG")
             except wb.BudgetExceededError as e:
                 print(name, "|", e)
-    """, timeout=120, memory_bytes=1_200_000_000)
+    """, timeout=180, memory_bytes=1_200_000_000)
     lines = dict(line.split(" | ", 1) for line in out.strip().split("\n"))
     assert set(lines) == {"grad", "jacrev", "vjp", "derivative", "constant"}, out
     for name in ("grad", "jacrev", "vjp"):
-        assert "argument 'x'" in lines[name] and "50,000,000" in lines[name]
-    for message in lines.values():
+        assert lines[name] == "right" or ("out of memory" in lines[name] and
+                                          "wb.tape" in lines[name]), lines[name]
+    for name in ("derivative", "constant"):
+        message = lines[name]
         assert "wb.config.max_nodes" in message and "wb.tape" in message and "vmap" in message
 
 
 def test_budget_error_is_a_value_error_naming_the_argument():
+    # The element level's budget (array-level traces count array operations instead).
     f = wb.grad(lambda weights, x: (weights * x).sum())
-    old = wb.config.max_nodes
-    wb.config.max_nodes = 1000
+    old = wb.config.max_nodes, wb.config.array_level
+    wb.config.max_nodes, wb.config.array_level = 1000, False
     try:
         with pytest.raises(ValueError, match="argument 'weights' of shape \\(2000,\\)"):
             f(np.ones(2000), np.ones(2000))
     finally:
-        wb.config.max_nodes = old
+        wb.config.max_nodes, wb.config.array_level = old
 
 
 def test_vmap_is_the_way_around_the_budget():

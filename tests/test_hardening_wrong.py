@@ -348,6 +348,7 @@ NUMPY_CASES = {
     "zeros_like ones_like": lambda xp, x: x * xp.ones_like(x) + xp.zeros_like(x, dtype=float),
     "where": lambda xp, x: xp.where(x > 0.2, x * x, -x),
     "dot": lambda xp, x: xp.dot(x, x.T),
+    "matmul": lambda xp, x: xp.matmul(x.T, x),
     "amax amin": lambda xp, x: xp.amax(x, axis=0) * xp.amin(x, axis=1, keepdims=True),
     "prod": lambda xp, x: xp.prod(x, axis=1),
     "std var": lambda xp, x: xp.std(x) * xp.var(x, axis=0),
@@ -356,11 +357,18 @@ NUMPY_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(NUMPY_CASES))
+# Functions only the array level traces (the element level refuses them with a clear error).
+ARRAY_LEVEL_CASES = {
+    "einsum": lambda xp, x: xp.einsum("ij,ik->jk", x, x) + xp.einsum("ij,i->j", x, x[:, 0]),
+    "tensordot": lambda xp, x: xp.tensordot(x, x, axes=([0], [0])) + xp.tensordot(x.T, x, 1),
+}
+
+
+@pytest.mark.parametrize("name", list(NUMPY_CASES) + list(ARRAY_LEVEL_CASES))
 def test_numpy_functions_with_keyword_arguments_match_jax(name):
     """The very same code through workbench (np) and jax (jnp): value and gradient."""
     jax, jnp = _jax()
-    fn = NUMPY_CASES[name]
+    fn = NUMPY_CASES.get(name) or ARRAY_LEVEL_CASES[name]
     weights = RNG.normal(size=np.shape(fn(np, X34)))
     want_value = fn(np, X34)
     got_value = _value(lambda x: fn(np, x), X34)
@@ -816,6 +824,7 @@ def test_every_accepted_numpy_function_is_exercised_by_the_tables(monkeypatch):
     """An accepted function missing from the tables could ignore an argument unnoticed."""
     from workbench import array_api
 
+    monkeypatch.setattr(wb.config, "array_level", False)  # the element level's table
     called = set()
     for fn, handler in list(array_api.ARRAY_FUNCTIONS.items()):
         def spy(*args, _fn=fn, _handler=handler, **kwargs):
@@ -827,6 +836,24 @@ def test_every_accepted_numpy_function_is_exercised_by_the_tables(monkeypatch):
         _value(lambda x, fn=fn: fn(np, x), X34)
     missing = {array_api.numpy_name(f) for f in set(array_api.ARRAY_FUNCTIONS) - called}
     assert not missing, f"accepted numpy functions with no test case: {sorted(missing)}"
+
+
+def test_every_array_level_numpy_function_is_exercised_by_the_tables(monkeypatch):
+    """The same for the array level's table (``workbench.arrays.traced``)."""
+    from workbench import array_api
+    from workbench.arrays import traced
+
+    called = set()
+    for fn, handler in list(traced._FUNCTIONS.items()):
+        def spy(*args, _fn=fn, _handler=handler, **kwargs):
+            called.add(_fn)
+            return _handler(*args, **kwargs)
+
+        monkeypatch.setitem(traced._FUNCTIONS, fn, spy)
+    for fn in list(NUMPY_CASES.values()) + list(ARRAY_LEVEL_CASES.values()):
+        _value(lambda x, fn=fn: fn(np, x), X34)
+    missing = {array_api.numpy_name(f) for f in set(traced._FUNCTIONS) - called}
+    assert not missing, f"array-level numpy functions with no test case: {sorted(missing)}"
 
 
 def test_every_accepted_torch_function_is_exercised_by_the_tables(monkeypatch):

@@ -99,14 +99,33 @@ def test_affine_chain_matches_its_closed_form():
     assert float(value) == pytest.approx(c ** n * 0.25 + s * (c ** n - 1) / (c - 1), rel=1e-9)
 
 
-def test_wide_sum_of_1e5_terms_compiles_and_matches_numpy():
-    # One n-ary sum of 4*10^4 products: long lines are split, the gradient is elementwise.
+def test_wide_sum_of_1e5_terms_compiles_and_matches_numpy(monkeypatch):
+    # Element level: one n-ary sum of 4*10^4 products: long lines are split, the gradient is
+    # elementwise.
+    monkeypatch.setattr(wb.config, "array_level", False)
     x = np.linspace(-3.0, 3.0, 40_000)
     transform = wb.grad(lambda v: np.sum(np.sin(v) * v))
     with shallow_stack():
         gradient = transform(x)
     assert only_entry(transform).scalar.n_assignments >= 100_000
     np.testing.assert_allclose(gradient, np.sin(x) + x * np.cos(x), rtol=1e-12, atol=1e-12)
+
+
+def test_wide_sum_at_array_level_is_a_handful_of_statements():
+    # The same program at array level: one statement per array op, whatever the length.
+    x = np.linspace(-3.0, 3.0, 400_000)
+    transform = wb.grad(lambda v: np.sum(np.sin(v) * v))
+    gradient = transform(x)
+    assert only_entry(transform).program.n_statements <= 8
+    np.testing.assert_allclose(gradient, np.sin(x) + x * np.cos(x), rtol=1e-12, atol=1e-12)
+
+
+def test_array_level_budget_counts_array_operations(monkeypatch):
+    # A Python loop over elements makes one array op per step: past the budget, a clear error.
+    monkeypatch.setattr(wb.config, "max_nodes", 500)
+    with pytest.raises(wb.BudgetExceededError, match="array operations"):
+        wb.grad(lambda v: sum(v[i] * v[i] for i in range(len(v))))(np.ones(1000))
+    assert not STATE.graphs
 
 
 def test_1e5_operations_under_vmap_and_the_numpy_backend():
@@ -214,6 +233,7 @@ def test_deep_nesting_d80_converts_to_sympy_without_recursion():
 
 def test_hard_budget_raises_a_clear_error_suggesting_the_tape(monkeypatch):
     monkeypatch.setattr(wb.config, "max_nodes", 5_000)
+    monkeypatch.setattr(wb.config, "array_level", False)  # the element level's budget
     transform = wb.grad(lambda v: np.sum(np.tanh(v) * v))
     with pytest.raises(wb.BudgetExceededError) as caught:
         transform(np.ones(10_000))

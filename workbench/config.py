@@ -20,6 +20,12 @@ class Config:
     #: about 20 µs and 4 KB (peak) per node to trace, differentiate and compile, so the default
     #: stops a runaway trace at about 10 s and 2 GB.
     max_nodes: int = 500_000
+    #: Array-level traces: the bytes of all intermediate values kept while tracing (the
+    #: element budget above then counts array operations, not scalars).
+    max_trace_bytes: int = 4_000_000_000
+    #: Trace transforms of array arguments with one graph node per array operation (False:
+    #: always element by element, the slower path that also handles everything else).
+    array_level: bool = True
     #: Above this many operations, derivatives are not simplified (one line says so).
     simplify_max_ops: int = 400
     #: Wall-clock budget of one simplification; past it the unsimplified result is kept.

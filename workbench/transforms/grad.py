@@ -25,6 +25,8 @@ from ..errors import (
     OutputTypeError,
     error_for_user,
 )
+from ..arrays.traced import ArrayTraced, active_graph
+from ..arrays.transforms import gradient_body as array_gradient_body
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
 from ..tracing import STATE, Traced, as_ids, grad_enabled, read_only, stop_gradient, torch_to_numpy
@@ -109,19 +111,20 @@ def split_aux(output: Any, has_aux: bool, transform: str):
 def _describe(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of length {len(value)}"
-    if isinstance(value, Traced):
+    if hasattr(value, "__wb_apply__"):
         return f"an array of shape {value.shape}"
     return f"a {type(value).__name__}"
 
 
-def scalar_output_node(graph: Graph, output: Any, transform: str) -> int:
-    """The node of a scalar output, with torch.func's checks and a hint at what to use instead."""
+def check_scalar_output(output: Any, transform: str) -> None:
+    """torch.func's checks on what a differentiated function returned, with a hint at what to
+    use instead (for traced values of either level, and plain numbers)."""
     if isinstance(output, (tuple, list, dict)):
         raise OutputTypeError(
             f"{transform}(f)(*args): f returned {_describe(output)}, but it must return a single "
             "scalar; if the other items are auxiliary outputs, use has_aux=True and return "
             "(loss, aux)")
-    if isinstance(output, Traced):
+    if hasattr(output, "__wb_apply__"):  # a traced value (element or array level)
         if output.dtype == np.bool_:
             raise OutputTypeError(f"{transform}(f)(*args): f returned a boolean; it must return a "
                                   "float scalar")
@@ -131,17 +134,26 @@ def scalar_output_node(graph: Graph, output: Any, transform: str) -> int:
                 f"of shape {output.shape}. Reduce it (output.sum(), output.mean()), index it "
                 "(output[0], output.reshape(())), or use wb.vjp / wb.jacrev for the derivative of "
                 "every element")
-        return int(output.ids)
+        return
     value = torch_to_numpy(output) if is_torch_tensor(output) else output
     if np.ndim(value) != 0:
         raise NonScalarOutputError(
             f"{transform}(f)(*args): expected f to return a scalar (0-d array), got an array of "
             f"shape {np.shape(value)}; reduce it with .sum() or .mean(), or use wb.jacrev")
     try:
-        return graph.const(float(value))
+        float(value)
     except (TypeError, ValueError):
         raise OutputTypeError(f"{transform}(f)(*args): f returned {_describe(output)}; it must "
                               "return a float scalar") from None
+
+
+def scalar_output_node(graph: Graph, output: Any, transform: str) -> int:
+    """The node of a scalar output (after :func:`check_scalar_output`)."""
+    check_scalar_output(output, transform)
+    if isinstance(output, Traced):
+        return int(output.ids)
+    value = torch_to_numpy(output) if is_torch_tensor(output) else output
+    return graph.const(float(value))
 
 
 def gradient_trees(graph: Graph, per_arg, grads: list[int]):
@@ -172,7 +184,7 @@ def respecting_outer_no_grad(body: Callable[[tuple, dict], Any]) -> Callable[[tu
 
     @functools.wraps(body)
     def run(args: tuple, kwargs: dict) -> Any:
-        if not STATE.graphs or grad_enabled():
+        if not (STATE.graphs or active_graph() is not None) or grad_enabled():
             return body(args, kwargs)
         saved = STATE.grad_enabled  # False under wb.no_grad; True when only torch's is off
         STATE.grad_enabled = True
@@ -187,9 +199,17 @@ def respecting_outer_no_grad(body: Callable[[tuple, dict], Any]) -> Callable[[tu
                 out = body(args, kwargs)
         finally:
             STATE.grad_enabled = saved
-        return pytree.tree_map(lambda v: stop_gradient(v) if isinstance(v, Traced) else v, out)
+        return pytree.tree_map(_detached, out)
 
     return run
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, Traced):
+        return stop_gradient(value)
+    if isinstance(value, ArrayTraced):
+        return value.detach()
+    return value
 
 
 def _gradient_body(func: Callable, argnums, has_aux: bool):
@@ -210,7 +230,8 @@ def _gradient_body(func: Callable, argnums, has_aux: bool):
     return body
 
 
-def make_transform(func: Callable, body, name: str, options: tuple = ()) -> Callable:
+def make_transform(func: Callable, body, name: str, options: tuple = (),
+                   array_body=None) -> Callable:
     """The user-facing function of a transform: a :class:`Staged` body behind ``func``'s name.
 
     The same request (transform, function, options) returns the same function, with its cache of
@@ -222,13 +243,15 @@ def make_transform(func: Callable, body, name: str, options: tuple = ()) -> Call
                              f"{type(func).__name__} ({func!r:.60}); pass the function itself, "
                              f"e.g. wb.{name}(f), not wb.{name}(f(x))")
     try:
-        return _remembered(func, name, options, body)
+        return _remembered(func, name, options, body, array_body)
     except TypeError:  # options that cannot be hashed: nothing to remember the request by
-        return _new_transform(func, body, name)
+        return _new_transform(func, body, name, array_body)
 
 
-def _new_transform(func: Callable, body, name: str) -> Callable:
-    return user_facing(func, Staged(func, respecting_outer_no_grad(body), name), "__wb_staged__")
+def _new_transform(func: Callable, body, name: str, array_body=None) -> Callable:
+    staged = Staged(func, respecting_outer_no_grad(body), name,
+                    respecting_outer_no_grad(array_body) if array_body is not None else None)
+    return user_facing(func, staged, "__wb_staged__")
 
 
 _REMEMBERED: dict[tuple, Callable] = {}
@@ -238,14 +261,14 @@ _REMEMBER_AT_MOST = 256
 _REMEMBERED_LOCK = threading.Lock()  # threads making transforms at once share the table
 
 
-def _remembered(func: Callable, name: str, options: tuple, body) -> Callable:
+def _remembered(func: Callable, name: str, options: tuple, body, array_body=None) -> Callable:
     # By identity: two callables that compare equal may still hold different state. The id
     # stays valid while the entry lives (its Staged holds ``func``).
     key = (name, id(func), options)
     with _REMEMBERED_LOCK:
         made = _REMEMBERED.pop(key, None)  # re-inserted below: the dict's order is recency
         if made is None:
-            made = _new_transform(func, body, name)
+            made = _new_transform(func, body, name, array_body)
             if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
                 del _REMEMBERED[next(iter(_REMEMBERED))]
         _REMEMBERED[key] = made
@@ -282,13 +305,16 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0,
     (12.0, 8.0)
     """
     check_argnums_type(argnums)
-    inner = _gradient_body(func, argnums, has_aux)
 
-    def body(args: tuple, kwargs: dict):
-        gradient, value, aux = inner(args, kwargs)
-        return (gradient, (value, aux)) if has_aux else (gradient, value)
+    def packed(inner):
+        def body(args: tuple, kwargs: dict):
+            gradient, value, aux = inner(args, kwargs)
+            return (gradient, (value, aux)) if has_aux else (gradient, value)
 
-    return make_transform(func, body, "grad_and_value", (argnums, has_aux))
+        return body
+
+    return make_transform(func, packed(_gradient_body(func, argnums, has_aux)), "grad_and_value",
+                          (argnums, has_aux), packed(array_gradient_body(func, argnums, has_aux)))
 
 
 def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
@@ -306,10 +332,13 @@ def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fal
     12.0
     """
     check_argnums_type(argnums)
-    inner = _gradient_body(func, argnums, has_aux)
 
-    def body(args: tuple, kwargs: dict):
-        gradient, _, aux = inner(args, kwargs)
-        return (gradient, aux) if has_aux else gradient
+    def packed(inner):
+        def body(args: tuple, kwargs: dict):
+            gradient, _, aux = inner(args, kwargs)
+            return (gradient, aux) if has_aux else gradient
 
-    return make_transform(func, body, "grad", (argnums, has_aux))
+        return body
+
+    return make_transform(func, packed(_gradient_body(func, argnums, has_aux)), "grad",
+                          (argnums, has_aux), packed(array_gradient_body(func, argnums, has_aux)))

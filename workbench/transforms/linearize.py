@@ -17,6 +17,12 @@ import numpy as np
 
 from .. import pytree
 from ..errors import InputTypeError, OutputTypeError, ShapeError, api_boundary
+from ..arrays.traced import active_graph
+from ..arrays.transforms import jacobian_body as array_jacobian_body
+from ..arrays.transforms import jvp_body as array_jvp_body
+from ..arrays.transforms import vjp_backward_body as array_vjp_backward_body
+from ..arrays.transforms import vjp_forward_body as array_vjp_forward_body
+from ..arrays.transforms import vjp_in_graph as array_vjp_in_graph
 from ..graph import Graph
 from ..symbolic.differentiate import jvp_nodes, vjp_nodes
 from ..tracing import STATE, Traced, as_ids
@@ -34,26 +40,27 @@ from .staging import Staged, _to_numpy, check_float_leaf, is_torch_tensor
 # ----- helpers -----
 
 
-def _output_leaves(graph: Graph, output: Any, transform: str) -> tuple[list[Traced], Any]:
-    """The output's leaves as traced arrays (constants become nodes), and its structure."""
-    leaves, tree = pytree.flatten(output)
+def check_output_leaves(leaves: list, output: Any, transform: str) -> None:
+    """torch.func's checks on a transformed function's outputs (either tracing level)."""
     if not leaves:  # torch.func: "Expected f to be a function that has non-empty output"
         raise OutputTypeError(f"{transform}: expected f to be a function that has non-empty "
                               f"output, but it returned {output!r:.60}; return an array, or a "
                               "tuple/list/dict with at least one array")
-    traced = []
     for leaf in leaves:
-        if isinstance(leaf, Traced):
+        if hasattr(leaf, "__wb_apply__"):
             if leaf.dtype == np.bool_:
                 raise OutputTypeError(f"{transform}: f returned a boolean array; its outputs must "
                                       "be floats")
-            traced.append(leaf)
-        elif isinstance(leaf, (float, int, np.ndarray, np.generic)) or is_torch_tensor(leaf):
-            traced.append(as_output(graph, leaf))
-        else:
+        elif not (isinstance(leaf, (float, int, np.ndarray, np.generic)) or is_torch_tensor(leaf)):
             raise OutputTypeError(f"{transform}: f returned a {type(leaf).__name__} among its "
                                   "outputs; outputs must be arrays, numbers, or pytrees of them")
-    return traced, tree
+
+
+def _output_leaves(graph: Graph, output: Any, transform: str) -> tuple[list[Traced], Any]:
+    """The output's leaves as traced arrays (constants become nodes), and its structure."""
+    leaves, tree = pytree.flatten(output)
+    check_output_leaves(leaves, output, transform)
+    return [leaf if isinstance(leaf, Traced) else as_output(graph, leaf) for leaf in leaves], tree
 
 
 def _nodes(arrays: list[Traced]) -> list[int]:
@@ -127,7 +134,7 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
     """
     check_argnums_type(argnums)
     return make_transform(func, _jacobian_body(func, argnums, has_aux, "rev"), "jacrev",
-                          (argnums, has_aux))
+                          (argnums, has_aux), array_jacobian_body(func, argnums, has_aux, "rev"))
 
 
 def jacfwd(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False, *,
@@ -140,7 +147,7 @@ def jacfwd(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = F
     """
     check_argnums_type(argnums)
     return make_transform(func, _jacobian_body(func, argnums, has_aux, "fwd"), "jacfwd",
-                          (argnums, has_aux))
+                          (argnums, has_aux), array_jacobian_body(func, argnums, has_aux, "fwd"))
 
 
 def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:
@@ -162,25 +169,26 @@ _staged_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _staged_lock = threading.Lock()  # threads calling vjp/jvp at once share the table
 
 
-def _staged_for(func: Callable, key: tuple, make_body: Callable[[], Callable]) -> Staged:
+def _staged_for(func: Callable, key: tuple, make_body: Callable[[], Callable],
+                array_body: Callable | None = None) -> Staged:
     with _staged_lock:
         try:
             per_func = _staged_cache.setdefault(func, {})
         except TypeError:  # not weak-referenceable (a builtin): no cache across calls
-            return Staged(func, make_body(), key[0])
+            return Staged(func, make_body(), key[0], array_body)
         staged = per_func.get(key)
         if staged is None:
-            staged = per_func[key] = Staged(func, make_body(), key[0])
+            staged = per_func[key] = Staged(func, make_body(), key[0], array_body)
         return staged
 
 
-def _check_cotangents(out_leaves: list[Traced], out_tree, cotangents) -> list:
+def check_cotangents(out_leaves: list, out_tree, cotangents) -> list:
     ct_leaves, ct_tree = pytree.flatten(cotangents)
     if ct_tree != out_tree:
         raise ShapeError("vjp_fn: the cotangents must have the same structure as f's output "
                          f"({len(out_leaves)} array(s)); got a different structure")
     for out, ct in zip(out_leaves, ct_leaves):
-        shape = ct.shape if isinstance(ct, Traced) else np.shape(_numpy(ct))
+        shape = ct.shape if hasattr(ct, "__wb_apply__") else np.shape(_numpy(ct))
         if tuple(shape) != out.shape:
             raise ShapeError(f"vjp_fn: a cotangent has shape {tuple(shape)}, but the matching "
                              f"output has shape {out.shape}; they must be equal")
@@ -199,7 +207,7 @@ def _vjp_in_graph(graph: Graph, func: Callable, primals: tuple, has_aux: bool):
     wrt = _nodes([leaf for _, fresh in per_arg for leaf in fresh])
 
     def vjp_fn(cotangents):
-        ct_leaves = _check_cotangents(out_leaves, out_tree, cotangents)
+        ct_leaves = check_cotangents(out_leaves, out_tree, cotangents)
         cts = []
         for out, ct in zip(out_leaves, ct_leaves):
             ids = as_ids(graph, _numpy(ct))
@@ -252,6 +260,8 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
     """
     _check_callable(func, "vjp")
     _check_primals(primals, "vjp")
+    if active_graph() is not None:
+        return array_vjp_in_graph(func, primals, has_aux)
     if STATE.graphs:
         return _vjp_in_graph(current_graph(), func, primals, has_aux)
 
@@ -272,8 +282,10 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False):
 
         return body
 
-    output, aux = _staged_for(func, ("vjp", has_aux), forward_body)((primals), {})
-    backward = _staged_for(func, ("vjp_fn", has_aux), backward_body)
+    output, aux = _staged_for(func, ("vjp", has_aux), forward_body,
+                              array_vjp_forward_body(func, has_aux))((primals), {})
+    backward = _staged_for(func, ("vjp_fn", has_aux), backward_body,
+                           array_vjp_backward_body(func, has_aux))
 
     @api_boundary
     def vjp_fn(cotangents):
@@ -339,4 +351,5 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
 
         return body
 
-    return _staged_for(func, ("jvp", has_aux), make_body)((primals, tangents), {})
+    return _staged_for(func, ("jvp", has_aux), make_body,
+                       array_jvp_body(func, has_aux))((primals, tangents), {})

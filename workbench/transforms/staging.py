@@ -34,10 +34,22 @@ import numpy as np
 from .. import pytree
 from ..config import config
 from ..errors import InputTypeError
+from ..arrays.graph import NotArrayLevel
+from ..arrays.staging import ArrayEntry, out_of_memory, trace_arrays, wants_arrays
+from ..arrays.traced import active_graph
+from ..errors import BudgetExceededError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
 from ..tracing import STATE, Traced, budget_error, torch_to_numpy, tracing
-from .captured import RetracingWarning, Unverifiable, fingerprint, fingerprint_value, global_rng_state
+from .captured import (
+    RetracingWarning,
+    Unverifiable,
+    fingerprint,
+    fingerprint_value,
+    global_rng_state,
+    restore_global_rng,
+    saved_global_rng,
+)
 from .versions import VersionCache
 
 Body = Callable[[tuple, dict], Any]
@@ -77,6 +89,7 @@ class Entry:
     _numpy: Program | None = field(default=None, repr=False)
     draws_random: bool = False  # the trace drew from a global random generator
     used: bool = False  # served since the last eviction sweep (``versions``: CLOCK recency)
+    array_level = False
 
     @property
     def numpy(self) -> Program:
@@ -154,10 +167,14 @@ def _to_numpy(leaf):
 class Staged:
     """A transform body with its compiled-version cache. See the module docstring."""
 
-    def __init__(self, func: Callable, body: Body, transform: str) -> None:
+    def __init__(self, func: Callable, body: Body | None, transform: str,
+                 array_body: Body | None = None) -> None:
         self.func = func
-        self.body = body
+        self.body = body  # element level (None: array level only; the caller has a fallback)
+        self.array_body = array_body
         self.transform = transform
+        # Cache keys whose function the array level could not trace, with the reason (bounded).
+        self.element_only: dict = {}
         self.cache = VersionCache()
         self._labels: list[str] | None = None
         self._warned: dict[str, int] = {}  # reasons for not caching: how often they were met
@@ -169,7 +186,13 @@ class Staged:
         return (self.transform, fingerprint(self.func))
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
+        if active_graph() is not None:  # inside an array-level trace
+            if self.array_body is None:
+                raise NotArrayLevel(f"{self.transform} has no array-level body")
+            return self.array_body(args, kwargs)
         if STATE.graphs:  # inside another transform's trace: just add nodes to it
+            if self.body is None:
+                raise NotArrayLevel(f"{self.transform} has no element-level body")
             return self.body(args, kwargs)
         return self.call_top(args, kwargs)
 
@@ -178,10 +201,9 @@ class Staged:
         """The cache key of a call, its leaves, their structure, and the compiled code's inputs."""
         leaves, tree = pytree.flatten((args, kwargs))
         kinds = []
-        values = []
+        values = []  # the float inputs as they are (each kind of entry converts them)
         use_torch = False
-        n_elements = 0
-        for k, leaf in enumerate(leaves):
+        for leaf in leaves:
             if type(leaf) is float:
                 kinds.append(_PY_FLOAT)
                 values.append(leaf)
@@ -190,13 +212,8 @@ class Staged:
                 use_torch = True
                 leaf = torch_to_numpy(leaf)
             if _leaf_kind(leaf) == "f":
-                shape = np.shape(leaf)
-                n_elements += math.prod(shape)
-                if n_elements > config.max_nodes:  # checked from shapes, before any copy
-                    raise budget_error(f"{self.transform}: argument {self.leaf_labels(tree)[k]!r} "
-                                       f"of shape {shape}", math.prod(shape), config.max_nodes)
-                kinds.append((shape, getattr(leaf, "dtype", None)))
-                values.append(_input_value(leaf))
+                kinds.append((np.shape(leaf), getattr(leaf, "dtype", None)))
+                values.append(leaf)
             else:
                 kinds.append(_static_key(leaf))
         # use_torch: torch inputs trace torch's meaning of x.var()/x.std() (trace.STATE.torch_style)
@@ -217,12 +234,18 @@ class Staged:
         key, leaves, tree, values, use_torch = self.signature(args, kwargs)
         versions = self.cache.get(key)
         if versions:
+            scalar_values = None
             for entry in versions:
-                result = entry.run_scalar(values)
+                if entry.array_level:
+                    result = entry.run(values)
+                else:
+                    if scalar_values is None:
+                        scalar_values = [_input_value(v) for v in values]
+                    result = entry.run_scalar(scalar_values)
                 if result is not None:
                     entry.used = True
                     return entry.assemble(result, use_torch)
-        entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree)
+        entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree, key)
         reason = self.not_cacheable(key, entry, args, kwargs)
         if reason is None:
             with self.lock:
@@ -231,7 +254,8 @@ class Staged:
                         self.cache.store(cache_key, entry)
         else:
             self.warn_retracing(reason)
-        result = entry.run_scalar(values)
+        result = entry.run(values) if entry.array_level else \
+            entry.run_scalar([_input_value(v) for v in values])
         if result is None:  # a guard that cannot hold even where it was traced (nan compared)
             result = entry.traced_result()
         return entry.assemble(result, use_torch)
@@ -264,10 +288,42 @@ class Staged:
             "values, parameters) as arguments to make it fast", RetracingWarning,
             stacklevel=stacklevel)
 
-    def trace(self, numeric: list, leaves: list, tree) -> Entry:
-        """Trace the body at these arguments and compile what its outputs need."""
-        graph = Graph()
+    def trace(self, numeric: list, leaves: list, tree, key: Any = None) -> Entry | ArrayEntry:
+        """Trace the body at these arguments and compile what its outputs need: at array level
+        where it can (see ``workbench.arrays``), else element by element."""
+        if self.array_body is not None and key not in self.element_only and \
+                wants_arrays(leaves, self.body is None):
+            rng = saved_global_rng()
+            try:
+                return trace_arrays(self.array_body, numeric, leaves, tree,
+                                    self.leaf_labels(tree))
+            except BudgetExceededError:
+                raise
+            except MemoryError:
+                raise out_of_memory("while tracing") from None
+            except (NotArrayLevel, Exception) as why:  # the element level handles it, or
+                restore_global_rng(rng)  # words the error; it draws what the function draws
+                if key is not None:
+                    with self.lock:
+                        if len(self.element_only) >= 256:
+                            self.element_only.clear()
+                        self.element_only[key] = f"{type(why).__name__}: {why}"
+        if self.body is None:
+            raise NotArrayLevel(f"{self.transform}: not traceable at array level")
+        return self.trace_elements(numeric, leaves, tree)
+
+    def trace_elements(self, numeric: list, leaves: list, tree) -> Entry:
+        """Trace the body element by element (one scalar node per operation)."""
         labels = self.leaf_labels(tree)
+        n_elements = 0
+        for k, (value, leaf) in enumerate(zip(numeric, leaves)):
+            if _leaf_kind(leaf) == "f":
+                shape = np.shape(value)
+                n_elements += math.prod(shape)
+                if n_elements > config.max_nodes:  # checked from shapes, before any copy
+                    raise budget_error(f"{self.transform}: argument {labels[k]!r} of shape "
+                                       f"{shape}", math.prod(shape), config.max_nodes)
+        graph = Graph()
         inputs: list[int | list[int]] = []
         random_state = global_rng_state()
         with tracing(graph, torch_style=any(is_torch_tensor(leaf) for leaf in leaves)):

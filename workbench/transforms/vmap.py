@@ -27,6 +27,10 @@ import numpy as np
 
 from .. import pytree
 from ..array_api import ARRAY_FUNCTIONS
+from ..arrays.graph import NotArrayLevel
+from ..arrays.staging import wants_arrays
+from ..arrays.traced import ArrayTraced, active_graph
+from ..arrays.transforms import vmap_body as array_vmap_body
 from ..errors import InputTypeError, OutputTypeError, ShapeError, WorkbenchError
 from ..symbolic.batchgen import batch_program
 from ..tracing import STATE, Traced, as_ids
@@ -130,8 +134,8 @@ def _batch_size(leaves: list, dims: list[int | None],
         if d is None:
             normalized.append(None)
             continue
-        shape = leaf.shape if isinstance(leaf, Traced) else np.shape(_to_numpy(leaf))
-        if not (isinstance(leaf, (Traced, np.ndarray)) or is_torch_tensor(leaf)):
+        shape = leaf.shape if isinstance(leaf, (Traced, ArrayTraced)) else np.shape(_to_numpy(leaf))
+        if not (isinstance(leaf, (Traced, ArrayTraced, np.ndarray)) or is_torch_tensor(leaf)):
             raise VmapError(f"vmap: got in_dim={d} for {_leaf_names(args)[k]}, a "
                             f"{type(leaf).__name__}; only "
                             "arrays can be mapped over: use None for it in in_dims")
@@ -223,6 +227,9 @@ class _BatchedFunction:
         self.chunk_size = chunk_size
         self.randomness = randomness
         self.staged = Staged(func, self._per_example, "vmap")
+        # At array level the whole batch is one trace (batching rules, ``arrays.batching``).
+        self.array_body = array_vmap_body(func, in_dims, out_dims)
+        self.array_staged = Staged(func, None, "vmap", self.array_body)
         self.cache = VersionCache()  # bounded, least recently used first
         self.lock = threading.Lock()  # guards the version lists (threads share this object)
 
@@ -242,8 +249,18 @@ class _BatchedFunction:
         return pytree.tree_map(as_traced, out)
 
     def __call__(self, args: tuple, kwargs: dict) -> Any:
+        if active_graph() is not None:
+            if self.randomness != "error":
+                raise NotArrayLevel("vmap randomness")
+            return self.array_body(args, kwargs)
         leaves, tree = pytree.flatten(args)
         size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args), args)
+        if not STATE.graphs and self.randomness == "error" and size > 0 and \
+                wants_arrays(leaves + pytree.flatten(kwargs)[0], True):
+            try:
+                return self.array_staged(args, kwargs)
+            except NotArrayLevel:
+                pass  # the element level maps it (and words any error)
         if STATE.graphs or any(isinstance(v, Traced) for v in pytree.flatten(kwargs)[0]):
             return self.map_in_trace(args, kwargs, leaves, tree, dims, size)
         if any(d is not None and _leaf_kind(leaf) != "f" for leaf, d in zip(leaves, dims)):
@@ -495,7 +512,7 @@ def _depends_on_batch(entry: Entry, nodes: int | list[int], columns: list) -> bo
 
 
 def _check_output(value) -> None:
-    if not (isinstance(value, (Traced, np.ndarray, float, int, np.generic)) or
+    if not (isinstance(value, (Traced, ArrayTraced, np.ndarray, float, int, np.generic)) or
             is_torch_tensor(value)) or isinstance(value, bool):
         raise OutputTypeError(f"vmap: the function returned a {type(value).__name__}; vmapped "
                               "functions must return arrays or numbers (or pytrees of them)")

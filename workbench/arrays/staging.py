@@ -1,0 +1,148 @@
+"""A transform body traced at array level at top level, and its compiled version.
+
+``Staged`` (``workbench.transforms.staging``) owns the cache and the decision; this module traces
+one body on :class:`ArrayTraced` inputs and compiles what its outputs and guards need into one
+numpy function (``codegen``). Float inputs are computed in float64 and each output is rounded
+once to its traced dtype, as on the element path.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import pytree
+from .codegen import ArrayProgram, generate
+from .graph import ArrayGraph
+from .traced import ArrayTraced, array_tracing
+
+
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _float_leaf(leaf: Any) -> bool:
+    if isinstance(leaf, float):
+        return True
+    dtype = getattr(leaf, "dtype", None)
+    return isinstance(dtype, np.dtype) and dtype.kind == "f"
+
+
+def wants_arrays(leaves: list, only: bool = False) -> bool:
+    """Trace at array level: numpy (not torch) arguments with at least one float array (scalar
+    programs keep the element path's thin scalar code). ``only``: no element body to fall back
+    to, so try whenever the arguments are numpy."""
+    from ..config import config
+
+    if not config.array_level or any(_is_torch(leaf) for leaf in leaves):
+        return False
+    return only or any(_float_leaf(leaf) and np.ndim(leaf) > 0 for leaf in leaves)
+
+
+@dataclass
+class OutSpec:
+    shape: tuple[int, ...] | None  # None: a static object, returned as it is
+    dtype: Any = None
+    static: Any = None
+
+
+@dataclass
+class ArrayEntry:
+    """One compiled array-level version: valid where its guards hold."""
+
+    graph: ArrayGraph
+    inputs: list[int]
+    outputs: list[int]
+    guards: list[tuple[int, bool]]
+    out_tree: Any
+    out_specs: list[OutSpec]
+    program: ArrayProgram
+    draws_random: bool = False
+    used: bool = False
+    array_level = True
+    _function: Callable = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self._function = self.program.function
+
+    def run(self, values: list) -> tuple | None:
+        """The outputs at these float inputs, or None where a guard fails."""
+        try:
+            with np.errstate(all="ignore"):
+                return self._function(*[np.asarray(v, dtype=np.float64) for v in values])
+        except MemoryError:
+            raise out_of_memory("running the compiled program") from None
+
+    def traced_result(self) -> tuple:
+        return tuple(self.graph.values[o] for o in self.outputs)
+
+    def assemble(self, result: tuple, use_torch: bool) -> Any:
+        leaves = []
+        computed = iter(result)
+        for spec in self.out_specs:
+            if spec.shape is None:
+                leaves.append(spec.static)
+                continue
+            value = np.asarray(next(computed))
+            if value.shape != spec.shape:
+                value = np.broadcast_to(value, spec.shape)
+            if not spec.shape:
+                array = value.astype(spec.dtype)[()]
+            else:  # a fresh array of the program's is handed over; views and inputs are copied
+                fresh = value.flags.owndata and value.flags.writeable
+                array = value.astype(spec.dtype, copy=not fresh)
+            if use_torch:
+                torch = sys.modules["torch"]
+                array = torch.from_numpy(np.array(array))
+            leaves.append(array)
+        return pytree.unflatten(self.out_tree, leaves)
+
+
+def out_of_memory(doing: str) -> Exception:
+    from ..errors import BudgetExceededError
+
+    return BudgetExceededError(
+        f"workbench ran out of memory {doing}: the arrays of this program (its inputs, "
+        "intermediate values and gradients) do not fit; use smaller arrays (a batch at a time, "
+        "or wb.vmap with chunk_size), or the numeric tape (wb.tape), which keeps fewer arrays")
+
+
+def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list[str]) -> ArrayEntry:
+    """Trace ``body`` with array-level inputs for the float leaves, and compile it."""
+    from ..transforms.captured import global_rng_state
+    from ..transforms.staging import _leaf_kind
+
+    g = ArrayGraph()
+    inputs: list[int] = []
+    random_state = global_rng_state()
+    with array_tracing(g):
+        traced_leaves = []
+        for k, (value, leaf) in enumerate(zip(numeric, leaves)):
+            if _leaf_kind(leaf) == "f":
+                array = np.asarray(value)
+                node = g.input(array, labels[k])
+                inputs.append(node)
+                traced_leaves.append(ArrayTraced(g, node, array.dtype if array.dtype.kind == "f"
+                                                 else np.float64))
+            else:
+                traced_leaves.append(leaf)
+        args, kwargs = pytree.unflatten(tree, traced_leaves)
+        out = body(args, kwargs)
+    out_leaves, out_tree = pytree.flatten(out)
+    outputs: list[int] = []
+    specs = []
+    for leaf in out_leaves:
+        if isinstance(leaf, ArrayTraced):
+            outputs.append(leaf.node)
+            specs.append(OutSpec(leaf.shape, leaf.dtype))
+        else:
+            specs.append(OutSpec(None, static=leaf))
+    draws_random = global_rng_state() != random_state
+    program = generate(g, inputs, outputs, g.guards)
+    return ArrayEntry(g, inputs, outputs, list(g.guards), out_tree, specs, program,
+                      draws_random=draws_random)

@@ -1,0 +1,299 @@
+"""The transforms' bodies at array level: what ``grad``, ``vjp``, ``jvp``, ``jacrev``,
+``jacfwd`` and ``vmap`` add to an array graph.
+
+Each body mirrors its element-level twin in ``workbench.transforms`` (same checks, same error
+messages, which it shares), with array nodes instead of arrays of scalar nodes. Each runs inside
+an array trace (``traced.active_graph()``): at top level ``Staged`` traces it and compiles the
+result; nested, it just adds nodes to the enclosing trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import pytree
+from ..tracing import Traced
+from . import rules
+from .autodiff import jvp, vjp
+from .batching import Batch
+from .graph import ArrayGraph, NotArrayLevel
+from .traced import ArrayTraced, active_graph, result_dtype
+
+
+def graph() -> ArrayGraph:
+    g = active_graph()
+    if g is None:
+        raise NotArrayLevel("no array trace")
+    return g
+
+
+def _numeric(leaf: Any) -> np.ndarray:
+    from ..transforms.staging import is_torch_tensor
+
+    if isinstance(leaf, Traced):
+        raise NotArrayLevel("an element-level value")
+    if is_torch_tensor(leaf):
+        raise NotArrayLevel("a torch tensor")
+    return np.asarray(leaf)
+
+
+def as_array(g: ArrayGraph, leaf: Any) -> ArrayTraced:
+    """A traced value for ``leaf`` (data becomes a constant node)."""
+    if isinstance(leaf, ArrayTraced):
+        return leaf
+    value = _numeric(leaf)
+    if value.dtype.kind not in "fiub":
+        raise NotArrayLevel(f"a {type(leaf).__name__}")
+    dtype = value.dtype if value.dtype.kind == "f" else np.dtype(np.float64)
+    return ArrayTraced(g, g.const(value.astype(np.float64) if value.dtype.kind != "b" else value),
+                       dtype)
+
+
+def fresh_leaf(g: ArrayGraph, leaf: Any, where: str) -> ArrayTraced:
+    """A new variable equal to ``leaf``: what this level differentiates with respect to."""
+    from ..transforms.staging import check_float_leaf
+
+    check_float_leaf(leaf, where)
+    base = as_array(g, leaf)
+    return ArrayTraced(g, g.alias(base.node), base.dtype)
+
+
+def fresh_arguments(g: ArrayGraph, args: tuple, positions: tuple[int, ...]):
+    new_args = list(args)
+    per_arg = []
+    for pos in positions:
+        leaves, tree = pytree.flatten(args[pos])
+        fresh = [fresh_leaf(g, leaf, f"argument {pos}" if len(leaves) == 1 else
+                            f"leaf {j} of argument {pos}") for j, leaf in enumerate(leaves)]
+        new_args[pos] = pytree.unflatten(tree, fresh)
+        per_arg.append((tree, fresh))
+    return new_args, per_arg
+
+
+def _unflatten_per_arg(per_arg, nodes: list[int], g: ArrayGraph) -> list:
+    it = iter(nodes)
+    return [pytree.unflatten(tree, [ArrayTraced(g, next(it), leaf.dtype) for leaf in fresh])
+            for tree, fresh in per_arg]
+
+
+def _wrt(per_arg) -> list[int]:
+    return [leaf.node for _, fresh in per_arg for leaf in fresh]
+
+
+# ----- grad -----
+def gradient_body(func: Callable, argnums, has_aux: bool):
+    """(gradient, value, aux), as ``transforms.grad._gradient_body``."""
+    from ..transforms.grad import check_scalar_output, normalize_argnums, split_aux
+
+    def body(args: tuple, kwargs: dict):
+        g = graph()
+        positions = normalize_argnums(argnums, len(args), "grad")
+        new_args, per_arg = fresh_arguments(g, args, positions)
+        output, aux = split_aux(func(*new_args, **kwargs), has_aux, "grad")
+        check_scalar_output(output, "grad")
+        out = as_array(g, output)
+        grads = vjp(g, [out.node], [g.const(1.0)], _wrt(per_arg))
+        trees = _unflatten_per_arg(per_arg, grads, g)
+        gradient = trees[0] if isinstance(argnums, int) else tuple(trees)
+        return gradient, out, aux
+
+    return body
+
+
+# ----- jacobians -----
+def output_leaves(g: ArrayGraph, output: Any, transform: str) -> tuple[list[ArrayTraced], Any]:
+    from ..transforms.linearize import check_output_leaves
+
+    leaves, tree = pytree.flatten(output)
+    check_output_leaves(leaves, output, transform)
+    return [as_array(g, leaf) for leaf in leaves], tree
+
+
+def _one_hot(g: ArrayGraph, shape: tuple[int, ...], flat_index: int) -> int:
+    value = np.zeros(shape)
+    value.reshape(-1)[flat_index] = 1.0
+    return g.const(value)
+
+
+def _stack(g: ArrayGraph, nodes: list[int], shape: tuple[int, ...], axis_front: bool) -> int:
+    """Nodes of one shape stacked into ``shape`` (front: rows first; else columns last)."""
+    if axis_front:
+        parts = [rules.reshape(g, n, (1,) + g.shape(n)) for n in nodes]
+        return rules.reshape(g, rules.concatenate(g, parts, 0), shape)
+    parts = [rules.reshape(g, n, g.shape(n) + (1,)) for n in nodes]
+    joined = rules.concatenate(g, parts, len(g.shape(nodes[0])))
+    return rules.reshape(g, joined, shape)
+
+
+def jacobian_body(func: Callable, argnums, has_aux: bool, mode: str):
+    from ..transforms.grad import normalize_argnums, split_aux
+
+    name = "jacrev" if mode == "rev" else "jacfwd"
+
+    def body(args: tuple, kwargs: dict):
+        g = graph()
+        positions = normalize_argnums(argnums, len(args), name)
+        new_args, per_arg = fresh_arguments(g, args, positions)
+        output, aux = split_aux(func(*new_args, **kwargs), has_aux, name)
+        outs, out_tree = output_leaves(g, output, name)
+        ins = [leaf for _, fresh in per_arg for leaf in fresh]
+        blocks: dict[tuple[int, int], int] = {}
+        if mode == "rev":  # one reverse pass per output element
+            for k, out in enumerate(outs):
+                rows: list[list[int]] = [[] for _ in ins]
+                for r in range(max(out.size, 0)):
+                    cts = vjp(g, [out.node], [_one_hot(g, out.shape, r)], [i.node for i in ins])
+                    for j, ct in enumerate(cts):
+                        rows[j].append(ct)
+                for j, leaf in enumerate(ins):
+                    blocks[k, j] = _block(g, rows[j], out.shape + leaf.shape, True)
+        else:  # one forward pass per input element
+            for j, leaf in enumerate(ins):
+                cols: list[list[int]] = [[] for _ in outs]
+                for c in range(leaf.size):
+                    tangent = _one_hot(g, leaf.shape, c)
+                    for k, t in enumerate(jvp(g, [o.node for o in outs], [leaf.node], [tangent])):
+                        cols[k].append(t)
+                for k, out in enumerate(outs):
+                    blocks[k, j] = _block(g, cols[k], out.shape + leaf.shape, False)
+        result = []
+        for k, out in enumerate(outs):
+            per_argument = []
+            j = 0
+            for tree, fresh in per_arg:
+                leaves = []
+                for leaf in fresh:
+                    leaves.append(ArrayTraced(g, blocks[k, j], result_dtype(out, leaf)))
+                    j += 1
+                per_argument.append(pytree.unflatten(tree, leaves))
+            result.append(per_argument[0] if isinstance(argnums, int) else tuple(per_argument))
+        jac = pytree.unflatten(out_tree, result)
+        return (jac, aux) if has_aux else jac
+
+    return body
+
+
+def _block(g: ArrayGraph, nodes: list[int], shape: tuple[int, ...], rows: bool) -> int:
+    if not nodes:
+        return g.const(np.zeros(shape))
+    return _stack(g, nodes, shape, rows)
+
+
+# ----- vjp / jvp -----
+def vjp_forward_body(func: Callable, has_aux: bool):
+    from ..transforms.grad import split_aux
+
+    def body(args: tuple, kwargs: dict):
+        g = graph()
+        output, aux = split_aux(func(*args), has_aux, "vjp")
+        outs, out_tree = output_leaves(g, output, "vjp")
+        return pytree.unflatten(out_tree, outs), aux
+
+    return body
+
+
+def vjp_in_graph(func: Callable, primals: tuple, has_aux: bool):
+    """vjp inside an array trace: the output and a vjp_fn that adds reverse nodes."""
+    from ..transforms.grad import split_aux
+    from ..transforms.linearize import check_cotangents
+
+    g = graph()
+    new_args, per_arg = fresh_arguments(g, primals, tuple(range(len(primals))))
+    output, aux = split_aux(func(*new_args), has_aux, "vjp")
+    outs, out_tree = output_leaves(g, output, "vjp")
+
+    def vjp_fn(cotangents):
+        ct_leaves = check_cotangents(outs, out_tree, cotangents)
+        cts = [rules.broadcast_to(g, as_array(g, ct).node, out.shape)
+               for out, ct in zip(outs, ct_leaves)]
+        grads = vjp(g, [o.node for o in outs], cts, _wrt(per_arg))
+        return tuple(_unflatten_per_arg(per_arg, grads, g))
+
+    result = pytree.unflatten(out_tree, outs)
+    return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
+
+
+def vjp_backward_body(func: Callable, has_aux: bool):
+    def body(args: tuple, kwargs: dict):
+        *prim, cotangents = args
+        _, vjp_fn, *_ = vjp_in_graph(func, tuple(prim), has_aux)
+        return vjp_fn(cotangents)
+
+    return body
+
+
+def jvp_body(func: Callable, has_aux: bool):
+    from ..transforms.grad import split_aux
+
+    def body(args: tuple, kwargs: dict):
+        prim, tang = args
+        g = graph()
+        new_args, per_arg = fresh_arguments(g, prim, tuple(range(len(prim))))
+        output, aux = split_aux(func(*new_args), has_aux, "jvp")
+        outs, out_tree = output_leaves(g, output, "jvp")
+        tangents = [as_array(g, t).node for t in pytree.flatten(tang)[0]]
+        tangents = [rules.broadcast_to(g, t, g.shape(w)) for t, w in zip(tangents, _wrt(per_arg))]
+        tangent_out = jvp(g, [o.node for o in outs], _wrt(per_arg), tangents)
+        result = (pytree.unflatten(out_tree, outs),
+                  pytree.unflatten(out_tree, [ArrayTraced(g, t, o.dtype)
+                                              for t, o in zip(tangent_out, outs)]))
+        return result + (aux,) if has_aux else result
+
+    return body
+
+
+# ----- vmap -----
+def vmap_body(func: Callable, in_dims: Any, out_dims: Any):
+    """vmap by batching rules (see ``batching``)."""
+    from ..transforms.captured import global_rng_state
+    from ..transforms.vmap import _batch_size, _check_output, _leaf_dims, _out_dims_per_leaf, \
+        _output_axis, _unbatched_refused
+
+    def body(args: tuple, kwargs: dict):
+        g = graph()
+        leaves, tree = pytree.flatten(args)
+        size, dims = _batch_size(leaves, _leaf_dims(in_dims, args), args)
+        batch = Batch(g, {})
+        batch.size = size
+        example_leaves = []
+        for leaf, d in zip(leaves, dims):
+            if d is None:
+                example_leaves.append(leaf)
+                continue
+            x = as_array(g, leaf)
+            if x.dtype.kind != "f":
+                raise NotArrayLevel("mapping over integer data")
+            perm = (d,) + tuple(i for i in range(x.ndim) if i != d)
+            moved = rules.transpose(g, x.node, perm)
+            example_leaves.append(ArrayTraced(g, batch.placeholder(moved), x.dtype))
+        n_guards = len(g.guards)
+        rng = global_rng_state()
+        out = func(*pytree.unflatten(tree, example_leaves), **kwargs)
+        if global_rng_state() != rng:
+            raise NotArrayLevel("random draws under vmap")
+        out_leaves, out_tree = pytree.flatten(out)
+        for leaf in out_leaves:
+            _check_output(leaf)
+        traced_out = [as_array(g, leaf) for leaf in out_leaves]
+        new_guards = [node for node, _ in g.guards[n_guards:]]
+        roots = [t.node for t in traced_out] + new_guards
+        batched = batch.emit(roots)
+        if any(n in batch.batched for n in new_guards):
+            raise NotArrayLevel("control flow on mapped values")
+        dims_out = _out_dims_per_leaf(out_dims, out_tree, len(out_leaves))
+        results = []
+        for k, (t, node, d) in enumerate(zip(traced_out, batched, dims_out)):
+            if d is None:
+                if t.node in batch.batched:
+                    raise _unbatched_refused(k)
+                results.append(out_leaves[k])
+                continue
+            d = _output_axis(d, t.ndim + 1, k)
+            perm = tuple(range(1, d + 1)) + (0,) + tuple(range(d + 1, t.ndim + 1))
+            results.append(ArrayTraced(g, rules.transpose(g, node, perm), t.dtype))
+        return pytree.unflatten(out_tree, results)
+
+    return body
