@@ -66,9 +66,13 @@ class ArrayEntry:
     used: bool = False
     array_level = True
     _function: Callable = field(default=None, repr=False)  # type: ignore[assignment]
+    _single: OutSpec | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._function = self.program.function
+        single = self.out_tree == pytree.LEAF and len(self.out_specs) == 1 and \
+            self.out_specs[0].shape  # a non-scalar array
+        self._single = self.out_specs[0] if single else None
 
     def run(self, values: list) -> tuple | None:
         """The outputs at these float inputs, or None where a guard fails."""
@@ -82,6 +86,12 @@ class ArrayEntry:
         return tuple(self.graph.values[o] for o in self.outputs)
 
     def assemble(self, result: tuple, use_torch: bool) -> Any:
+        if self._single is not None and not use_torch:  # one array out: no pytree rebuild
+            value = result[0]
+            spec = self._single
+            if type(value) is np.ndarray and value.shape == spec.shape and value.dtype == \
+                    spec.dtype and value.flags.owndata and value.flags.writeable:
+                return value
         leaves = []
         computed = iter(result)
         for spec in self.out_specs:

@@ -55,6 +55,7 @@ from .versions import VersionCache
 Body = Callable[[tuple, dict], Any]
 
 _PY_FLOAT = ((), "py")  # the signature entry of a Python float argument
+MISS = object()  # no cached version applies
 
 
 def _torch():
@@ -199,7 +200,10 @@ class Staged:
     # ----- top level -----
     def signature(self, args: tuple, kwargs: dict):
         """The cache key of a call, its leaves, their structure, and the compiled code's inputs."""
-        leaves, tree = pytree.flatten((args, kwargs))
+        if not kwargs and all(type(a) is np.ndarray for a in args):  # the common array call
+            leaves, tree = list(args), _plain_tree(len(args))
+        else:
+            leaves, tree = pytree.flatten((args, kwargs))
         kinds = []
         values = []  # the float inputs as they are (each kind of entry converts them)
         use_torch = False
@@ -231,20 +235,10 @@ class Staged:
                     if result is not None:
                         entry.used = True  # recency, for eviction
                         return entry.assemble(result, False)
-        key, leaves, tree, values, use_torch = self.signature(args, kwargs)
-        versions = self.cache.get(key)
-        if versions:
-            scalar_values = None
-            for entry in versions:
-                if entry.array_level:
-                    result = entry.run(values)
-                else:
-                    if scalar_values is None:
-                        scalar_values = [_input_value(v) for v in values]
-                    result = entry.run_scalar(scalar_values)
-                if result is not None:
-                    entry.used = True
-                    return entry.assemble(result, use_torch)
+        key, leaves, tree, values, use_torch = signature = self.signature(args, kwargs)
+        found = self.from_cache(signature)
+        if found is not MISS:
+            return found
         entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree, key)
         reason = self.not_cacheable(key, entry, args, kwargs)
         if reason is None:
@@ -259,6 +253,24 @@ class Staged:
         if result is None:  # a guard that cannot hold even where it was traced (nan compared)
             result = entry.traced_result()
         return entry.assemble(result, use_torch)
+
+    def from_cache(self, signature: tuple) -> Any:
+        """The result of a cached version whose guards hold at these arguments, else MISS."""
+        key, _, _, values, use_torch = signature
+        versions = self.cache.get(key)
+        if versions:
+            scalar_values = None
+            for entry in versions:
+                if entry.array_level:
+                    result = entry.run(values)
+                else:
+                    if scalar_values is None:
+                        scalar_values = [_input_value(v) for v in values]
+                    result = entry.run_scalar(scalar_values)
+                if result is not None:
+                    entry.used = True
+                    return entry.assemble(result, use_torch)
+        return MISS
 
     def not_cacheable(self, key: tuple, entry: Entry, args: tuple, kwargs: dict) -> str | None:
         """Why the version just traced must not be cached (None: it may be)."""
@@ -364,6 +376,17 @@ class Staged:
         for key, sub in zip(kwargs_tree[1], kwargs_tree[2]):
             _label_tree(sub, str(key), labels)
         return labels
+
+
+_PLAIN_TREES: dict[int, tuple] = {}
+
+
+def _plain_tree(n: int) -> tuple:
+    """The structure of ``(args, {})`` for ``n`` array arguments (what pytree.flatten gives)."""
+    tree = _PLAIN_TREES.get(n)
+    if tree is None:
+        tree = _PLAIN_TREES[n] = pytree.flatten((tuple(range(n)), {}))[1]
+    return tree
 
 
 def _label_tree(treedef, base: str, out: list[str]) -> None:

@@ -37,6 +37,7 @@ from ..tracing import STATE, Traced, as_ids
 from .captured import fingerprint, restore_global_rng, saved_global_rng
 from .grad import as_output, user_facing
 from .staging import (
+    MISS,
     Entry,
     Staged,
     _leaf_kind,
@@ -253,6 +254,14 @@ class _BatchedFunction:
             if self.randomness != "error":
                 raise NotArrayLevel("vmap randomness")
             return self.array_body(args, kwargs)
+        if not STATE.graphs and self.randomness == "error" and self.array_staged.cache:
+            # A call the array level compiled before: no checks beyond the cache key's.
+            try:
+                found = self.array_staged.from_cache(self.array_staged.signature(args, kwargs))
+            except Exception:  # noqa: BLE001 - unusual arguments: the checks below word it
+                found = MISS
+            if found is not MISS:
+                return found
         leaves, tree = pytree.flatten(args)
         size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args), args)
         if not STATE.graphs and self.randomness == "error" and size > 0 and \
