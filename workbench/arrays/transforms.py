@@ -112,22 +112,6 @@ def output_leaves(g: ArrayGraph, output: Any, transform: str) -> tuple[list[Arra
     return [as_array(g, leaf) for leaf in leaves], tree
 
 
-def _one_hot(g: ArrayGraph, shape: tuple[int, ...], flat_index: int) -> int:
-    value = np.zeros(shape)
-    value.reshape(-1)[flat_index] = 1.0
-    return g.const(value)
-
-
-def _stack(g: ArrayGraph, nodes: list[int], shape: tuple[int, ...], axis_front: bool) -> int:
-    """Nodes of one shape stacked into ``shape`` (front: rows first; else columns last)."""
-    if axis_front:
-        parts = [rules.reshape(g, n, (1,) + g.shape(n)) for n in nodes]
-        return rules.reshape(g, rules.concatenate(g, parts, 0), shape)
-    parts = [rules.reshape(g, n, g.shape(n) + (1,)) for n in nodes]
-    joined = rules.concatenate(g, parts, len(g.shape(nodes[0])))
-    return rules.reshape(g, joined, shape)
-
-
 def jacobian_body(func: Callable, argnums, has_aux: bool, mode: str):
     from ..transforms.grad import normalize_argnums, split_aux
 
@@ -141,24 +125,19 @@ def jacobian_body(func: Callable, argnums, has_aux: bool, mode: str):
         outs, out_tree = output_leaves(g, output, name)
         ins = [leaf for _, fresh in per_arg for leaf in fresh]
         blocks: dict[tuple[int, int], int] = {}
-        if mode == "rev":  # one reverse pass per output element
+        if mode == "rev":  # one reverse pass, batched over the output's unit cotangents
             for k, out in enumerate(outs):
-                rows: list[list[int]] = [[] for _ in ins]
-                for r in range(max(out.size, 0)):
-                    cts = vjp(g, [out.node], [_one_hot(g, out.shape, r)], [i.node for i in ins])
-                    for j, ct in enumerate(cts):
-                        rows[j].append(ct)
+                rows = _batched_over_basis(g, out.shape, lambda ct, out=out: vjp(
+                    g, [out.node], [ct], [i.node for i in ins]))
                 for j, leaf in enumerate(ins):
-                    blocks[k, j] = _block(g, rows[j], out.shape + leaf.shape, True)
-        else:  # one forward pass per input element
+                    blocks[k, j] = rules.reshape(g, rows[j], out.shape + leaf.shape)
+        else:  # one forward pass, batched over the input's unit tangents
             for j, leaf in enumerate(ins):
-                cols: list[list[int]] = [[] for _ in outs]
-                for c in range(leaf.size):
-                    tangent = _one_hot(g, leaf.shape, c)
-                    for k, t in enumerate(jvp(g, [o.node for o in outs], [leaf.node], [tangent])):
-                        cols[k].append(t)
+                cols = _batched_over_basis(g, leaf.shape, lambda t, leaf=leaf: jvp(
+                    g, [o.node for o in outs], [leaf.node], [t]))
                 for k, out in enumerate(outs):
-                    blocks[k, j] = _block(g, cols[k], out.shape + leaf.shape, False)
+                    moved = rules.transpose(g, cols[k], tuple(range(1, out.ndim + 1)) + (0,))
+                    blocks[k, j] = rules.reshape(g, moved, out.shape + leaf.shape)
         result = []
         for k, out in enumerate(outs):
             per_argument = []
@@ -176,10 +155,17 @@ def jacobian_body(func: Callable, argnums, has_aux: bool, mode: str):
     return body
 
 
-def _block(g: ArrayGraph, nodes: list[int], shape: tuple[int, ...], rows: bool) -> int:
-    if not nodes:
-        return g.const(np.zeros(shape))
-    return _stack(g, nodes, shape, rows)
+def _batched_over_basis(g: ArrayGraph, shape: tuple[int, ...], linear) -> list[int]:
+    """``linear(e)`` for every unit array ``e`` of ``shape``, stacked on a leading axis: one
+    pass of ``linear`` (a VJP or JVP) batched by ``batching`` over the identity."""
+    n = int(np.prod(shape))
+    if n == 0:
+        results = linear(g.const(np.zeros(shape)))
+        return [g.const(np.zeros((0,) + g.shape(r))) for r in results]
+    basis = g.const(np.eye(n).reshape((n,) + tuple(shape)))
+    batch = Batch(g, {})
+    unit = batch.placeholder(basis)
+    return batch.emit(linear(unit))
 
 
 # ----- vjp / jvp -----
