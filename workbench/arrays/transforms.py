@@ -235,8 +235,14 @@ def jvp_body(func: Callable, has_aux: bool):
 def vmap_body(func: Callable, in_dims: Any, out_dims: Any):
     """vmap by batching rules (see ``batching``)."""
     from ..transforms.captured import global_rng_state
-    from ..transforms.vmap import _batch_size, _check_output, _leaf_dims, _out_dims_per_leaf, \
-        _output_axis, _unbatched_refused
+    from ..transforms.vmap import (
+        _batch_size,
+        _check_output,
+        _leaf_dims,
+        _out_dims_per_leaf,
+        _output_axis,
+        _unbatched_refused,
+    )
 
     def body(args: tuple, kwargs: dict):
         g = graph()

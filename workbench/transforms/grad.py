@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
+from ..arrays.traced import ArrayTraced, active_graph
+from ..arrays.transforms import gradient_body as array_gradient_body
 from ..errors import (
     ArgnumsError,
     ArgnumsTypeError,
@@ -25,8 +27,6 @@ from ..errors import (
     OutputTypeError,
     error_for_user,
 )
-from ..arrays.traced import ArrayTraced, active_graph
-from ..arrays.transforms import gradient_body as array_gradient_body
 from ..graph import Graph
 from ..symbolic.differentiate import vjp_nodes
 from ..tracing import STATE, Traced, as_ids, grad_enabled, read_only, stop_gradient, torch_to_numpy

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
-from ..errors import InputTypeError, OutputTypeError, ShapeError, api_boundary
 from ..arrays.traced import active_graph
 from ..arrays.transforms import jacobian_body as array_jacobian_body
 from ..arrays.transforms import jvp_body as array_jvp_body
 from ..arrays.transforms import vjp_backward_body as array_vjp_backward_body
 from ..arrays.transforms import vjp_forward_body as array_vjp_forward_body
 from ..arrays.transforms import vjp_in_graph as array_vjp_in_graph
+from ..errors import InputTypeError, OutputTypeError, ShapeError, api_boundary
 from ..graph import Graph
 from ..symbolic.differentiate import jvp_nodes, vjp_nodes
 from ..tracing import STATE, Traced, as_ids

@@ -32,12 +32,11 @@ from typing import Any
 import numpy as np
 
 from .. import pytree
-from ..config import config
-from ..errors import InputTypeError
 from ..arrays.graph import NotArrayLevel
 from ..arrays.staging import ArrayEntry, out_of_memory, trace_arrays, wants_arrays
 from ..arrays.traced import active_graph
-from ..errors import BudgetExceededError
+from ..config import config
+from ..errors import BudgetExceededError, InputTypeError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
 from ..tracing import STATE, Traced, budget_error, torch_to_numpy, tracing

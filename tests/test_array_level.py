@@ -1,0 +1,205 @@
+"""The array level is what runs: typical numpy programs compile to one statement per array op,
+and where the array level cannot trace a function the element level takes over, with the same
+results. Expected values come from closed forms, finite differences or torch.func run live.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import central_difference, require
+
+import workbench as wb
+from workbench.tracing import STATE
+
+rng = np.random.default_rng(12)
+
+
+def entries(transform) -> list:
+    """Every compiled version in a transform's caches (grad-like or vmap)."""
+    staged = getattr(transform, "__wb_staged__", None)
+    caches = [staged.cache] if staged is not None else []
+    batched = getattr(transform, "__wb_batched__", None)
+    if batched is not None:
+        caches += [batched.cache, batched.array_staged.cache]
+    return [e for cache in caches for versions in cache.values() for e in versions]
+
+
+def the_entry(transform):
+    found = entries(transform)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def mlp_loss(params, x, y):
+    w1, b1, w2, b2 = params
+    h = np.maximum(x @ w1 + b1, 0.0)
+    z = h @ w2 + b2
+    m = z.max(axis=1, keepdims=True)
+    logp = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    return -(logp * y).sum() / x.shape[0]
+
+
+def mlp_args(batch=8, n_in=6, hidden=5, n_out=3):
+    params = (rng.standard_normal((n_in, hidden)), rng.standard_normal(hidden),
+              rng.standard_normal((hidden, n_out)), rng.standard_normal(n_out))
+    x = rng.standard_normal((batch, n_in))
+    y = np.eye(n_out)[rng.integers(0, n_out, batch)]
+    return params, x, y
+
+
+def test_mlp_gradient_is_array_level_and_matches_torch(torch):
+    params, x, y = mlp_args()
+    grad = wb.grad(mlp_loss)
+    ours = grad(params, x, y)
+    entry = the_entry(grad)
+    assert entry.array_level and entry.program.n_statements < 60
+    tparams = tuple(torch.tensor(p) for p in params)
+
+    def tloss(p, x, y):
+        w1, b1, w2, b2 = p
+        z = torch.relu(x @ w1 + b1) @ w2 + b2
+        return -(torch.log_softmax(z, dim=1) * y).sum() / x.shape[0]
+
+    want = torch.func.grad(tloss)(tparams, torch.tensor(x), torch.tensor(y))
+    for a, b in zip(ours, want):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-12, atol=1e-13)
+    # The cached program at a new point equals a fresh trace there.
+    params2, x2, y2 = mlp_args()
+    again = grad(params2, x2, y2)
+    fresh = wb.grad(lambda *a: mlp_loss(*a))(params2, x2, y2)
+    for a, b in zip(again, fresh):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    assert len(entries(grad)) == 1
+
+
+def test_size_is_not_limited_by_the_element_budget():
+    # 10^6 multiply-adds: far past the element budget (5e5 scalar nodes), a few array ops here.
+    x = rng.standard_normal((1000, 1000))
+    t = rng.standard_normal(1000)
+    w = rng.standard_normal(1000)
+    grad = wb.grad(lambda w, x, t: ((x @ w - t) ** 2).mean())
+    np.testing.assert_allclose(grad(w, x, t), 2 * x.T @ (x @ w - t) / 1000, rtol=1e-10)
+    assert the_entry(grad).array_level
+
+
+def test_per_sample_gradients_are_one_array_program():
+    def loss(w, x, t):
+        return (np.maximum(x @ w, 0.0) - t) ** 2
+
+    per_sample = wb.vmap(wb.grad(loss), in_dims=(None, 0, 0))
+    w, x, t = rng.standard_normal(5), rng.standard_normal((300, 5)), rng.standard_normal(300)
+    z = x @ w
+    np.testing.assert_allclose(per_sample(w, x, t),
+                               (2 * (np.maximum(z, 0) - t) * (z > 0))[:, None] * x, rtol=1e-12)
+    entry = the_entry(per_sample)
+    assert entry.array_level and entry.program.n_statements <= 12
+
+
+@pytest.mark.parametrize("nest", ["grad(grad)", "hessian", "jacfwd(jacrev)", "grad(vmap)",
+                                  "vmap(vmap)", "jacrev(vmap)"])
+def test_nested_transforms_at_array_level_match_torch(nest, torch):
+    x = rng.standard_normal(4)
+    a = rng.standard_normal((3, 4))
+
+    def f(x):
+        return np.tanh(a @ x).sum() * np.sin(x).sum()
+
+    def tf(x):
+        return torch.tanh(torch.tensor(a) @ x).sum() * torch.sin(x).sum()
+
+    tx = torch.tensor(x)
+    cases = {
+        "grad(grad)": (lambda: wb.grad(lambda x: wb.grad(f)(x).sum())(x),
+                       lambda: torch.func.grad(lambda x: torch.func.grad(tf)(x).sum())(tx)),
+        "hessian": (lambda: wb.hessian(f)(x), lambda: torch.func.hessian(tf)(tx)),
+        "jacfwd(jacrev)": (lambda: wb.jacfwd(wb.jacrev(f))(x),
+                           lambda: torch.func.jacfwd(torch.func.jacrev(tf))(tx)),
+        "grad(vmap)": (lambda: wb.grad(lambda x: wb.vmap(lambda r: np.sin(r @ x))(a).sum())(x),
+                       lambda: torch.func.grad(lambda x: torch.func.vmap(
+                           lambda r: torch.sin(r @ x))(torch.tensor(a)).sum())(tx)),
+        "vmap(vmap)": (lambda: wb.vmap(wb.vmap(lambda u, v: np.sin(u) * v, (0, None)),
+                                       (None, 0))(a, x),
+                       lambda: torch.func.vmap(torch.func.vmap(lambda u, v: torch.sin(u) * v,
+                                                               (0, None)), (None, 0))(
+                           torch.tensor(a), tx)),
+        "jacrev(vmap)": (lambda: wb.jacrev(lambda x: wb.vmap(lambda r: np.tanh(r * x).sum())(a))(x),
+                         lambda: torch.func.jacrev(lambda x: torch.func.vmap(
+                             lambda r: torch.tanh(r * x).sum())(torch.tensor(a)))(tx)),
+    }
+    ours, theirs = cases[nest]
+    np.testing.assert_allclose(ours(), theirs().numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_control_flow_is_a_guard_and_the_other_branch_is_traced_again(traces):
+    def f(x):
+        if x.sum() > 0:
+            return (x * x).sum()
+        return np.sin(x).sum()
+
+    grad = wb.grad(f)
+    up, down = np.array([1.0, 2.0]), np.array([-1.0, -2.0])
+    np.testing.assert_allclose(grad(up), 2 * up)
+    np.testing.assert_allclose(grad(down), np.cos(down))
+    np.testing.assert_allclose(grad(up * 3), 6 * up)  # the first version, from the cache
+    assert traces["n"] == 2
+    assert all(e.array_level and e.guards for e in entries(grad))
+
+
+def test_no_grad_inside_is_a_constant():
+    def f(x):
+        with wb.no_grad():
+            scale = (x * x).sum()
+        return scale * x.sum()
+
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(wb.grad(f)(x), np.full(3, (x * x).sum()))
+
+
+def test_float32_is_computed_in_float64_and_rounded_once():
+    x = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    g = wb.grad(lambda x: (np.sin(x) * x).sum())(x)
+    assert g.dtype == np.float32
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(g, (np.sin(x64) + x64 * np.cos(x64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("program", [
+    lambda x: np.flip(x) @ x,                      # np.flip: element level only, for now
+    lambda x: np.linalg.norm(x) * x.sum(),         # a function the array level does not trace
+    lambda x: np.cumsum(x).sum() + x.prod(),
+])
+def test_what_the_array_level_cannot_trace_runs_element_by_element(program):
+    x = np.array([0.3, -0.7, 1.1])
+    grad = wb.grad(program)
+    np.testing.assert_allclose(grad(x), central_difference(program, x), rtol=1e-6, atol=1e-8)
+    entry = the_entry(grad)
+    assert not entry.array_level
+    assert grad.__wb_staged__.element_only  # and the reason is kept for whoever debugs it
+
+
+def test_writes_into_arguments_are_refused_as_before():
+    def f(x):
+        x += 1.0
+        return x.sum()
+
+    with pytest.raises(wb.UnsupportedOperationError):
+        wb.grad(f)(np.array([1.0, 2.0]))
+    assert not STATE.graphs
+
+
+def test_torch_inputs_keep_the_element_level():
+    torch = require("torch")
+    x = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    grad = wb.grad(lambda x: (torch.sin(x) * x).sum())
+    out = grad(x)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out.numpy(), (torch.sin(x) + x * torch.cos(x)).numpy())
+    assert not the_entry(grad).array_level
+
+
+def test_array_level_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(wb.config, "array_level", False)
+    grad = wb.grad(lambda x: (x * x).sum())
+    np.testing.assert_allclose(grad(np.array([1.0, 2.0])), [2.0, 4.0])
+    assert not the_entry(grad).array_level
