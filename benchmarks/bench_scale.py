@@ -134,7 +134,10 @@ def workbench_sizes(case: Case) -> dict:
     tracemalloc.stop()
     (entry,) = {id(e): e for versions in transform.__wb_staged__.cache.values()
                 for e in versions}.values()
-    return {"nodes": len(entry.graph), "assignments": entry.scalar.n_assignments, "peak": peak}
+    # Array-level versions count array ops (nodes) and numpy statements; element-level ones
+    # scalar nodes and assignments.
+    size = entry.program.n_statements if entry.array_level else entry.scalar.n_assignments
+    return {"nodes": len(entry.graph), "assignments": size, "peak": peak}
 
 
 def measure_subprocess(name: str, case: Case, timeout: float) -> Result:

@@ -61,21 +61,31 @@ class ArrayEntry:
     guards: list[tuple[int, bool]]
     out_tree: Any
     out_specs: list[OutSpec]
-    program: ArrayProgram
+    _program: ArrayProgram | None = field(default=None, repr=False)
     draws_random: bool = False
     used: bool = False
     array_level = True
     _function: Callable = field(default=None, repr=False)  # type: ignore[assignment]
     _single: OutSpec | None = field(default=None, repr=False)
 
+    @property
+    def program(self) -> ArrayProgram:
+        """The compiled numpy program: generated at the second call (the first call's answer
+        is the traced values, computed by the same numpy expressions)."""
+        if self._program is None:
+            self._program = generate(self.graph, self.inputs, self.outputs, self.guards)
+            self._function = self._program.function
+        return self._program
+
     def __post_init__(self) -> None:
-        self._function = self.program.function
         single = self.out_tree == pytree.LEAF and len(self.out_specs) == 1 and \
             self.out_specs[0].shape  # a non-scalar array
         self._single = self.out_specs[0] if single else None
 
     def run(self, values: list) -> tuple | None:
         """The outputs at these float inputs, or None where a guard fails."""
+        if self._function is None:
+            self.program  # noqa: B018 - compiles it
         try:
             with np.errstate(all="ignore"):
                 return self._function(*[np.asarray(v, dtype=np.float64) for v in values])
@@ -83,7 +93,8 @@ class ArrayEntry:
             raise out_of_memory("running the compiled program") from None
 
     def traced_result(self) -> tuple:
-        return tuple(self.graph.values[o] for o in self.outputs)
+        """The outputs as computed while tracing (copies: a value may be an input's array)."""
+        return tuple(np.array(self.graph.values[o]) for o in self.outputs)
 
     def assemble(self, result: tuple, use_torch: bool) -> Any:
         if self._single is not None and not use_torch:  # one array out: no pytree rebuild
@@ -153,6 +164,5 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
         else:
             specs.append(OutSpec(None, static=leaf))
     draws_random = global_rng_state() != random_state
-    program = generate(g, inputs, outputs, g.guards)
-    return ArrayEntry(g, inputs, outputs, list(g.guards), out_tree, specs, program,
+    return ArrayEntry(g, inputs, outputs, list(g.guards), out_tree, specs,
                       draws_random=draws_random)

@@ -85,11 +85,20 @@ class Entry:
     guards: list[tuple[int, bool]]
     out_tree: pytree.TreeDef
     out_specs: list[LeafSpec]
-    scalar: Program
+    _scalar: Program | None = field(default=None, repr=False)
     _numpy: Program | None = field(default=None, repr=False)
     draws_random: bool = False  # the trace drew from a global random generator
     used: bool = False  # served since the last eviction sweep (``versions``: CLOCK recency)
     array_level = False
+
+    @property
+    def scalar(self) -> Program:
+        """The compiled program over Python floats: generated when first called, not when
+        traced (the first call's answer is the traced values; a function called once, as
+        in exploration, never pays Python's compile)."""
+        if self._scalar is None:
+            self._scalar = generate(self.graph, self.inputs, self.outputs, self.guards, "scalar")
+        return self._scalar
 
     @property
     def numpy(self) -> Program:
@@ -247,11 +256,9 @@ class Staged:
                         self.cache.store(cache_key, entry)
         else:
             self.warn_retracing(reason)
-        result = entry.run(values) if entry.array_level else \
-            entry.run_scalar([_input_value(v) for v in values])
-        if result is None:  # a guard that cannot hold even where it was traced (nan compared)
-            result = entry.traced_result()
-        return entry.assemble(result, use_torch)
+        # The values computed while tracing are the program's values at these arguments (the
+        # kernels are compiled from the same printers), so the first call compiles nothing.
+        return entry.assemble(entry.traced_result(), use_torch)
 
     def from_cache(self, signature: tuple) -> Any:
         """The result of a cached version whose guards hold at these arguments, else MISS."""
@@ -360,8 +367,7 @@ class Staged:
             else:
                 specs.append(LeafSpec(None, static=leaf))
         draws_random = global_rng_state() != random_state
-        program = generate(graph, inputs, outputs, graph.guards, "scalar")
-        return Entry(graph, inputs, outputs, list(graph.guards), out_tree, specs, program,
+        return Entry(graph, inputs, outputs, list(graph.guards), out_tree, specs,
                      draws_random=draws_random)
 
     def leaf_labels(self, tree) -> list[str]:
