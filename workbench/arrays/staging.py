@@ -92,6 +92,14 @@ class ArrayEntry:
         except MemoryError:
             raise out_of_memory("running the compiled program") from None
 
+    def forget_values(self) -> None:
+        """Drop the values kept from tracing (all but constants, which the program embeds): a
+        cached version must not hold its inputs and every intermediate array alive."""
+        values, ops = self.graph.values, self.graph.op
+        for node, op in enumerate(ops):
+            if op != "const":
+                values[node] = None
+
     def traced_result(self) -> tuple:
         """The outputs as computed while tracing (copies: a value may be an input's array)."""
         return tuple(np.array(self.graph.values[o]) for o in self.outputs)

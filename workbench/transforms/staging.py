@@ -258,7 +258,10 @@ class Staged:
             self.warn_retracing(reason)
         # The values computed while tracing are the program's values at these arguments (the
         # kernels are compiled from the same printers), so the first call compiles nothing.
-        return entry.assemble(entry.traced_result(), use_torch)
+        result = entry.assemble(entry.traced_result(), use_torch)
+        if entry.array_level:
+            entry.forget_values()
+        return result
 
     def from_cache(self, signature: tuple) -> Any:
         """The result of a cached version whose guards hold at these arguments, else MISS."""
