@@ -311,6 +311,12 @@ class ArrayTraced:
     def dot(self, other):
         return dot(self, other)
 
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+        return _var(self, axis, dtype, out, ddof, keepdims, **other)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+        return _std(self, axis, dtype, out, ddof, keepdims, **other)
+
     def reshape(self, *shape, order="C"):
         if order != "C":
             raise NotArrayLevel("reshape order")
@@ -429,6 +435,28 @@ def _mean(x, axis=None, keepdims=False, dtype=None, other=None):
     if n == 0:
         raise NotArrayLevel("mean of an empty axis")
     return total / float(n)
+
+
+def _var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+    """numpy's variance (ddof 0 by default): mean of squared deviations, times n / (n - ddof)."""
+    if other or out is not None or dtype is not None or isinstance(ddof, bool) or \
+            not isinstance(ddof, (int, float)):
+        raise NotArrayLevel("var options")
+    x = _traced(x)
+    axes = rules.normalize_axes(axis, x.ndim)
+    n = math.prod(x.shape[a] for a in axes)
+    if n - ddof <= 0:
+        raise NotArrayLevel("var with no degrees of freedom")
+    deviation = x - _mean(x, axis, True)
+    return _reduce("sum", deviation * deviation, axis, keepdims) / float(n - ddof)
+
+
+def _std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+    """sqrt of the variance; where the variance is 0 the gradient is 0, as torch's std."""
+    variance = _var(x, axis, dtype, out, ddof, keepdims, **other)
+    zero = variance == 0.0
+    safe = where(zero, 1.0, variance)  # no inf * 0 in the derivative where it is cut off
+    return where(zero, variance * 0.0, elementwise("sqrt", safe))
 
 
 def reshape(x, shape, order="C"):
@@ -704,6 +732,7 @@ _FUNCTIONS = {
     np.moveaxis: moveaxis, np.squeeze: squeeze, np.expand_dims: expand_dims,
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
+    np.var: _var, np.std: _std,
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),
     np.shape: lambda x: _traced(x).shape, np.ndim: lambda x: _traced(x).ndim,
     np.size: lambda x, axis=None: _traced(x).size if axis is None else _traced(x).shape[axis],
