@@ -74,7 +74,9 @@ class ArrayEntry:
         is the traced values, computed by the same numpy expressions)."""
         if self._program is None:
             self._program = generate(self.graph, self.inputs, self.outputs, self.guards)
-            self._function = self._program.function
+            # IEEE results without warnings, as the element level gives (the decorator form
+            # of errstate costs half of the with-statement's).
+            self._function = np.errstate(all="ignore")(self._program.function)
         return self._program
 
     def __post_init__(self) -> None:
@@ -87,8 +89,7 @@ class ArrayEntry:
         if self._function is None:
             self.program  # noqa: B018 - compiles it
         try:
-            with np.errstate(all="ignore"):
-                return self._function(*[np.asarray(v, dtype=np.float64) for v in values])
+            return self._function(*[np.asarray(v, dtype=np.float64) for v in values])
         except MemoryError:
             raise out_of_memory("running the compiled program") from None
 
