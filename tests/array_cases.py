@@ -159,6 +159,10 @@ UNSUPPORTED = wb.UnsupportedOperationError
 EINSUM_MISSING = ("np.einsum is not supported by tracing on main (UnsupportedOperationError); "
                   "issue 12 asks for it", UNSUPPORTED)
 
+TAKE_MISSING = ("np.take is not supported by tracing on main (UnsupportedOperationError); "
+                "x[:, idx] works", UNSUPPORTED)
+TENSORDOT_MISSING = ("np.tensordot is not supported by tracing on main (UnsupportedOperationError)",
+                     UNSUPPORTED)
 BOOL_MASK = np.array([[True, False, True, True], [False, False, True, False],
                       [True, True, False, True]])
 CE_LABELS = np.array([2, 0, 3, 3, 1])
@@ -279,6 +283,8 @@ CASES: list[OpCase] = [
            lambda a, b: torch.einsum("i,i->", a, b), sized("n,n"), xfail={"*": EINSUM_MISSING}),
     OpCase("einsum ij,ik->jk", lambda a, b: np.einsum("ij,ik->jk", a, b),
            lambda a, b: torch.einsum("ij,ik->jk", a, b), sized("nm,nk"), xfail={"*": EINSUM_MISSING}),
+    OpCase("tensordot axes=1", lambda a, b: np.tensordot(a, b, axes=1),
+           lambda a, b: torch.tensordot(a, b, dims=1), sized("mn,nk"), xfail={"*": TENSORDOT_MISSING}),
     # ----- shapes -----
     OpCase("reshape", lambda x: x.reshape(3, 4), lambda x: x.reshape(3, 4), fixed((2, 3, 2))),
     OpCase("reshape -1", lambda x: np.reshape(x, (-1, 2)), lambda x: x.reshape(-1, 2), fixed((3, 2, 2))),
@@ -319,6 +325,9 @@ CASES: list[OpCase] = [
            lambda x: x[[1, 1, 0], [0, 2, 2]], fixed((2, 3))),
     OpCase("gather 2-d index", lambda x: x[GATHER_2D], lambda x: x[torch.from_numpy(GATHER_2D)],
            fixed((3,))),
+    OpCase("np.take repeated", lambda x: np.take(x, [2, 0, 2], axis=1),
+           lambda x: torch.index_select(x, 1, torch.tensor([2, 0, 2])), fixed((2, 3)),
+           xfail={"*": TAKE_MISSING}),
     OpCase("boolean mask constant", lambda x: x[BOOL_MASK], lambda x: x[torch.from_numpy(BOOL_MASK)],
            fixed((3, 4))),
     # ----- joining -----
@@ -403,7 +412,10 @@ KINKS: list[KinkCase] = [
              None, points=([-0.5, 0.5, 0.0, 1.0, -1.0],)),
     KinkCase("where at boundary", lambda x: np.where(x > 0, x ** 2, -x),
              lambda x: torch.where(x > 0, x ** 2, -x), None, points=([0.0, 1.0, -1.0],)),
-    KinkCase("sqrt at 0", np.sqrt, torch.sqrt, None, points=([0.0, 1.0],)),
+    KinkCase("sqrt at 0", np.sqrt, torch.sqrt, None, points=([0.0, 1.0],), xfail={"hessian": (
+        "off-diagonal Hessian entries next to an infinite second derivative: torch (and JAX) "
+        "give nan (a zero tangent times the infinite partial, IEEE), workbench gives 0 (the "
+        "element graph knows the entry is structurally zero)", AssertionError)}),
     KinkCase("x**3 and x**2 at 0", lambda x: x ** 3 + x ** 2, lambda x: x ** 3 + x ** 2, None,
              points=([0.0, 1.0],)),
     KinkCase("logsumexp max ties", _logsumexp_np, lambda x: torch.logsumexp(x, -1), None,

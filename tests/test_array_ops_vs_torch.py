@@ -146,6 +146,15 @@ def test_jvp_at_kink(case):
     _check_jvp(case)
 
 
+@pytest.mark.parametrize("case", params(KINKS, "hessian"))
+def test_hessian_at_kink(case):
+    xs = case.inputs()
+    loss, loss_t = losses(case)
+    argnums = tuple(range(len(xs)))
+    close(wb.hessian(loss, argnums=argnums)(*xs),
+          tfunc.hessian(loss_t, argnums=argnums)(*to_torch(xs)), f"hessian of {case.name}")
+
+
 def test_catalogue_covers_broadcasting_and_size_one_axes():
     """The random shapes really include size-1 axes, 0-d arrays and broadcasting pairs."""
     shapes = [np.shape(x) for c in CASES for x in c.inputs()]
