@@ -129,7 +129,8 @@ class OpCase:
 
     def weights(self) -> np.ndarray:
         """The fixed random R of the scalar loss sum(op(inputs) * R)."""
-        out = np.shape(self.numpy(*self.inputs()))
+        with np.errstate(all="ignore"):  # kink points include log(0), sqrt(-1) ...
+            out = np.shape(self.numpy(*self.inputs()))
         return self.rng("weights").standard_normal(out)
 
 
@@ -193,6 +194,38 @@ def _logsumexp_all_np(z):
 def _cross_entropy_np(z):
     rows = np.arange(z.shape[0])
     return np.mean(_logsumexp_np(z, axis=1) - z[rows, CE_LABELS])
+
+
+def _setitem_np(x):
+    y = x.copy()
+    y[0] = np.sin(x[-1])
+    y[[1, 0], [2, 0]] += x[0, 0]  # no repeated index: torch leaves that case undefined
+    return y
+
+
+def _setitem_torch(x):
+    y = x.clone()
+    y[0] = torch.sin(x[-1])
+    y[[1, 0], [2, 0]] += x[0, 0]
+    return y
+
+
+def _setitem_zeros_np(x):
+    y = np.zeros_like(x)
+    y[:, 1:] = x[:, :-1] ** 2
+    return y
+
+
+def _setitem_zeros_torch(x):
+    y = torch.zeros_like(x)
+    y[:, 1:] = x[:, :-1] ** 2
+    return y
+
+
+def _add_at_np(x):
+    y = np.zeros(4)
+    np.add.at(y, [0, 0, 3], x)
+    return y
 
 
 def _mlp_np(w1, b1, x):
@@ -283,11 +316,13 @@ CASES: list[OpCase] = [
     OpCase("matmul vec-vec", lambda a, b: a @ b, lambda a, b: a @ b, sized("n,n")),
     OpCase("matmul batched", lambda a, b: a @ b, lambda a, b: a @ b, sized("bmn,bnk")),
     OpCase("matmul batch broadcast", lambda a, b: a @ b, lambda a, b: a @ b, sized("bmn,nk")),
+    OpCase("matmul batched mat-vec", lambda a, b: a @ b, lambda a, b: a @ b, sized("bmn,n")),
     OpCase("matmul size-1 axes", lambda a, b: a @ b, lambda a, b: a @ b, fixed((1, 3), (3, 1))),
     OpCase("dot mat-vec", np.dot, torch.mv, sized("mn,n")),
     OpCase("dot mat-mat", np.dot, torch.mm, sized("mn,nk")),
     OpCase("dot vec-vec", lambda a, b: a.dot(b), torch.dot, sized("n,n")),
     OpCase("inner", np.inner, torch.inner, sized("mn,kn")),
+    OpCase("vdot", np.vdot, lambda a, b: torch.dot(a.reshape(-1), b.reshape(-1)), fixed((2, 3), (2, 3))),
     OpCase("outer", np.outer, torch.outer, sized("m,n")),
     OpCase("einsum ij,j->i", lambda a, b: np.einsum("ij,j->i", a, b),
            lambda a, b: torch.einsum("ij,j->i", a, b), sized("mn,n"), xfail={"*": EINSUM_MISSING}),
@@ -318,6 +353,14 @@ CASES: list[OpCase] = [
     OpCase("None indexing", lambda x: x[None, :, None], lambda x: x[None, :, None], unary(1, )),
     OpCase("squeeze", np.squeeze, torch.squeeze, fixed((1, 3, 1, 2))),
     OpCase("squeeze axis", lambda x: np.squeeze(x, axis=2), lambda x: x.squeeze(2), fixed((2, 3, 1))),
+    OpCase("tile", lambda x: np.tile(x, (2, 1)), lambda x: torch.tile(x, (2, 1)), unary(1)),
+    OpCase("repeat", lambda x: np.repeat(x, 2, axis=0), lambda x: torch.repeat_interleave(x, 2, 0),
+           unary(1)),
+    OpCase("roll", lambda x: np.roll(x, 1, axis=-1), lambda x: torch.roll(x, 1, -1), unary(1)),
+    OpCase("split", lambda x: np.split(x, 2, axis=0)[1] * np.split(x, 2, axis=0)[0],
+           lambda x: torch.chunk(x, 2, 0)[1] * torch.chunk(x, 2, 0)[0], fixed((4, 3))),
+    OpCase("diagonal", np.diagonal, lambda x: torch.diagonal(x), fixed((3, 4))),
+    OpCase("trace", np.trace, torch.trace, fixed((3, 3))),
     OpCase("flip", lambda x: np.flip(x, axis=0), lambda x: torch.flip(x, (0,)), unary(1)),
     # ----- indexing -----
     OpCase("slice", lambda x: x[1:, :-1], lambda x: x[1:, :-1], fixed((3, 4))),
@@ -345,6 +388,15 @@ CASES: list[OpCase] = [
            xfail={"*": TAKE_MISSING}),
     OpCase("gather negative indices", lambda x: x[[-1, 0, -1]], lambda x: x[[-1, 0, -1]], fixed((4,))),
     OpCase("slice past the end", lambda x: x[1:10], lambda x: x[1:10], fixed((3, 2))),
+    OpCase("setitem on a copy", _setitem_np, _setitem_torch, fixed((3, 3))),
+    OpCase("setitem into np.zeros_like", _setitem_zeros_np, _setitem_zeros_torch, fixed((2, 4)),
+           xfail={"*": ("writing traced values into np.zeros_like(x) raises TracedConversionError "
+                        "on main (zeros_like gives a plain array); torch accepts the same code",
+                        wb.TracedConversionError)}),
+    OpCase("np.add.at repeated", _add_at_np,
+           lambda x: torch.zeros(4, dtype=x.dtype).index_add(0, torch.tensor([0, 0, 3]), x),
+           fixed((3,)), xfail={"*": ("np.add.at (scatter-add) is not supported by tracing on main",
+                                     UNSUPPORTED)}),
     OpCase("boolean mask constant", lambda x: x[BOOL_MASK], lambda x: x[torch.from_numpy(BOOL_MASK)],
            fixed((3, 4))),
     # ----- joining -----

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from array_cases import CASES, KINKS, T, broadcast_pair, params, to_torch
-from conftest import require
+from conftest import central_difference, require
 
 import workbench as wb
 
@@ -153,6 +153,22 @@ def test_hessian_at_kink(case):
     argnums = tuple(range(len(xs)))
     close(wb.hessian(loss, argnums=argnums)(*xs),
           tfunc.hessian(loss_t, argnums=argnums)(*to_torch(xs)), f"hessian of {case.name}")
+
+
+def test_fancy_iadd_with_repeated_indices_matches_finite_differences():
+    """``y[idx] += v`` with a repeated index writes that element once (numpy's semantics). torch
+    leaves index_put with repeated indices undefined (its gradient counts the repeat), so the
+    oracle here is central differences of the numpy function itself."""
+    def f(x):
+        y = x.copy()
+        y[[1, 1, 0], [2, 2, 0]] += np.sin(x[0, 1]) * x[0, 0]
+        return np.sum(y * WEIGHTS_3x3)
+
+    x = np.random.default_rng(7).uniform(-1, 1, size=(3, 3))
+    np.testing.assert_allclose(wb.grad(f)(x), central_difference(f, x), rtol=1e-7, atol=1e-9)
+
+
+WEIGHTS_3x3 = np.random.default_rng(8).standard_normal((3, 3))
 
 
 def test_catalogue_covers_broadcasting_and_size_one_axes():

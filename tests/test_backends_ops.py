@@ -75,7 +75,8 @@ def points(case) -> list[list[np.ndarray]]:
 def expected(case, loss_t, xs):
     """(value, gradient) computed directly: numpy for the value, torch.func for the gradient."""
     argnums = tuple(range(len(xs)))
-    value = np.sum(case.numpy(*xs) * case.weights())  # plain numpy arrays: nothing is traced
+    with np.errstate(all="ignore"):  # kink points include log(0), sqrt(-1) ...
+        value = np.sum(case.numpy(*xs) * case.weights())  # plain numpy arrays: nothing is traced
     grads = tfunc.grad(loss_t, argnums=argnums)(*to_torch(xs))
     return value, [g.detach().numpy(force=True) for g in grads]
 
@@ -108,7 +109,9 @@ def test_vmap_batch(case):
     values = wb.vmap(loss)(*batch)
     grads = wb.vmap(wb.grad(loss, argnums=argnums))(*batch)
     for i, xs in enumerate(rows):
-        close(op_values[i], case.numpy(*xs), f"{case.name}, row {i}: op value")
+        with np.errstate(all="ignore"):
+            want_op = case.numpy(*xs)
+        close(op_values[i], want_op, f"{case.name}, row {i}: op value")
         want_value, want_grads = expected(case, loss_t, xs)
         close(values[i], want_value, f"{case.name}, row {i}: loss value")
         for k, w in enumerate(want_grads):
