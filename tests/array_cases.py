@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 from conftest import require
 
 import workbench as wb
@@ -106,22 +107,19 @@ class OpCase:
     torch: Callable
     shapes: Callable[[np.random.Generator], Shapes]
     domain: str | tuple[str, ...] = "any"
-    # test kind ("grad", "vjp", "jvp", "hessian", "compiled", "vmap", "export_numpy", "export_c",
-    # or "*") -> (reason, exception type) for a strict xfail: a known workbench gap on main.
+    # test kind ("grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "grad of grad", "compiled",
+    # "vmap", "export_numpy", "export_c", or "*" for all) -> (reason, exception type) of a strict
+    # xfail: a known difference from torch, or a gap, of workbench on main.
     xfail: dict = field(default_factory=dict)
 
     def rng(self, salt: str = "") -> np.random.Generator:
         return np.random.default_rng(_seed(self.name + salt))
 
-    def inputs(self, salt: str = "") -> list[np.ndarray]:
+    def inputs(self) -> list[np.ndarray]:
         rng = self.rng()
         shapes = self.shapes(rng)
         domains = self.domain if isinstance(self.domain, tuple) else (self.domain,) * len(shapes)
-        values = [_sample(rng, s, d) for s, d in zip(shapes, domains)]
-        if salt:  # another point of the same shapes and domains
-            rng = self.rng(salt)
-            values = [_sample(rng, s, d) for s, d in zip(shapes, domains)]
-        return values
+        return [_sample(rng, s, d) for s, d in zip(shapes, domains)]
 
     @property
     def arity(self) -> int:
@@ -140,7 +138,7 @@ class KinkCase(OpCase):
 
     points: tuple = ()
 
-    def inputs(self, salt: str = "") -> list[np.ndarray]:
+    def inputs(self) -> list[np.ndarray]:
         return [np.array(p, dtype=np.float64) for p in self.points]
 
     @property
@@ -168,6 +166,13 @@ CLIP_EQUAL_BOUNDS = (
     "np.clip(x, lo, hi) with lo == hi and x < lo: torch gives the gradient to hi (d/dlo = 0, "
     "d/dhi = 1: torch.clamp's upper bound wins), workbench gives it to lo (d/dlo = 1, d/dhi = 0)",
     AssertionError)
+# wb.jacrev / wb.jacfwd disagree with workbench's own wb.vjp / wb.jvp at basis vectors there.
+JACOBIAN_STRUCTURAL_ZERO = (
+    "Jacobian entries beside an infinite or nan partial: torch's jacrev/jacfwd (stacked VJPs/JVPs) "
+    "give nan (a zero cotangent/tangent times the partial, IEEE), and so do workbench's own "
+    "wb.vjp/wb.jvp at the same basis vectors; wb.jacrev/wb.jacfwd give a structural 0",
+    AssertionError)
+JACOBIANS_XFAIL = {"jacrev": JACOBIAN_STRUCTURAL_ZERO, "jacfwd": JACOBIAN_STRUCTURAL_ZERO}
 BOOL_MASK = np.array([[True, False, True, True], [False, False, True, False],
                       [True, True, False, True]])
 CE_LABELS = np.array([2, 0, 3, 3, 1])
@@ -460,6 +465,32 @@ CASES += [dataclasses.replace(c, name=f"{c.name} (draw 2)") for c in CASES
 
 
 # ----- kinks: torch's conventions, computed live -----
+# Where workbench differs from torch today (strict xfails: each names the difference).
+HESSIAN_STRUCTURAL_ZERO = (
+    "off-diagonal Hessian entries beside an infinite second derivative: torch (and JAX) give nan "
+    "(a zero tangent times the infinite partial, IEEE), workbench gives a structural 0",
+    AssertionError)
+WHERE_NAN_JVP = (
+    "np.where(x > 0, sqrt(x), 0) at x <= 0: torch's JVP selects the taken branch's tangent (0); "
+    "workbench's is nan (the zero mask times sqrt's nan/inf tangent)", AssertionError)
+WHERE_NAN_HESSIAN = (
+    "the same where at x <= 0: torch's Hessian rows of those elements are all nan, workbench "
+    "has nan only on the diagonal", AssertionError)
+POWER_BASE_0_HESSIAN = (
+    "second derivatives of a**b at a = 0: torch masks d2/(db da) to 0 where workbench gives nan "
+    "(at 0**2 and 0**0.5), and torch's rows of the element with an infinite second derivative "
+    "(0**0.5) are all nan where workbench has structural zeros", AssertionError)
+POWER_0_0_HESSIAN = (
+    "0**0: torch's second derivatives d2/da2, d2/(da db), d2/db2 are 0 (masked); workbench "
+    "gives nan", AssertionError)
+DIVIDE_BY_0_JVP = (
+    "a/b at b = 0, a = 1: torch's JVP (t_a - out*t_b)/b gives -inf where workbench's "
+    "t_a/b - a*t_b/b**2 gives inf - inf = nan", AssertionError)
+DIVIDE_BY_0_HESSIAN = (
+    "a/b at b = 0: torch's Hessian rows of those elements are nan (IEEE: a zero tangent times "
+    "an infinite partial, even in d2/da2, which is 0 analytically); workbench gives 0 there",
+    AssertionError)
+
 KINKS: list[KinkCase] = [
     KinkCase("relu wb.relu at 0", wb.relu, torch.relu, None, points=([0.0, -1.0, 0.0, 2.0],)),
     KinkCase("relu np.maximum(x, 0) at 0", lambda x: np.maximum(x, 0),
@@ -485,39 +516,21 @@ KINKS: list[KinkCase] = [
              lambda x: torch.where(x > 0, x ** 2, -x), None, points=([0.0, 1.0, -1.0],)),
     KinkCase("where masks a nan branch", lambda x: np.where(x > 0, np.sqrt(x), 0.0),
              lambda x: torch.where(x > 0, torch.sqrt(x), 0.0), None, points=([-1.0, 0.0, 4.0],),
-             xfail={"jvp": ("np.where(x > 0, sqrt(x), 0) at x <= 0: torch's JVP selects the "
-                            "taken branch's tangent (0); workbench's is nan (a zero mask times "
-                            "sqrt's nan/inf tangent)", AssertionError),
-                    "hessian": ("the same where at x <= 0: torch's Hessian rows of those elements "
-                                "are all nan, workbench has nan only on the diagonal",
-                                AssertionError)}),
-    KinkCase("sqrt at 0", np.sqrt, torch.sqrt, None, points=([0.0, 1.0],), xfail={"hessian": (
-        "off-diagonal Hessian entries next to an infinite second derivative: torch (and JAX) "
-        "give nan (a zero tangent times the infinite partial, IEEE), workbench gives 0 (the "
-        "element graph knows the entry is structurally zero)", AssertionError)}),
+             xfail={**JACOBIANS_XFAIL, "jvp": WHERE_NAN_JVP, "hessian": WHERE_NAN_HESSIAN}),
+    KinkCase("sqrt at 0", np.sqrt, torch.sqrt, None, points=([0.0, 1.0],),
+             xfail={**JACOBIANS_XFAIL, "hessian": HESSIAN_STRUCTURAL_ZERO}),
     KinkCase("x**3 and x**2 at 0", lambda x: x ** 3 + x ** 2, lambda x: x ** 3 + x ** 2, None,
              points=([0.0, 1.0],)),
     KinkCase("power at base 0", lambda a, b: a ** b, lambda a, b: a ** b, None,
-             points=([0.0, 0.0, 1.0, 2.0], [2.0, 0.5, 0.0, 3.0]), xfail={"hessian": (
-                 "second derivatives of a**b at a = 0: torch masks d2/(db da) to 0 where "
-                 "workbench gives nan (at 0**2 and 0**0.5), and torch's row of the element with "
-                 "an infinite second derivative (0**0.5) is all nan where workbench has "
-                 "structural zeros", AssertionError)}),
+             points=([0.0, 0.0, 1.0, 2.0], [2.0, 0.5, 0.0, 3.0]),
+             xfail={**JACOBIANS_XFAIL, "hessian": POWER_BASE_0_HESSIAN}),
     KinkCase("power base 0 exponent 0", lambda a, b: a ** b, lambda a, b: a ** b, None,
-             points=([0.0, 0.0], [0.0, 1.0]), xfail={"hessian": (
-                 "0**0: torch's second derivatives d2/da2, d2/(da db), d2/db2 are 0 (masked); "
-                 "workbench gives nan", AssertionError)}),
-    KinkCase("log at 0", np.log, torch.log, None, points=([0.0, 1.0],), xfail={"hessian": (
-        "off-diagonal Hessian entries next to an infinite second derivative: torch gives nan "
-        "(IEEE), workbench structural 0 (as for sqrt at 0)", AssertionError)}),
+             points=([0.0, 0.0], [0.0, 1.0]), xfail={"hessian": POWER_0_0_HESSIAN}),
+    KinkCase("log at 0", np.log, torch.log, None, points=([0.0, 1.0],),
+             xfail={**JACOBIANS_XFAIL, "hessian": HESSIAN_STRUCTURAL_ZERO}),
     KinkCase("divide by 0", lambda a, b: a / b, lambda a, b: a / b, None,
-             points=([1.0, 0.0, -1.0], [0.0, 0.0, 2.0]), xfail={
-                 "jvp": ("a/b at b = 0, a = 1: torch's JVP (t_a - out*t_b)/b gives -inf where "
-                         "workbench's t_a/b - a*t_b/b**2 gives inf - inf = nan", AssertionError),
-                 "hessian": ("a/b at b = 0: torch's Hessian rows of those elements are nan "
-                             "(IEEE: zero tangent times an infinite partial, also in d2/da2, "
-                             "which is 0 analytically); workbench gives 0 there",
-                             AssertionError)}),
+             points=([1.0, 0.0, -1.0], [0.0, 0.0, 2.0]),
+             xfail={**JACOBIANS_XFAIL, "jvp": DIVIDE_BY_0_JVP, "hessian": DIVIDE_BY_0_HESSIAN}),
     KinkCase("norm at 0", np.linalg.norm, torch.linalg.norm, None, points=([[0.0, 0.0], [0.0, 0.0]],)),
     KinkCase("std of a constant", np.std, lambda x: x.std(correction=0), None,
              points=([1.5, 1.5, 1.5],)),
@@ -525,7 +538,7 @@ KINKS: list[KinkCase] = [
              lambda x, lo, hi: torch.clamp(x, lo, hi), None,
              points=([-1.0, 0.0, 1.0, 2.0], [-1.0, 0.5, 0.0, 0.0], [0.0, 0.5, 1.0, 1.0]),
              xfail={kind: CLIP_EQUAL_BOUNDS for kind in (
-                 "grad", "vjp", "compiled", "vmap", "export_numpy", "export_c")}),
+                 "grad", "vjp", "jacrev", "compiled", "vmap", "export_numpy", "export_c")}),
     KinkCase("logsumexp max ties", _logsumexp_np, lambda x: torch.logsumexp(x, -1), None,
              points=([[1.0, 1.0, 0.0], [2.0, 2.0, 2.0]],)),
     KinkCase("softmax max ties", _softmax_np, lambda z: torch.softmax(z, -1), None,
@@ -540,10 +553,8 @@ def to_torch(arrays) -> list[torch.Tensor]:
     return [T(a) for a in arrays]
 
 
-def params(cases, kind: str, marks_for=None):
+def params(cases, kind: str) -> list:
     """pytest params of ``cases`` for one test kind, with each case's strict xfail for it."""
-    import pytest
-
     out = []
     for case in cases:
         reason = case.xfail.get(kind) or case.xfail.get("*")

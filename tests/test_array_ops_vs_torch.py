@@ -22,7 +22,7 @@ tfunc = require("torch.func")
 
 RTOL, ATOL = 1e-9, 1e-10
 # Hessians cost (elements)^2 on today's element-level engine: keep the total input size modest.
-HESSIAN_MAX_ELEMENTS = 30
+HESSIAN_MAX_ELEMENTS = 40
 
 
 def close(ours, theirs, what: str) -> None:
@@ -95,6 +95,25 @@ def test_jvp(case):
     _check_jvp(case)
 
 
+def _check_jacobian(case, transform):
+    xs = case.inputs()
+    argnums = tuple(range(len(xs)))
+    ours = getattr(wb, transform)(case.numpy, argnums=argnums)(*xs)
+    theirs = getattr(tfunc, transform)(case.torch, argnums=argnums)(*to_torch(xs))
+    close(ours, theirs, f"{transform} of {case.name}")
+
+
+@pytest.mark.parametrize("case", params(CASES, "jacrev"))
+def test_jacrev(case):
+    """The op's full Jacobian w.r.t. every input (a non-scalar output: every row at once)."""
+    _check_jacobian(case, "jacrev")
+
+
+@pytest.mark.parametrize("case", params(CASES, "jacfwd"))
+def test_jacfwd(case):
+    _check_jacobian(case, "jacfwd")
+
+
 HESSIAN_CASES = [c for c in CASES if sum(np.size(x) for x in c.inputs()) <= HESSIAN_MAX_ELEMENTS]
 
 
@@ -144,6 +163,16 @@ def test_vjp_at_kink(case):
 @pytest.mark.parametrize("case", params(KINKS, "jvp"))
 def test_jvp_at_kink(case):
     _check_jvp(case)
+
+
+@pytest.mark.parametrize("case", params(KINKS, "jacrev"))
+def test_jacrev_at_kink(case):
+    _check_jacobian(case, "jacrev")
+
+
+@pytest.mark.parametrize("case", params(KINKS, "jacfwd"))
+def test_jacfwd_at_kink(case):
+    _check_jacobian(case, "jacfwd")
 
 
 @pytest.mark.parametrize("case", params(KINKS, "hessian"))
