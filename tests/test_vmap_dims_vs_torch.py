@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
+from array_cases import CASES, params
 from conftest import require
 
 import workbench as wb
@@ -229,3 +230,48 @@ def test_draw_treats_shape_tuples_as_leaves():
     args = _draw("x", (((4, 3), (3,)), {"w": (2,)}, [(1,)]))
     assert args[0][0].shape == (4, 3) and args[0][1].shape == (3,)
     assert args[1]["w"].shape == (2,) and isinstance(args[2], list) and args[2][0].shape == (1,)
+
+
+# ----- every op of the catalogue with the batch axis last, and with an unbatched argument -----
+OP_CASES = [c for c in CASES if not c.name.endswith("(draw 2)")]
+
+
+def _batched(case, axis: int):
+    """Three nearby points of the case stacked along ``axis`` of every argument."""
+    rng = case.rng("vmap dims")
+    first = case.inputs()
+    rows = [first] + [[x + 0.01 * rng.standard_normal(np.shape(x)) for x in first] for _ in range(2)]
+    return [np.stack(column, axis=axis) for column in zip(*rows)]
+
+
+@pytest.mark.parametrize("case", params(OP_CASES, "vmap"))
+def test_every_op_batched_last_out_dims_last(case):
+    """vmap(op, in_dims=-1, out_dims=-1) and vmap(grad(sum(op * R)), in_dims=-1)."""
+    xs = _batched(case, -1)
+    ts = to_torch(xs)
+    assert_same(wb.vmap(case.numpy, in_dims=-1, out_dims=-1)(*xs),
+                tfunc.vmap(case.torch, in_dims=-1, out_dims=-1)(*ts), f"{case.name} values")
+    weights = case.weights()
+    argnums = tuple(range(len(xs)))
+    ours = wb.vmap(wb.grad(lambda *a: np.sum(case.numpy(*a) * weights), argnums=argnums),
+                   in_dims=-1)(*xs)
+    theirs = tfunc.vmap(tfunc.grad(lambda *a: (case.torch(*a) * torch.from_numpy(weights)).sum(),
+                                   argnums=argnums), in_dims=-1)(*ts)
+    assert_same(ours, theirs, f"{case.name} per-sample gradients")
+
+
+@pytest.mark.parametrize("case", params([c for c in OP_CASES if c.arity >= 2], "vmap"))
+def test_every_op_with_its_first_argument_unbatched(case):
+    """in_dims=(None, 0, ...): the first argument is shared by the whole batch."""
+    batched = _batched(case, 0)
+    xs = [case.inputs()[0], *batched[1:]]
+    in_dims = (None,) + (0,) * (len(xs) - 1)
+    ts = to_torch(xs)
+    assert_same(wb.vmap(case.numpy, in_dims=in_dims)(*xs),
+                tfunc.vmap(case.torch, in_dims=in_dims)(*ts), f"{case.name} values")
+    weights = case.weights()
+    ours = wb.vmap(wb.grad(lambda *a: np.sum(case.numpy(*a) * weights), argnums=0),
+                   in_dims=in_dims)(*xs)
+    theirs = tfunc.vmap(tfunc.grad(lambda *a: (case.torch(*a) * torch.from_numpy(weights)).sum(),
+                                   argnums=0), in_dims=in_dims)(*ts)
+    assert_same(ours, theirs, f"{case.name} per-sample gradients of the shared argument")
