@@ -1,5 +1,6 @@
 """Every array op a user writes in numpy, differentiated by workbench and by torch.func live in
-float64: grad (all argnums), vjp, jvp and the Hessian, on random shapes with broadcasting and
+float64: grad (all argnums), vjp, jvp, jacrev, jacfwd, the Hessian and grad of grad, on random
+shapes with broadcasting and
 size-1 axes (``array_cases.CASES``), and at kinks, where torch's conventions are the expected
 values (``array_cases.KINKS``).
 
@@ -184,6 +185,9 @@ def test_hessian_at_kink(case):
           tfunc.hessian(loss_t, argnums=argnums)(*to_torch(xs)), f"hessian of {case.name}")
 
 
+WEIGHTS_3x3 = np.random.default_rng(8).standard_normal((3, 3))
+
+
 def test_fancy_iadd_with_repeated_indices_matches_finite_differences():
     """``y[idx] += v`` with a repeated index writes that element once (numpy's semantics). torch
     leaves index_put with repeated indices undefined (its gradient counts the repeat), so the
@@ -195,9 +199,6 @@ def test_fancy_iadd_with_repeated_indices_matches_finite_differences():
 
     x = np.random.default_rng(7).uniform(-1, 1, size=(3, 3))
     np.testing.assert_allclose(wb.grad(f)(x), central_difference(f, x), rtol=1e-7, atol=1e-9)
-
-
-WEIGHTS_3x3 = np.random.default_rng(8).standard_normal((3, 3))
 
 
 def test_catalogue_covers_broadcasting_and_size_one_axes():
