@@ -1,8 +1,7 @@
 """Every array op a user writes in numpy, differentiated by workbench and by torch.func live in
 float64: grad (all argnums), vjp, jvp, jacrev, jacfwd, the Hessian and grad of grad, on random
-shapes with broadcasting and
-size-1 axes (``array_cases.CASES``), and at kinks, where torch's conventions are the expected
-values (``array_cases.KINKS``).
+shapes with broadcasting and size-1 axes (``array_cases.CASES``), and at kinks, where torch's
+conventions are the expected values (``array_cases.KINKS``).
 
 Each case is the scalar loss ``L = sum(op(*inputs) * R)`` for a fixed random R (so every output
 element counts with its own weight), or the op itself for vjp/jvp. Only the public API is used,
