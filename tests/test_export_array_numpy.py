@@ -387,3 +387,57 @@ def test_benchmark_runs_at_tiny_sizes():
 
     rows = measure(tiny=True, rounds=1)  # checks each exported gradient against the hand one
     assert len(rows) == len(CASES) and all(row[3].endswith("x") for row in rows)
+
+
+# ----- the same program over jax.numpy -----
+@pytest.fixture
+def jax():
+    from tests.conftest import require
+
+    jax = require("jax")
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield jax
+    jax.config.update("jax_enable_x64", previous)
+
+
+JAX_CASES = {
+    "mlp": (mlp, t_mlp, mlp_args(16), (0, 1, 2, 3)),
+    "gather": (gather, t_gather, (RNG.normal(size=6), RNG.normal(size=(4, 5)),
+                                  np.array([0, 2, 2, 5, 0, 2])), (0, 1)),
+    "reductions": (reductions, t_reductions, (RNG.normal(size=(3, 4)),), 0),
+    "joined": (joined, t_joined, (RNG.normal(size=3), RNG.normal(size=(2, 2))), (0, 1)),
+    "piecewise": (piecewise, t_piecewise, (np.array([-1.0, -0.5, 0.0, 0.5, 2.0]),), 0),
+    "contractions": (contractions, t_contractions, (RNG.normal(size=(3, 4)),
+                                                    RNG.normal(size=(4, 5)),
+                                                    RNG.normal(size=(2, 3, 4))), (0, 1, 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JAX_CASES))
+def test_jax_module_matches_torch_eagerly_and_under_jit(tmp_path, jax, torch, case):
+    f, tf, args, argnums = JAX_CASES[case]
+    code = wb.export(f, *args, argnums=argnums, target="jax", path=tmp_path / f"j_{case}.py")
+    assert "array-level trace" in code.source and "jnp." in code.source
+    grad = getattr(load(tmp_path / f"j_{case}.py"), f"grad_{f.__name__}")
+    floats = [a for a in args if np.asarray(a).dtype.kind == "f"]
+    expected = torch.func.grad(tf, argnums=argnums)(*[torch.tensor(np.asarray(a)) for a in args])
+    expected = expected if isinstance(argnums, tuple) else (expected,)
+    for got in (grad(*floats), jax.jit(grad)(*floats)):
+        got = got if isinstance(argnums, tuple) else (got,)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(np.asarray(g), e.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_jax_guard_is_checked_under_jit(tmp_path, jax):
+    def f(x, w):
+        if x.sum() > 0:
+            return np.sum(np.tanh(x * w))
+        return np.sum(x ** 2 * w)
+
+    x, w = np.array([0.3, -0.2, 0.8]), RNG.normal(size=3)
+    wb.export(f, x, w, target="jax", path=tmp_path / "jg.py")
+    jitted = jax.jit(load(tmp_path / "jg.py").grad_f)
+    np.testing.assert_allclose(np.asarray(jitted(x, w)), w / np.cosh(x * w) ** 2, rtol=1e-12)
+    with pytest.raises(Exception, match="outside the region this code was traced in"):
+        jax.block_until_ready(jitted(-x, w))

@@ -1,4 +1,4 @@
-"""``wb.export(target="numpy")`` of array functions: the array-level program as a module.
+"""``wb.export(target="numpy" | "jax")`` of array functions: the array-level program as a module.
 
 Where the array level traces a function (``workbench.arrays``: array arguments, one graph node
 per array operation), the exported gradient is that program, one numpy statement per array
@@ -7,6 +7,7 @@ dozen lines for a network and runs at the speed of hand-written numpy. The publi
 the element export's: ``grad_<name>`` (and ``value_<name>``) taking the float parameters,
 input shape checks, a docstring, a module importing only numpy, IEEE results without warnings.
 Python control flow traced at array level becomes a check that raises outside the branch taken.
+``target="jax"`` prints the same program over ``jax.numpy`` (guards checked under jit too).
 
 Constant arrays the function uses (index arrays, data it closes over) are module-level
 literals, up to :data:`MAX_LITERAL_ELEMENTS` elements; the helper ``_scatter_add`` (the adjoint
@@ -55,22 +56,36 @@ from ..arrays.transforms import gradient_body
 from ..errors import BudgetExceededError
 from . import Exported
 from .program import function_name, identifier
-from .python_like import ExportError
+from .python_like import JAX, ExportError
 
 #: Most elements of constant arrays (other than uniform ones such as zeros) a module embeds.
 MAX_LITERAL_ELEMENTS = 10_000
 
-# How names of the generated statements' runtime (``ARRAY_RUNTIME``) read in the module.
-_RENAMED = {"_np": "np", "_nan": "np.nan", "_inf": "np.inf"}
-# Helpers copied into the module when the program calls them.
-_HELPERS: dict[str, Callable] = {"_scatter_add": rules._scatter_add}
-# Ops whose numpy result may share memory with an input, a constant or another result: a
-# returned value of theirs is copied (the caller owns what it gets, as from the element export).
-_MAY_SHARE = frozenset({"input", "const", "reshape", "transpose", "broadcast_to", "index"})
-# Local names: the op's name, but a contraction reads as the product it prints as.
-_LOCAL_PREFIX = {"einsum": "dot", "index": "take", "index_add": "scatter",
-                 "broadcast_to": "broadcast"}
-_GUARD_TEXT_CHARS = 100  # longer conditions are named by their local in the error message
+
+@dataclass(frozen=True)
+class Spelling:
+    """How a target module spells the array program: names of the statements' runtime
+    (``ARRAY_RUNTIME``: ``_np.sin`` -> ``np.sin``), imports, helpers, results and guards."""
+
+    target: str
+    renamed: dict[str, str]
+    header: str
+    helpers: str  # always in the module: ``_input`` (and the guard check)
+    scatter_add: str  # the ``_scatter_add`` helper, copied in when the program calls it
+    decorator: str  # before each function ("" for none)
+    scalar: str  # a scalar result
+    copies: bool  # results that may share memory with inputs or constants are copied
+    array: str  # an array result that must be copied or broadcast to its shape
+
+    def guard(self, test: str, holds: bool, message: list[str]) -> list[str]:
+        """Lines that raise ``ValueError(message)`` where ``test`` is not ``holds``."""
+        *body, last = message
+        if self.target == "jax":  # checked at run time under jit too
+            condition = test if holds else f"jnp.logical_not({test})"
+            return [f"_check({condition}, (", *body, last + "))"]
+        return [f"if {'not ' if holds else ''}{test}:", "    raise ValueError(", *body,
+                last + ")"]
+
 
 _INPUT_HELPER = '''
 def _input(value, name, shape):
@@ -81,6 +96,32 @@ def _input(value, name, shape):
                          "was exported for that shape: export again for another one")
     return array
 '''
+
+_JAX_SCATTER_ADD = '''
+def _scatter_add(shape, index, values, basic):
+    """Zeros of ``shape`` with ``values`` added at ``index`` (repeated indices accumulate)."""
+    return jnp.zeros(shape, dtype=jnp.result_type(values)).at[index].add(values)
+'''
+
+SPELLINGS = {
+    "numpy": Spelling("numpy", {"_np": "np", "_nan": "np.nan", "_inf": "np.inf"},
+                      "import numpy as np", _INPUT_HELPER,
+                      inspect.getsource(rules._scatter_add), '@np.errstate(all="ignore")',
+                      "np.float64({0})", True, "np.array({0}, dtype=np.float64)"),
+    # jax arrays are immutable (nothing to copy); constants stay numpy arrays, which jax reads
+    # in the precision jax_enable_x64 gives when the function runs.
+    "jax": Spelling("jax", {"_np": "jnp", "_nan": "jnp.nan", "_inf": "jnp.inf"},
+                    JAX.header + "\nimport numpy as np", JAX.helpers, _JAX_SCATTER_ADD, "",
+                    "jnp.asarray({0})", False, "jnp.asarray({0})"),
+}
+
+# Ops whose numpy result may share memory with an input, a constant or another result: a
+# returned value of theirs is copied (the caller owns what it gets, as from the element export).
+_MAY_SHARE = frozenset({"input", "const", "reshape", "transpose", "broadcast_to", "index"})
+# Local names: the op's name, but a contraction reads as the product it prints as.
+_LOCAL_PREFIX = {"einsum": "dot", "index": "take", "index_add": "scatter",
+                 "broadcast_to": "broadcast"}
+_GUARD_TEXT_CHARS = 100  # longer conditions are named by their local in the error message
 
 
 class _ElementExport(Exception):
@@ -103,8 +144,10 @@ class ArrayTrace:
 
 
 def array_export(func: Callable, example_args: Sequence[Any], argnums: int | tuple[int, ...],
-                 name: str | None = None, with_value: bool = False) -> Exported | None:
-    """The numpy module of ``func``'s gradient at array level, or None (use the element export).
+                 name: str | None = None, with_value: bool = False,
+                 target: str = "numpy") -> Exported | None:
+    """The ``target`` module (numpy or jax) of ``func``'s gradient at array level, or None
+    (use the element export).
 
     >>> import numpy as np
     >>> array_export(np.sin, (0.5,), 0) is None   # scalar programs keep the element export
@@ -116,7 +159,7 @@ def array_export(func: Callable, example_args: Sequence[Any], argnums: int | tup
     if name is not None:
         trace.name = name
     try:
-        return module(trace, with_value)
+        return module(trace, with_value, target)
     except _ElementExport:
         return None
 
@@ -173,7 +216,7 @@ def trace_gradient(func: Callable, example_args: Sequence[Any],
 
 
 # ----- printing -----
-def _renamed(expression: str) -> str:
+def _renamed(expression: str, renamed: dict[str, str]) -> str:
     """``expression`` with the runtime's names as the module spells them (``_np.sin`` ->
     ``np.sin``), renaming whole name tokens only."""
     tokens = list(tokenize.generate_tokens(io.StringIO(expression).readline))
@@ -183,10 +226,10 @@ def _renamed(expression: str) -> str:
             continue
         if tok.start[0] != 1:
             raise _ElementExport(f"a statement over several lines: {expression!r}")
-        if tok.string in _RENAMED:
-            out.append(expression[pos:tok.start[1]] + _RENAMED[tok.string])
+        if tok.string in renamed:
+            out.append(expression[pos:tok.start[1]] + renamed[tok.string])
             pos = tok.end[1]
-        elif tok.string in ARRAY_RUNTIME and tok.string not in _HELPERS:
+        elif tok.string in ARRAY_RUNTIME and tok.string != "_scatter_add":
             raise _ElementExport(f"no module spelling for {tok.string}")
     return "".join(out) + expression[pos:]
 
@@ -243,7 +286,8 @@ def _string_lines(text: str, indent: int, width: int = 88) -> list[str]:
 class _Module:
     """Names and module-level constants shared by the functions of one exported module."""
 
-    def __init__(self, trace: ArrayTrace) -> None:
+    def __init__(self, trace: ArrayTrace, spelling: Spelling) -> None:
+        self.spelling = spelling
         self.trace = trace
         self.g = trace.graph
         self.taken: set[str] = set()
@@ -293,8 +337,8 @@ class _Module:
                 self._same(node, other)
                 return
         inlines = [self.inline[a] if t == self.names.get(a) else t for t, a in zip(texts, args)]
-        expression = _renamed(code_of(op, texts, g.params[node]))
-        inline = _renamed(code_of(op, inlines, g.params[node]))
+        expression = self._spelled(code_of(op, texts, g.params[node]))
+        inline = self._spelled(code_of(op, inlines, g.params[node]))
         text = identifier(f"{_LOCAL_PREFIX.get(op, op)}_{len(self.statements) + 1}", self.taken)
         self.taken.add(text)
         self.statements[node] = f"{text} = {expression}"
@@ -315,13 +359,16 @@ class _Module:
         others = [g.shape(a) for a in g.args[node] if a != arg]
         if not others or np.broadcast_shapes(*others) != g.shape(node):
             return None
-        return _renamed(literal(np.float64(flat[0])))
+        return self._spelled(literal(np.float64(flat[0])))
+
+    def _spelled(self, expression: str) -> str:
+        return _renamed(expression, self.spelling.renamed)
 
     def _constant(self, node: int) -> str:
         value = self.g.values[node]
         text = literal(value)
         if text is not None:
-            return _renamed(text)
+            return self._spelled(text)
         source, elements = _array_literal(np.asarray(value))
         self.literal_elements += elements
         self.largest_literal = max(self.largest_literal, (elements, np.shape(value)))
@@ -346,8 +393,8 @@ class _Module:
                 raise _ElementExport("a guard on a value no statement computes")
             guard_after.setdefault(target, []).extend(self._guard_lines(name, node, expected))
         doc = textwrap.fill(doc, width=92, subsequent_indent="    ", break_long_words=False)
-        lines = ['@np.errstate(all="ignore")', f"def {name}({', '.join(self.param_names)}):",
-                 f'    """{doc}"""']
+        lines = [self.spelling.decorator] if self.spelling.decorator else []
+        lines += [f"def {name}({', '.join(self.param_names)}):", f'    """{doc}"""']
         lines += [f'    {p} = _input({p}, "{p}", {g.shape(node)})'
                   for p, (_, node) in zip(self.param_names, self.trace.params)]
         for node in g.ancestors(roots):
@@ -363,32 +410,32 @@ class _Module:
         return "\n".join(lines)
 
     def _result(self, node: int, shape: tuple, returned: set[int]) -> str:
-        g = self.g
+        g, spelling = self.g, self.spelling
         node = self.same.get(node, node)
         text = self.name(node)
         if shape == ():
-            return f"np.float64({text})"
-        fresh = g.op[node] not in _MAY_SHARE and node not in returned and \
-            g.shape(node) == shape and g.dtype(node) == np.float64
-        returned.add(node)
-        if fresh:
-            return text
-        if g.shape(node) != shape:
-            text = f"np.broadcast_to({text}, {shape})"
-        return f"np.array({text}, dtype=np.float64)"
+            return spelling.scalar.format(text)
+        shaped = g.shape(node) == shape
+        if not shaped:
+            text = f"{spelling.renamed['_np']}.broadcast_to({text}, {shape})"
+        if spelling.copies:
+            fresh = g.op[node] not in _MAY_SHARE and node not in returned and \
+                g.dtype(node) == np.float64
+            returned.add(node)
+            return text if fresh and shaped else spelling.array.format(text)
+        return text if shaped and g.op[node] != "const" else spelling.array.format(text)
 
     def _guard_lines(self, function: str, node: int, expected: bool) -> list[str]:
         message = (f"{function}: the inputs are outside the region this code was traced in "
                    f"({self.inline[node]} was {expected} at the example arguments); export "
                    "again at arguments in the region you need")
-        test = f"not {self.names[node]}" if expected else self.names[node]
-        *body, last = _string_lines(message, 8)
-        return [f"if {test}:", "    raise ValueError(", *body, last + ")"]
+        return self.spelling.guard(self.names[node], expected, _string_lines(message, 8))
 
 
-def module(trace: ArrayTrace, with_value: bool = False) -> Exported:
+def module(trace: ArrayTrace, with_value: bool = False, target: str = "numpy") -> Exported:
     """The exported module of an array trace (``grad_<name>``, and ``value_<name>``)."""
-    printer = _Module(trace)
+    spelling = SPELLINGS[target]
+    printer = _Module(trace, spelling)
     g = trace.graph
     fname = function_name(trace.name)
     wrt_names = [printer.param_names[k] for k in trace.wrt]
@@ -417,18 +464,17 @@ def module(trace: ArrayTrace, with_value: bool = False) -> Exported:
             f"{MAX_LITERAL_ELEMENTS:,} an exported module embeds as literals; pass large data "
             f"as float arguments of {trace.name} (they become parameters of grad_{fname})")
     body = "\n".join(printer.statements.values())
-    helpers = [_INPUT_HELPER.strip("\n")]
-    for helper, fn in _HELPERS.items():
-        if any(tok.type == tokenize.NAME and tok.string == helper
-               for tok in tokenize.generate_tokens(io.StringIO(body).readline)):
-            helpers.append(inspect.getsource(fn).strip("\n"))
-    parts = [f'"""{_docstring(trace, printer, n_gradient)}"""', "", "import numpy as np", "", "",
+    helpers = [spelling.helpers.strip("\n")]
+    if any(tok.type == tokenize.NAME and tok.string == "_scatter_add"
+           for tok in tokenize.generate_tokens(io.StringIO(body).readline)):
+        helpers.append(spelling.scatter_add.strip("\n"))
+    parts = [f'"""{_docstring(trace, printer, n_gradient)}"""', "", spelling.header, "", "",
              "\n\n\n".join(helpers)]
     if printer.constants:
         parts += ["", "", "# Constant arrays of the traced program.", *printer.constants]
     for source in sources:
         parts += ["", "", source]
-    return Exported("numpy", "\n".join(parts) + "\n", functions=functions)
+    return Exported(target, "\n".join(parts) + "\n", functions=functions)
 
 
 def _docstring(trace: ArrayTrace, printer: _Module, n_gradient: int) -> str:
@@ -440,9 +486,10 @@ def _docstring(trace: ArrayTrace, printer: _Module, n_gradient: int) -> str:
                        for p, (_, node) in zip(printer.param_names, trace.params))
     paragraphs = [
         f"Gradient of {trace.name} with respect to {wrt}, exported by workbench {__version__} "
-        "(target 'numpy').",
+        f"(target {printer.spelling.target!r}).",
         f"Generated by wb.export from an array-level trace at example arguments of shapes "
-        f"{shapes}: one numpy statement per array operation ({n_gradient} for the gradient), "
+        f"{shapes}: one {'numpy' if printer.spelling.target == 'numpy' else 'jax.numpy'} "
+        f"statement per array operation ({n_gradient} for the gradient), "
         "reverse mode over the traced operations. Non-smooth points follow torch's conventions "
         "(relu'(0) = 0, abs'(0) = 0, ties of max/min split the gradient evenly)."]
     if trace.static:
