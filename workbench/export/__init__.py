@@ -68,13 +68,22 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     covers the branch taken there, and raises (C: returns 1) outside it; ``also_at`` lists more
     example-argument tuples, whose branches are exported too (the first branch whose
     conditions hold computes the result; not for ``jax``, whose code must run under jit).
-    ``path`` writes the result to a file.
+    ``path`` writes the result to a file. For a function of array arguments that the array
+    level traces, the numpy (and jax) module is that program, one statement per array
+    operation (:mod:`workbench.export.array_numpy`; its docstring names no element formula).
     """
     from ..display.capture import capture
     from ..display.derivative import Derivative
     from ..display.formula import build_formula
 
     _check_options(func, example_args, target, path, name, also_at)
+    if target in ("numpy", "jax") and not also_at:  # array functions: a statement per array op
+        from .array_numpy import array_export
+
+        exported = array_export(func, example_args, argnums, name=name, with_value=with_value,
+                                target=target)
+        if exported is not None:
+            return _written(exported, path)
     points = [tuple(example_args)] + [tuple(a) for a in also_at]
     captures = [capture(func, p, argnums=argnums, order=1, transform="export") for p in points]
     captures = _distinct_branches(captures)
@@ -92,6 +101,11 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
                              rendered=rendered(derivatives))
     else:
         result = _code(captures, derivatives, argnums, target, with_value, path)
+    return _written(result, path)
+
+
+def _written(result: Exported, path: str | Path | None) -> Exported:
+    """``result``, written to ``path`` (and its header beside it) when a path is given."""
     if path is not None:
         path = Path(path)
         _write(path, result.source)
