@@ -201,6 +201,7 @@ class ArrayGraph:
         """An elementwise op of the op table, broadcasting its arguments."""
         if name in ELEMENTWISE_EXCLUDED or name not in OPS:
             raise NotArrayLevel(f"no array-level op {name!r}")
+        args = self._scalar_constants(args)
         if name in ("mul", "div") and self.is_const_value(args[1], 1.0) and \
                 self._keeps_shape(args[0], args[1]):
             return args[0]
@@ -211,6 +212,24 @@ class ArrayGraph:
         if name == "neg" and self.op[args[0]] == "neg":
             return self.args[args[0]][0]
         return self.emit(name, args, params)
+
+    def _scalar_constants(self, args: tuple[int, ...]) -> tuple[int, ...]:
+        """A constant array of one repeated value (a broadcast cotangent, ``ones_like``) becomes
+        that value where the other operands give the result its shape: ``0.5 * g``, not a
+        multiplication by a stored array of 0.5s."""
+        out = list(args)
+        for k, a in enumerate(args):
+            value = self.values[a]
+            if self.op[a] != "const" or np.ndim(value) == 0 or value.size == 0 or \
+                    value.dtype.kind != "f":
+                continue
+            first = value.flat[0]
+            if not (value == first).all() or math.isnan(first):
+                continue
+            others = [self.shape(b) for j, b in enumerate(out) if j != k]
+            if np.broadcast_shapes(*others, ()) == np.broadcast_shapes(*others, value.shape):
+                out[k] = self.const(first)
+        return tuple(out)
 
     def _keeps_shape(self, a: int, other: int) -> bool:
         """``a`` op ``other`` has ``a``'s shape (so multiplying by one may return ``a``)."""
