@@ -34,7 +34,7 @@ from ..errors import BudgetExceededError, InputTypeError, UnsupportedOperationEr
 from ..graph import Graph
 from ..symbolic.to_sympy import to_sympy, tree_sizes
 from ..tape.view import tensor_json
-from .array_graph import array_document, wants_array_graph
+from .array_graph import array_document, summary, wants_array_graph
 from .graph_schema import MIME_TYPE, SCHEMA_NAME, SCHEMA_VERSION
 from .reverse import reverse_pass
 from .svg import Box, render_svg, short_number
@@ -173,9 +173,18 @@ def _from_json(value: Any) -> Any:
     return float(value)
 
 
+def _short(node: dict[str, Any], key: str, shaped: bool) -> str:
+    """A value or adjoint in a few characters: an array graph's arrays as mean, min and max."""
+    if node.get(f"{key}_summary"):
+        return node[f"{key}_summary"]
+    value = node[key]
+    if shaped and isinstance(value, list) and np.size(value) > 3:
+        return summary(np.asarray(_from_json(value)))
+    return short_number(value)
+
+
 def _box(node: dict[str, Any], shaped: bool = False) -> Box:
-    value = node.get("value_summary") or short_number(node["value"])
-    adjoint = node.get("adjoint_summary") or short_number(node["adjoint"])
+    value, adjoint = _short(node, "value", shaped), _short(node, "adjoint", shaped)
     tip = [node["label"] if node["op"] in ("input", "const") else node["op"]]
     if node["expression"] and node["expression"] != node["label"]:
         tip[0] += f" = {node['expression']}"
@@ -183,6 +192,7 @@ def _box(node: dict[str, Any], shaped: bool = False) -> Box:
     if shaped:
         shape = "×".join(str(n) for n in node["shape"]) or "scalar"
         tip.append(f"shape: {shape}")
+        shape = f"shape {shape}" if node["shape"] else shape
     tip.append(f"value: {value}")
     if adjoint:
         tip.append(f"adjoint (d output / d node): {adjoint}")
