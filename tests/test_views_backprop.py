@@ -184,3 +184,17 @@ def test_bad_input_is_a_clear_error():
         wb.backprop(lambda x: x, 1.0, argnums=3)
     with pytest.raises(wb.InputTypeError):
         wb.backprop(lambda x: x, 1)
+
+
+def test_rows_and_drawing_show_the_shape_of_every_array_row():
+    rng = np.random.default_rng(3)
+    x, W1, b1 = rng.normal(size=(64, 20)), rng.normal(size=(20, 8)), rng.normal(size=8)
+    view = wb.backprop(lambda W1, b1, x: np.sum(np.tanh(x @ W1 + b1)), W1, b1, x,
+                       argnums=(0, 1))
+    # the forward intermediates by numpy, in the order the tape records them
+    expected = [W1, b1, x @ W1, x @ W1 + b1, np.tanh(x @ W1 + b1), np.sum(np.tanh(x @ W1 + b1))]
+    rows = view.rows()
+    assert [r[3] for r in rows] == [str(np.shape(v)) for v in expected]
+    assert [n["shape"] for n in view.to_json()["nodes"]] == [list(np.shape(v)) for v in expected]
+    svg = view.svg()
+    assert svg.count(">64×8<") == 3 and ">20×8<" in svg and ">8<" in svg

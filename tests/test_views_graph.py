@@ -65,8 +65,8 @@ def test_constants_and_two_inputs():
     assert labels == ["x", "y"]
 
 
-def test_array_parameters_give_element_inputs():
-    doc = wb.graph(lambda w: np.sum(w * w), np.array([1.0, 2.0, 3.0])).to_json()
+def test_array_parameters_give_element_inputs_at_element_level():
+    doc = wb.graph(lambda w: np.sum(w * w), np.array([1.0, 2.0, 3.0]), level="elements").to_json()
     _validate(doc)
     assert [n["label"] for n in doc["nodes"] if n["op"] == "input"] == ["w_0", "w_1", "w_2"]
     assert _by_op(doc) == {"input": 3, "mul": 3, "add": 1}  # w_i * w_i, one sum
@@ -91,10 +91,12 @@ def test_expressions_are_readable_and_capped():
     assert out["expression"] == "" and doc["title"] == "deep(x)"
 
 
-def test_array_output_has_no_adjoints():
-    doc = wb.graph(lambda x: x * 2.0, np.ones(2)).to_json()
+@pytest.mark.parametrize("level, outputs", [("elements", 2), ("auto", 1)])
+def test_array_output_has_no_adjoints(level, outputs):
+    # element level: one output node per element; array level: one node of shape (2,)
+    doc = wb.graph(lambda x: x * 2.0, np.ones(2), level=level).to_json()
     _validate(doc)
-    assert len(doc["outputs"]) == 2 and "backward" not in doc
+    assert len(doc["outputs"]) == outputs and "backward" not in doc
     assert all(n["adjoint"] is None for n in doc["nodes"])
 
 
@@ -279,3 +281,197 @@ def test_wb_graph_is_the_view_and_import_stays_light():
             "print(sorted(m for m in ('ipywidgets', 'matplotlib', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----- array level: one node per array op, with its shape -----
+BATCH = 64
+
+
+def _mlp(W1, b1, W2, b2, x, y, keep=lambda v: v):
+    """A 784-128-10 relu MLP with softmax cross-entropy, written one array op per line; ``keep``
+    records each intermediate when the test runs it on plain numpy (it is the identity when
+    traced)."""
+    a = keep(x @ W1)
+    h = keep(a + b1)
+    r = keep(np.maximum(h, 0.0))
+    z = keep(r @ W2)
+    z = keep(z + b2)
+    m = keep(z.max(axis=1, keepdims=True))
+    s = keep(z - m)
+    e = keep(np.exp(s))
+    t = keep(e.sum(axis=1, keepdims=True))
+    lt = keep(np.log(t))
+    logp = keep(s - lt)
+    picked = keep(logp[np.arange(len(y)), y])
+    total = keep(picked.sum())
+    mean = keep(total / float(len(y)))
+    return keep(-mean)
+
+
+def _mlp_args(batch=BATCH, sizes=(784, 128, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    n_in, n_hidden, n_out = sizes
+    return (rng.normal(size=(n_in, n_hidden)) / np.sqrt(n_in), rng.normal(size=n_hidden) * 0.1,
+            rng.normal(size=(n_hidden, n_out)) / np.sqrt(n_hidden), rng.normal(size=n_out) * 0.1,
+            rng.normal(size=(batch, n_in)), rng.integers(0, n_out, size=batch))
+
+
+def _intermediates(args):
+    """Every intermediate of the MLP, computed by plain numpy, in the order it is computed."""
+    seen = []
+
+    def keep(v):
+        seen.append(np.asarray(v))
+        return v
+
+    _mlp(*args, keep=keep)
+    return seen
+
+
+def _summary_numbers(text):
+    return [float(v) for v in re.findall(r"(?:mean|min|max) (\S+?)(?:,|$)", text)]
+
+
+def _torch_grads(torch, args):
+    func = require("torch.func")
+
+    def loss(W1, b1, W2, b2, x, y):
+        z = torch.relu(x @ W1 + b1) @ W2 + b2
+        return torch.nn.functional.cross_entropy(z, y)
+
+    tensors = [torch.tensor(a) for a in args]
+    return [g.numpy() for g in func.grad(loss, argnums=(0, 1, 2, 3, 4))(*tensors)]
+
+
+def test_mlp_graph_has_one_node_per_array_op_with_numpy_shapes_and_values():
+    args = _mlp_args()
+    view = wb.graph(_mlp, *args)
+    doc = view.to_json()
+    _validate(doc)
+    assert doc["level"] == "arrays" and len(doc["nodes"]) < 40
+    assert all(isinstance(n["label"], str) and n["label"] for n in doc["nodes"])
+    inputs = [n for n in doc["nodes"] if n["op"] == "input"]
+    assert [n["label"] for n in inputs] == ["W1", "b1", "W2", "b2", "x"]  # y is integer data
+    assert [n["shape"] for n in inputs] == [list(np.shape(a)) for a in args[:5]]
+    assert doc["inputs"] == [n["id"] for n in inputs]
+    # the ops, in the order they ran, against the intermediates numpy computes on its own
+    ops = [n for n in doc["nodes"] if n["op"] not in ("input", "const")]
+    expected = _intermediates(args)
+    assert len(ops) == len(expected) == 15
+    assert doc["outputs"] == [ops[-1]["id"]]
+    for node, want in zip(ops, expected):
+        assert node["shape"] == list(want.shape), node["label"]
+        full = view.value(node["id"])
+        np.testing.assert_allclose(full, want, rtol=1e-12, atol=1e-12)
+        if want.size <= 100:  # small values are in the document itself
+            np.testing.assert_allclose(np.asarray(node["value"], dtype=float), want, rtol=1e-12)
+            assert "value_summary" not in node
+        else:  # big ones are null, with their mean, min and max in words
+            assert node["value"] is None
+            assert _summary_numbers(node["value_summary"]) == pytest.approx(
+                [want.mean(), want.min(), want.max()], rel=1e-3, abs=1e-12)
+    labels = [n["label"] for n in ops]
+    assert labels[0] == "x @ W1" and "maximum" in labels[2] and labels[3] == "· @ W2"
+    assert "max(axis=1" in labels[5] and "sum(axis=1" in labels[8]
+    assert labels[11].endswith("[arange(64), y]")
+    assert doc["nodes"][ops[1]["id"]]["expression"] == "x @ W1 + b1"
+    # a few kilobytes, whatever the batch (values past 100 elements are summarised)
+    assert len(json.dumps(doc)) < 60_000
+
+
+def test_mlp_adjoints_match_torch_func_grad(torch):
+    args = _mlp_args()
+    view = wb.graph(_mlp, *args)
+    doc = view.to_json()
+    grads = _torch_grads(torch, args)
+    inputs = [n for n in doc["nodes"] if n["op"] == "input"]
+    for node, want in zip(inputs, grads):
+        np.testing.assert_allclose(view.adjoint(node["id"]), want, rtol=1e-9, atol=1e-12)
+        if want.size <= 100:
+            np.testing.assert_allclose(np.asarray(node["adjoint"], dtype=float), want, rtol=1e-9,
+                                       atol=1e-12)
+        else:
+            assert node["adjoint"] is None and _summary_numbers(node["adjoint_summary"]) == \
+                pytest.approx([want.mean(), want.min(), want.max()], rel=1e-3, abs=1e-9)
+    out = next(n for n in doc["nodes"] if n["id"] == doc["outputs"][0])
+    assert out["adjoint"] == 1.0 and out["shape"] == []
+
+
+def test_small_mlp_document_has_every_adjoint_and_backward_step_in_full(torch):
+    args = _mlp_args(batch=4, sizes=(3, 5, 2), seed=1)
+    doc = wb.graph(_mlp, *args).to_json()
+    _validate(doc)
+    assert not any(k.endswith("_summary") for n in doc["nodes"] for k in n)
+    grads = _torch_grads(torch, args)
+    inputs = [n for n in doc["nodes"] if n["op"] == "input"]
+    for node, want in zip(inputs, grads):
+        np.testing.assert_allclose(np.asarray(node["adjoint"], dtype=float), want, rtol=1e-9,
+                                   atol=1e-12)
+    # the backward pass in a few array steps: one per op and input, each final when processed
+    steps = doc["backward"]
+    active = [n for n in doc["nodes"] if n["op"] != "const"]
+    assert len(steps) == len(active) and steps[0]["node"] == doc["outputs"][0]
+    adjoint = {n["id"]: np.asarray(n["adjoint"], dtype=float) for n in active}
+    sums: dict[int, np.ndarray] = {doc["outputs"][0]: np.asarray(1.0)}
+    done = set()
+    for step in steps:
+        done.add(step["node"])
+        np.testing.assert_allclose(np.asarray(step["adjoint"], dtype=float), sums[step["node"]],
+                                   rtol=1e-12, atol=1e-15)
+        for c in step["contributions"]:
+            assert c["to"] not in done
+            sums[c["to"]] = sums.get(c["to"], 0.0) + np.asarray(c["value"], dtype=float)
+            np.testing.assert_allclose(np.asarray(c["total"], dtype=float), sums[c["to"]],
+                                       rtol=1e-12, atol=1e-15)
+    for node, total in sums.items():
+        np.testing.assert_allclose(total, adjoint[node], rtol=1e-12, atol=1e-15)
+    last = frames(doc, {n["id"]: n["label"] for n in doc["nodes"]})[-1]
+    for n in active:
+        np.testing.assert_allclose(np.asarray(last.adjoints[n["id"]], dtype=float),
+                                   adjoint[n["id"]], rtol=1e-12, atol=1e-15)
+
+
+def test_big_backward_steps_are_summarised_and_validate():
+    doc = wb.graph(_mlp, *_mlp_args()).to_json()
+    steps = doc["backward"]
+    assert len(steps) == len([n for n in doc["nodes"] if n["op"] != "const"])
+    matmul = next(s for s in steps if s["node"] == next(
+        n["id"] for n in doc["nodes"] if n["label"] == "x @ W1"))
+    to_w1 = next(c for c in matmul["contributions"] if c["argnum"] == 1)
+    assert to_w1["value"] is None and to_w1["total"] is None  # 784 x 128
+    assert _summary_numbers(to_w1["total_summary"]) and matmul["adjoint"] is None
+
+
+def test_array_graph_svg_shows_shapes_and_escapes_labels():
+    def f(x, W):
+        return np.sum(np.tanh(x @ W))
+
+    f.__name__ = HOSTILE
+    view = wb.graph(f, np.ones((64, 3)), np.full((3, 128), 0.1))
+    page = view._repr_html_()
+    assert "64×128" in page and "3×128" in page and ">scalar<" in page
+    assert "x @ W" in page and "mean 0.2913" in page  # tanh(0.3) everywhere
+    assert not re.search(r"<\s*(img|script)", page, re.IGNORECASE)
+    assert page.count('class="wb-node') == 5
+    # the element graph of a scalar function draws no shape line
+    assert "scalar" not in wb.graph(np.sin, 0.5).svg()
+
+
+def test_functions_the_array_level_cannot_trace_keep_the_element_graph():
+    x = np.array([0.5, 1.5, 2.0])
+    doc = wb.graph(lambda x: np.sum(np.cumsum(x) * x), x).to_json()
+    _validate(doc)
+    assert "level" not in doc
+    assert [n["label"] for n in doc["nodes"] if n["op"] == "input"] == ["x_0", "x_1", "x_2"]
+    # d/dx_j sum_i x_i * cumsum(x)_i = cumsum(x)_j + sum_{i >= j} x_i
+    expected = np.cumsum(x) + np.cumsum(x[::-1])[::-1]
+    assert [n["adjoint"] for n in doc["nodes"] if n["op"] == "input"] == pytest.approx(expected)
+    with pytest.raises(wb.UnsupportedOperationError, match="level='arrays'"):
+        wb.graph(lambda x: np.sum(np.cumsum(x) * x), x, level="arrays")
+    with pytest.raises(wb.InputTypeError, match="level must be one of"):
+        wb.graph(np.sin, 0.5, level="array")
+    # scalars stay at element level, and level="arrays" draws them as 0-d arrays
+    assert "level" not in wb.graph(lambda x: np.sin(x) * x, 0.5).to_json()
+    doc = wb.graph(lambda x: np.sin(x) * x, 0.5, level="arrays").to_json()
+    assert doc["level"] == "arrays" and doc["nodes"][0]["adjoint"] == pytest.approx(
+        np.sin(0.5) + 0.5 * np.cos(0.5), rel=1e-12)

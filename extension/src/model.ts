@@ -87,6 +87,16 @@ function asTensor(x: unknown): Tensor {
   return String(x);
 }
 
+/**
+ * A tensor, or where it is null (left out: an array too big for the document) the producer's
+ * text summary of it (`value_summary`, `adjoint_summary`...: "mean 0.12, min -1, max 2.3").
+ * Tensors may be strings already ("nan"), so the summary is shown wherever the value would be.
+ */
+function tensorOrSummary(x: unknown, summary: unknown): Tensor {
+  const t = asTensor(x);
+  return t === null && typeof summary === 'string' && summary ? summary : t;
+}
+
 function asShape(x: unknown): number[] {
   return Array.isArray(x) ? x.filter(d => typeof d === 'number') : [];
 }
@@ -109,12 +119,12 @@ function readBackward(raw: unknown, ids: Set<number>): BackwardStep[] | null {
     const contributions = Array.isArray(step.contributions) ? step.contributions : [];
     return {
       node,
-      adjoint: asTensor(step.adjoint),
+      adjoint: tensorOrSummary(step.adjoint, step.adjoint_summary),
       contributions: contributions.filter(isObject).map((c, i) => ({
         to: asInt(c.to, `backward[${k}].contributions[${i}].to`),
         argnum: typeof c.argnum === 'number' ? c.argnum : 0,
-        value: asTensor(c.value),
-        total: asTensor(c.total)
+        value: tensorOrSummary(c.value, c.value_summary),
+        total: tensorOrSummary(c.total, c.total_summary)
       }))
     };
   });
@@ -149,8 +159,8 @@ export function readDocument(data: unknown, mimeType: string = GRAPH_MIME): View
       text: asText(n.label) || op,
       expression: asText(n.expression),
       shape: asShape(n.shape),
-      value: asTensor(n.value),
-      adjoint: asTensor(n.adjoint),
+      value: tensorOrSummary(n.value, n.value_summary),
+      adjoint: tensorOrSummary(n.adjoint, n.adjoint_summary),
       params: isObject(n.params) && Object.keys(n.params).length ? JSON.stringify(n.params) : ''
     };
   });
@@ -290,6 +300,15 @@ export function formatTensor(t: Tensor, maxItems = 6): string {
   walk(t);
   const shown = flat.slice(0, maxItems).map(formatNumber).join(', ');
   return flat.length > maxItems ? `[${shown}, … ${flat.length} values]` : `[${shown}]`;
+}
+
+/** Most characters of the adjoint line drawn inside a node (the tooltip has all of it). */
+export const MAX_ADJOINT_CHARS = 24;
+
+/** The adjoint line inside a node: "ā 0.9182", "ā [0.2, … 3 values]", a summary cut short. */
+export function adjointLine(t: Tensor): string {
+  const text = `ā ${formatTensor(t, 1)}`;
+  return text.length > MAX_ADJOINT_CHARS ? `${text.slice(0, MAX_ADJOINT_CHARS - 1)}…` : text;
 }
 
 /** "2×3" for an array node, "" for a scalar. */

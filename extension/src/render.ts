@@ -5,6 +5,7 @@
  */
 import { layoutGraph, nodeTitle } from './layout';
 import {
+  adjointLine,
   adjointsAtStep,
   finalAdjoints,
   formatShape,
@@ -233,7 +234,7 @@ export function renderDocument(full: ViewDoc): RenderResult {
   const showAdjoints = (): void => {
     for (const [id, { adjoint }] of nodeEls) {
       const value = shown.get(id);
-      adjoint.textContent = value === undefined ? '' : `ā ${formatTensor(value, 1)}`;
+      adjoint.textContent = value === undefined ? '' : adjointLine(value);
     }
   };
 

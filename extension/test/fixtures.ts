@@ -69,3 +69,46 @@ export function hostile(): Record<string, unknown> {
     truncated: false
   };
 }
+
+/**
+ * An array-level graph document as workbench writes it for y = sum(x @ W) with x 2×60 and
+ * W 60×1 of ones: x and the product are too big to include (120 and 2 elements here stand in
+ * for big arrays: only the fields matter), so they come as null plus a text summary.
+ */
+export function arraySummaries(): Record<string, unknown> {
+  return {
+    schema: 'workbench.graph',
+    version: 1,
+    title: 'f(x, W) = sum(x @ W)',
+    level: 'arrays',
+    nodes: [
+      { id: 0, op: 'input', label: 'x', expression: 'x', shape: [2, 60], value: null, adjoint: null,
+        value_summary: 'mean 1, min 1, max 1', adjoint_summary: 'mean 1, min 1, max 1' },
+      { id: 1, op: 'input', label: 'W', expression: 'W', shape: [60, 1], value: null, adjoint: null,
+        value_summary: 'mean 1, min 1, max 1', adjoint_summary: 'mean 2, min 2, max 2' },
+      { id: 2, op: 'einsum', label: 'x @ W', expression: 'x @ W', shape: [2, 1], value: [[60], [60]], adjoint: [[1], [1]] },
+      { id: 3, op: 'sum', label: 'sum', expression: 'sum(x @ W)', shape: [], value: 120, adjoint: 1 }
+    ],
+    edges: [
+      { source: 0, target: 2, argnum: 0 },
+      { source: 1, target: 2, argnum: 1 },
+      { source: 2, target: 3, argnum: 0 }
+    ],
+    inputs: [0, 1],
+    outputs: [3],
+    truncated: false,
+    backward: [
+      { node: 3, adjoint: 1, contributions: [{ to: 2, argnum: 0, value: [[1], [1]], total: [[1], [1]] }] },
+      {
+        node: 2,
+        adjoint: [[1], [1]],
+        contributions: [
+          { to: 0, argnum: 0, value: null, total: null, value_summary: 'mean 1, min 1, max 1', total_summary: 'mean 1, min 1, max 1' },
+          { to: 1, argnum: 1, value: null, total: null, value_summary: 'mean 2, min 2, max 2', total_summary: 'mean 2, min 2, max 2' }
+        ]
+      },
+      { node: 1, adjoint: null, adjoint_summary: 'mean 2, min 2, max 2', contributions: [] },
+      { node: 0, adjoint: null, adjoint_summary: 'mean 1, min 1, max 1', contributions: [] }
+    ]
+  };
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import {
+  adjointLine,
   adjointsAtStep,
   DocumentError,
   finalAdjoints,
@@ -14,7 +15,7 @@ import {
   summarise,
   TAPE_MIME
 } from '../src/model';
-import { chain, sinTimesX, X } from './fixtures';
+import { arraySummaries, chain, sinTimesX, X } from './fixtures';
 
 describe('readDocument', () => {
   it('reads a tape: label, else op; output becomes outputs', () => {
@@ -111,5 +112,38 @@ describe('summarise', () => {
     expect(small.nodes.map(n => n.id)).toContain(1999);
     expect(Math.min(...small.nodes.map(n => n.id))).toBe(1700);
     expect(small.edges).toHaveLength(299);
+  });
+});
+
+describe('array-level documents: big values come as null plus a text summary', () => {
+  const doc = readDocument(arraySummaries(), GRAPH_MIME);
+
+  it('nodes show the summary where the value or adjoint is null, and keep small ones', () => {
+    expect(doc.nodes[0].value).toBe('mean 1, min 1, max 1');
+    expect(doc.nodes[1].adjoint).toBe('mean 2, min 2, max 2');
+    expect(doc.nodes[2].value).toEqual([[60], [60]]);
+    expect(doc.nodes[1].shape).toEqual([60, 1]);
+    expect(formatTensor(doc.nodes[0].value)).toBe('mean 1, min 1, max 1');
+  });
+
+  it('steps carry the summaries of their adjoints, contributions and totals', () => {
+    expect(adjointsAtStep(doc, 1).get(1)).toBe('mean 2, min 2, max 2');
+    expect(adjointsAtStep(doc, 3).get(0)).toBe('mean 1, min 1, max 1');
+    expect(stepDescription(doc, 1)).toContain('mean 2, min 2, max 2 to W');
+  });
+
+  it('null without a summary stays null; unknown fields are ignored', () => {
+    const raw = arraySummaries() as any;
+    delete raw.nodes[0].value_summary;
+    raw.nodes[0].future_field = { anything: 1 };
+    expect(readDocument(raw, GRAPH_MIME).nodes[0].value).toBeNull();
+  });
+
+  it('the adjoint line inside a node is cut short', () => {
+    expect(adjointLine(0.5)).toBe('ā 0.5');
+    const long = adjointLine('mean 0.001563, min -0.01562, max 0');
+    expect(long).toHaveLength(24);
+    expect(long.startsWith('ā mean 0.001563')).toBe(true);
+    expect(long.endsWith('…')).toBe(true);
   });
 });

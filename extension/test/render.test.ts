@@ -4,7 +4,7 @@ import { layoutGraph } from '../src/layout';
 import { MAX_DRAWN_NODES, readDocument, TAPE_MIME } from '../src/model';
 import { renderDocument, tooltipLines } from '../src/render';
 import { starterNotebook } from '../src/starter';
-import { chain, hostile, HOSTILE, sinTimesX } from './fixtures';
+import { arraySummaries, chain, hostile, HOSTILE, sinTimesX } from './fixtures';
 
 describe('layout', () => {
   it('places every node once and routes every edge left to right', () => {
@@ -84,6 +84,21 @@ describe('renderDocument', () => {
     expect(tooltipLines(readDocument(raw).nodes[1], 2)).toEqual([
       ['op', 'sin'], ['params', '{"axis":0}'], ['shape', '2×3'], ['value', '0'], ['adjoint', '2']
     ]);
+  });
+
+  it('array graphs: shapes in the labels, summaries in the nodes and tooltips', () => {
+    const { root, setStep } = renderDocument(readDocument(arraySummaries()));
+    const label = (id: number): string | null =>
+      root.querySelector(`g.wb-node[data-node-id="${id}"] .wb-node-label`)!.textContent;
+    const adjoint = (id: number): string | null =>
+      root.querySelector(`g.wb-node[data-node-id="${id}"] .wb-node-adjoint`)!.textContent;
+    expect(label(2)).toBe('x @ W [2×1]');
+    expect(label(3)).toBe('sum');
+    setStep(1); // the product pushes to x and W: their totals are summaries
+    expect(adjoint(1)).toBe('ā mean 2, min 2, max 2');
+    expect(adjoint(2)).toBe('ā [1, … 2 values]');
+    const doc = readDocument(arraySummaries());
+    expect(tooltipLines(doc.nodes[0], doc.nodes[0].adjoint)).toContainEqual(['value', 'mean 1, min 1, max 1']);
   });
 
   it('past the size limit draws a summary with a note', () => {

@@ -375,8 +375,10 @@ def test_launcher_card_creates_a_workbench_notebook_that_runs(page, lab) -> None
 def test_traced_graph_of_1000_plus_nodes_renders_and_steps(page, lab) -> None:
     import workbench as wb
 
-    call = "wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 400))"  # the cell
-    doc = wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 400)).to_json()
+    # level="elements": one node per scalar op (at array level this is 4 nodes)
+    call = "wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 400), level='elements')"
+    doc = wb.graph(lambda x: np.sum(np.sin(x) * x), np.linspace(0.0, 1.0, 400),
+                   level="elements").to_json()
     assert len(doc["nodes"]) >= 1000
     wall = time.perf_counter()
     open_and_run(page, lab, "traced_big.ipynb", [IMPORTS, call])

@@ -90,6 +90,7 @@ def frame_boxes(doc: dict[str, Any], frame: Frame, labels: dict[int, str]) -> li
             tip += f"\nadjoint so far: {adjoint}"
         # room for the final texts, so that boxes keep their size from step to step
         room = max(len(short_number(n["value"])) + 2, len(short_number(n["adjoint"])) + 5)
+        shape = "×".join(str(k) for k in n.get("shape") or ())  # array rows show their shape
         boxes.append(Box(node, labels[node], value, adjoint, tip, n["op"], state,
-                         node in frame.changed, room))
+                         node in frame.changed, room, shape))
     return boxes

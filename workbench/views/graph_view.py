@@ -26,16 +26,21 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..display.capture import Capture, capture
+import numpy as np
+
+from ..display.capture import Capture, capture, function_name
 from ..display.formula import symbols_of
-from ..errors import BudgetExceededError, InputTypeError
+from ..errors import BudgetExceededError, InputTypeError, UnsupportedOperationError
 from ..graph import Graph
 from ..symbolic.to_sympy import to_sympy, tree_sizes
 from ..tape.view import tensor_json
+from .array_graph import array_document, summary, wants_array_graph
 from .graph_schema import MIME_TYPE, SCHEMA_NAME, SCHEMA_VERSION
 from .reverse import reverse_pass
 from .svg import Box, render_svg, short_number
 
+#: What ``wb.graph`` draws a node for: see :func:`graph`.
+LEVELS = ("auto", "arrays", "elements")
 #: Past this many nodes, only the nodes nearest the output are kept (``truncated``).
 MAX_NODES = 2000
 #: The static HTML draws graphs up to this many nodes (bigger drawings are unreadable and heavy:
@@ -47,12 +52,17 @@ EXPRESSION_MAX_TREE = 40
 EXPRESSION_MAX_CHARS = 80
 
 
-def graph(f: Callable, *args: Any, max_nodes: int = MAX_NODES) -> GraphView:
+def graph(f: Callable, *args: Any, max_nodes: int = MAX_NODES, level: str = "auto") -> GraphView:
     """Trace ``f`` at ``args`` and show its computational graph.
 
     Float scalars and arrays among ``args`` are the inputs; other arguments are passed as they
     are. With no ``args``, every parameter is a scalar traced at 0.5, 0.625, ... (like
     ``wb.trace``). For a scalar output, every node also shows its adjoint.
+
+    ``level``: ``"auto"`` draws one node per *array* operation (``x @ W``, ``sum(axis=1)``, with
+    its shape) when an argument is a float array and the array level can trace ``f``, else one
+    node per scalar operation; ``"elements"`` always draws scalar operations; ``"arrays"``
+    insists on array operations (an error where they cannot be traced).
 
     >>> import workbench as wb
     >>> doc = wb.graph(lambda x, y: x * y + 3.0 * x, 2.0, 5.0).to_json()
@@ -63,6 +73,19 @@ def graph(f: Callable, *args: Any, max_nodes: int = MAX_NODES) -> GraphView:
     """
     if not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1:
         raise InputTypeError(f"wb.graph: max_nodes must be a positive int, got {max_nodes!r}")
+    if level not in LEVELS:
+        raise InputTypeError(f"wb.graph: level must be one of {', '.join(map(repr, LEVELS))}, "
+                              f"got {level!r}")
+    if level != "elements" and callable(f) and (level == "arrays" or wants_array_graph(args)):
+        drawn = array_document(f, args, function_name(f), max_nodes)
+        if drawn is not None:
+            return GraphView(drawn.doc, function_name(f), drawn.values, drawn.adjoints)
+        if level == "arrays":
+            raise UnsupportedOperationError(
+                "wb.graph: level='arrays', but this function cannot be traced one array "
+                "operation at a time (it converts a traced array to a number, calls something "
+                "the array level does not handle, or returns no float array); use "
+                "level='auto' to draw its element graph")
     cap = capture(f, args, order=0, transform="wb.graph")
     return GraphView(graph_document(cap, max_nodes), cap.name)
 
@@ -73,17 +96,42 @@ class GraphView:
     ``to_json()`` is the document (``workbench.views.graph_schema``).
     """
 
-    def __init__(self, document: dict[str, Any], name: str = "f") -> None:
+    def __init__(self, document: dict[str, Any], name: str = "f",
+                 values: dict[int, Any] | None = None,
+                 adjoints: dict[int, Any] | None = None) -> None:
         self._doc = document
         self.name = name
+        # the full arrays of an array graph (the document summarises the big ones)
+        self._values = values
+        self._adjoints = adjoints
 
     def to_json(self) -> dict[str, Any]:
         """The graph document (a fresh copy), JSON-ready."""
         return copy.deepcopy(self._doc)
 
+    def value(self, node: int) -> Any:
+        """The value of node ``node`` (an id of the document) in full, as a numpy array or a
+        float: the document leaves out arrays of more than 100 elements; this does not."""
+        return self._full(node, "value", self._values)
+
+    def adjoint(self, node: int) -> Any:
+        """d output / d node for node ``node`` in full (None where no gradient reaches it)."""
+        return self._full(node, "adjoint", self._adjoints)
+
+    def _full(self, node: int, key: str, arrays: dict[int, Any] | None) -> Any:
+        found = next((n for n in self._doc["nodes"] if n["id"] == node), None)
+        if found is None:
+            raise InputTypeError(f"GraphView: no node with id {node!r}; the ids are those of "
+                                 "to_json()['nodes']")
+        if arrays is not None:
+            return arrays.get(node)
+        return None if found[key] is None else np.asarray(_from_json(found[key]), dtype=float)[()]
+
     def boxes(self) -> list[Box]:
-        """The nodes as drawn: label, value, adjoint and a tooltip with the formula."""
-        return [_box(node) for node in self._doc["nodes"]]
+        """The nodes as drawn: label, value, adjoint and a tooltip with the formula (and, in an
+        array graph, the shape)."""
+        shaped = self._doc.get("level") == "arrays"
+        return [_box(node, shaped) for node in self._doc["nodes"]]
 
     def svg(self) -> str:
         """The static drawing (every label escaped, no scripts)."""
@@ -118,15 +166,38 @@ class GraphView:
                 "text/plain": repr(self)}
 
 
-def _box(node: dict[str, Any]) -> Box:
-    value, adjoint = short_number(node["value"]), short_number(node["adjoint"])
+def _from_json(value: Any) -> Any:
+    """A JSON tensor back to floats ("nan", "inf" and "-inf" are strings there)."""
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return float(value)
+
+
+def _short(node: dict[str, Any], key: str, shaped: bool) -> str:
+    """A value or adjoint in a few characters: an array graph's arrays as mean, min and max."""
+    if node.get(f"{key}_summary"):
+        return node[f"{key}_summary"]
+    value = node[key]
+    if shaped and isinstance(value, list) and np.size(value) > 3:
+        return summary(np.asarray(_from_json(value)))
+    return short_number(value)
+
+
+def _box(node: dict[str, Any], shaped: bool = False) -> Box:
+    value, adjoint = _short(node, "value", shaped), _short(node, "adjoint", shaped)
     tip = [node["label"] if node["op"] in ("input", "const") else node["op"]]
     if node["expression"] and node["expression"] != node["label"]:
         tip[0] += f" = {node['expression']}"
+    shape = ""
+    if shaped:
+        shape = "×".join(str(n) for n in node["shape"]) or "scalar"
+        tip.append(f"shape: {shape}")
+        shape = f"shape {shape}" if node["shape"] else shape
     tip.append(f"value: {value}")
     if adjoint:
         tip.append(f"adjoint (d output / d node): {adjoint}")
-    return Box(node["id"], node["label"], value, adjoint, "\n".join(tip), node["op"])
+    return Box(node["id"], node["label"], value, adjoint, "\n".join(tip), node["op"],
+               shape=shape)
 
 
 # ----- the document -----

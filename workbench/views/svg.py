@@ -54,6 +54,8 @@ class Box:
     #: at least this many characters wide: a stepper reserves the room of the final texts so
     #: that the drawing does not move between steps
     min_chars: int = 0
+    #: the node's shape as drawn ("64×128", "scalar"); "" draws no shape line
+    shape: str = ""
 
 
 def short_number(value: Any) -> str:
@@ -105,14 +107,17 @@ def render_svg(boxes: Sequence[Box], edges: Sequence[tuple[int, int, int]],
     """The drawing of ``boxes`` (in topological order) joined by ``(source, target, argnum)``."""
     by_id = {b.id: b for b in boxes}
     layout = layered_layout([b.id for b in boxes], [(s, t) for s, t, _ in edges], set(anchored))
-    # a constant's label is its value already
-    lines = {b.id: [_clip(b.label), f"= {b.value}" if b.value and b.op != "const" else "",
-                    f"grad {b.adjoint}" if b.adjoint else ""] for b in boxes}
+    # a constant's label is its value already; array graphs get a line for the shape
+    shaped = any(b.shape for b in boxes)
+    lines = {b.id: [_clip(b.label)] + ([_clip(b.shape)] if shaped else []) +
+             [f"= {b.value}" if b.value and b.op != "const" else "",
+              f"grad {b.adjoint}" if b.adjoint else ""] for b in boxes}
+    box_height = BOX_HEIGHT + (LINE_HEIGHT if shaped else 0)
     chars = {b.id: max(b.min_chars, *(len(t) for t in lines[b.id])) for b in boxes}
     widths = [max((chars[n] for n in column), default=4) * CHAR_WIDTH + 16
               for column in layout.columns]
     tallest = max((len(c) for c in layout.columns), default=1)
-    height = 2 * MARGIN + tallest * (BOX_HEIGHT + ROW_GAP) - ROW_GAP
+    height = 2 * MARGIN + tallest * (box_height + ROW_GAP) - ROW_GAP
     xs, x = [], MARGIN
     for w in widths:
         xs.append(x)
@@ -121,7 +126,7 @@ def render_svg(boxes: Sequence[Box], edges: Sequence[tuple[int, int, int]],
 
     def top_left(n: int) -> tuple[float, float]:
         column, _ = layout.place[n]
-        y = height / 2 + layout.centred_row(n) * (BOX_HEIGHT + ROW_GAP) - BOX_HEIGHT / 2
+        y = height / 2 + layout.centred_row(n) * (box_height + ROW_GAP) - box_height / 2
         return xs[column], y
 
     n_args: dict[int, int] = {}
@@ -136,20 +141,21 @@ def render_svg(boxes: Sequence[Box], edges: Sequence[tuple[int, int, int]],
     for s, t, argnum in edges:
         sx, sy = top_left(s)
         tx, ty = top_left(t)
-        x1, y1 = sx + widths[layout.place[s][0]], sy + BOX_HEIGHT / 2
-        y2 = ty + BOX_HEIGHT * (argnum + 1) / (n_args[t] + 1)
+        x1, y1 = sx + widths[layout.place[s][0]], sy + box_height / 2
+        y2 = ty + box_height * (argnum + 1) / (n_args[t] + 1)
         mid = (x1 + tx) / 2
         faded = ' opacity="0.3"' if "pending" in (by_id[s].state, by_id[t].state) else ""
         parts.append(f'<path class="wb-edge" data-source="{s}" data-target="{t}" '
                      f'd="M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {tx:.1f},{y2:.1f}" '
                      f'fill="none" stroke="#666" stroke-width="1.2" marker-end="url(#wb-arrow)"{faded}/>')
     for b in boxes:
-        parts.append(_box_svg(b, lines[b.id], *top_left(b.id), widths[layout.place[b.id][0]]))
+        parts.append(_box_svg(b, lines[b.id], *top_left(b.id), widths[layout.place[b.id][0]],
+                              box_height))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _box_svg(b: Box, lines: list[str], x: float, y: float, width: float) -> str:
+def _box_svg(b: Box, lines: list[str], x: float, y: float, width: float, height: float) -> str:
     classes = " ".join(filter(None, ["wb-node", f"wb-op-{_css_name(b.op)}" if b.op else "",
                                      f"wb-{b.state}" if b.state else "",
                                      "wb-changed" if b.changed else ""]))
@@ -158,13 +164,13 @@ def _box_svg(b: Box, lines: list[str], x: float, y: float, width: float) -> str:
     opacity = ' opacity="0.35"' if b.state == "pending" else ""
     out = [f'<g class="{classes}" data-node="{int(b.id)}"{opacity}>',
            f"<title>{html.escape(b.tooltip)}</title>",
-           f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{BOX_HEIGHT}" rx="6" '
+           f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.0f}" rx="6" '
            f'fill="{FILL.get(b.op, FILL_OP)}" {stroke}/>']
     for i, text in enumerate(lines):
         if not text:
             continue
         style = ' font-weight="bold"' if i == 0 else ""
-        if i == 2 and b.changed:
+        if i == len(lines) - 1 and b.changed:  # the adjoint line
             style = f' fill="{ACCENT}" font-weight="bold"'
         out.append(f'<text x="{x + 8:.1f}" y="{y + 4 + LINE_HEIGHT * (i + 1) - 3:.1f}"{style}>'
                    f"{html.escape(text)}</text>")
