@@ -65,7 +65,7 @@ def vjp(g: ArrayGraph, outputs: Sequence[int], cotangents: Sequence[int],
             continue
         ct = g.add(*terms)
         pending[node] = [ct]
-        for arg, contribution in zip(g.args[node], _arg_cotangents(g, node, ct)):
+        for arg, contribution in zip(g.args[node], arg_cotangents(g, node, ct)):
             if contribution is not None and _differentiable(g, arg):
                 pending.setdefault(arg, []).append(contribution)
     out = []
@@ -75,7 +75,8 @@ def vjp(g: ArrayGraph, outputs: Sequence[int], cotangents: Sequence[int],
     return out
 
 
-def _arg_cotangents(g: ArrayGraph, node: int, ct: int) -> Sequence[int | None]:
+def arg_cotangents(g: ArrayGraph, node: int, ct: int) -> Sequence[int | None]:
+    """The cotangent each argument of ``node`` receives from ``ct`` (None: zero), by the op's rule."""
     op = g.op[node]
     rule = RULES.get(op)
     if rule is not None:

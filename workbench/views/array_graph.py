@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays.autodiff import _arg_cotangents
+from ..arrays.autodiff import arg_cotangents
 from ..arrays.graph import ArrayGraph, NotArrayLevel
 from ..arrays.traced import ArrayTraced, array_tracing
 from ..config import config
@@ -182,7 +182,7 @@ def reverse_steps(g: ArrayGraph, output: int, nodes: Sequence[int]
         steps.append((node, adjoints[node], pushed))
         if g.op[node] == "input":
             continue
-        for argnum, (arg, c) in enumerate(zip(g.args[node], _arg_cotangents(g, node, ct))):
+        for argnum, (arg, c) in enumerate(zip(g.args[node], arg_cotangents(g, node, ct))):
             if c is None or g.op[arg] == "const" or g.dtype(arg).kind != "f":
                 continue
             pending.setdefault(arg, []).append(c)
