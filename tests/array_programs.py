@@ -1,8 +1,9 @@
-"""Random straight-line numpy programs over small float64 arrays, as data, for property tests.
+"""Random numpy programs over small float64 arrays, as data, for property tests.
 
 A :class:`Program` is a list of :class:`Step` records over numbered values: ``v0 .. v{n-1}`` are
-the inputs, each step appends one value. Shapes are tracked while drawing, so every program is
-valid by construction (no rejection): broadcasting partners, matmul operands, concatenation
+the inputs, each step appends one value (straight-line code, but for one op that takes a Python
+``if`` on a traced sum). Shapes are tracked while drawing, so every program is valid by
+construction (no rejection): broadcasting partners, matmul operands, concatenation
 partners and reshape targets are chosen among the shapes that fit, and no value has more than
 :data:`MAX_SIZE` elements. The program ends in a scalar loss. ``repr(program)`` prints it as
 numpy code, so a failing example reads like the program it is.
@@ -10,9 +11,9 @@ numpy code, so a failing example reads like the program it is.
 :func:`build_function` turns a program into a plain Python function by closure (no ``exec``),
 which runs on numpy arrays, traced values and tape values alike. :func:`evaluate` runs it on
 numpy arrays keeping every intermediate, and :func:`decisions` measures how far each
-non-smooth decision (relu, abs, maximum, where, clip, max reduction, ``if``) is from its threshold, and
-which way it went: finite differences are meaningful only away from thresholds, and two points
-with the same decisions lie in the same traced branch.
+non-smooth decision (relu, abs, maximum, where, clip, max reduction, ``if``) is from its
+threshold, and which way it went: finite differences are meaningful only away from
+thresholds, and two points with the same decisions lie in the same traced branch.
 
 >>> import numpy as np
 >>> program = Program([(2, 3), (3,)], [Step("mul", (0, 1)), Step("sum", (2,), (1, False))], "mean")

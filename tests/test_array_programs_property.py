@@ -2,8 +2,8 @@
 
 Programs (``tests/array_programs.py``) are straight-line numpy over 1-3 small float64 inputs:
 elementwise ops, broadcasting, matmul, reductions over an axis, reshape/transpose, slicing and
-gathers, concatenate/stack, ``np.where`` and ``clip``, ending in a scalar loss. For each, at
-three random points:
+gathers, concatenate/stack, ``np.where``, ``clip`` and a Python ``if`` on a traced sum, ending
+in a scalar loss. For each, at three random points:
 
 * ``wb.grad`` (argnums = every input) == the numeric tape ``wb.tape.grad`` (independent code)
   == central finite differences (only away from every relu/abs/max/where/clip threshold);
@@ -16,8 +16,12 @@ three random points:
   evaluated by SymPy's own ``lambdify`` at the first point, == the tape.
 
 The oracle is the tape (and finite differences for the tape itself): no expected value comes
-from ``wb.grad``. Programs are drawn from small integers (no recursion, no filters), so the
-generator costs microseconds; the examples are derandomised and not shrunk (a failure prints
+from ``wb.grad``. At exact ties (``np.maximum(a, a)``, ``abs(0)``) the exact paths must agree on
+torch's conventions; a point where a decision is within rounding of its threshold (but not on
+it) is skipped, as the paths may legitimately round it differently.
+
+Programs are drawn from small integers (no recursion, no filters), so the generator costs
+microseconds; the examples are derandomised and not shrunk (a failure prints
 the program as code); ``WB_ARRAY_PROGRAMS_EXPLORE=1`` searches new examples and shrinks what
 fails.
 """
@@ -126,7 +130,7 @@ BROADCASTS = Program([(), (1, 3, 1), (3, 1)], [
 EXPLORE = bool(os.environ.get("WB_ARRAY_PROGRAMS_EXPLORE"))
 
 
-@settings(max_examples=int(os.environ.get("WB_ARRAY_PROGRAMS_EXAMPLES", 50)), deadline=None,
+@settings(max_examples=int(os.environ.get("WB_ARRAY_PROGRAMS_EXAMPLES", 60)), deadline=None,
           derandomize=not EXPLORE, database=None, print_blob=True,
           phases=(Phase.explicit, Phase.generate, *((Phase.shrink,) if EXPLORE else ())),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -178,8 +182,13 @@ def test_array_program_gradients_agree(program: Program, seed: int):
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "program.py"
-        wb.export(f, *pts[0], argnums=argnums, target="numpy", path=path, name="program",
-                  also_at=[pts[1]])
+        simplify_max_ops = wb.config.simplify_max_ops
+        wb.config.simplify_max_ops = 0  # the docstring's formula, unchecked: up to 2 s each
+        try:
+            wb.export(f, *pts[0], argnums=argnums, target="numpy", path=path, name="program",
+                      also_at=[pts[1]])
+        finally:
+            wb.config.simplify_max_ops = simplify_max_ops
         module = load(path, name=f"exported_array_program_{next(_modules)}")
     for j in (0, 1):
         got = module.grad_program(*pts[j])
