@@ -242,3 +242,13 @@ def test_simplification_gives_back_an_outer_alarm_timer():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("f, slope", [
+    (lambda s: np.where(s - s > 0.0, s, 2 * s), 2.0),          # the condition folds to 0 > 0
+    (lambda s: np.where(s + 1.0 - s > 0.5, s, 2 * s), 1.0),    # ... and to 1 > 0.5
+])
+def test_a_condition_that_folds_to_numbers_is_decided(f, slope):
+    # Found by the array-program property test: an unevaluated 0 > 0 made SymPy's Piecewise raise.
+    d = wb.derivative(f, 0.5)
+    assert float(sympy.sympify(d).subs(sympy.Symbol("s"), 0.5)) == slope

@@ -176,8 +176,12 @@ def _cmp(name, sym_op, numpy_name, torch_names):
 def _relational(sym_op):
     def build(a, b, params=()):
         s = _sympy()
-        return {">": s.StrictGreaterThan, ">=": s.GreaterThan, "<": s.StrictLessThan,
-                "<=": s.LessThan, "==": s.Eq, "!=": s.Ne}[sym_op](a, b, evaluate=False)
+        relation = {">": s.StrictGreaterThan, ">=": s.GreaterThan, "<": s.StrictLessThan,
+                    "<=": s.LessThan, "==": s.Eq, "!=": s.Ne}[sym_op]
+        # Two numbers (x - x > 0 folds to 0 > 0) compare to true/false: an unevaluated 0 > 0
+        # inside a Piecewise makes SymPy raise.
+        numbers = getattr(a, "is_Number", False) and getattr(b, "is_Number", False)
+        return relation(a, b, evaluate=bool(numbers))
 
     return build
 
