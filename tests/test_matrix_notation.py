@@ -311,3 +311,63 @@ def test_broadcasting_becomes_products_with_ones():
     d = wb.derivative(lambda w, X: np.sum(X.sum(axis=1) * (X @ w)), w, X)  # X 𝟏 and X w
     live = torch_grad(lambda w: (_t(X).sum(1) * (_t(X) @ w)).sum())(_t(w)).numpy()
     np.testing.assert_allclose(_value(d, 0, {"w": w, "X": X}), live, rtol=1e-10)
+
+
+def test_numerically_stable_softmax_gives_the_same_formula():
+    """With z − max(z) (how softmax is written in practice) the gradient through the max
+    cancels (softmax sums to one): the form is still softmax(z) − onehot(y)."""
+    rng = _shapes(130)
+    z, label = rng.normal(size=6), 4
+
+    def stable(z, y):
+        m = z.max()
+        return np.log(np.sum(np.exp(z - m))) + m - z[y]
+
+    d = wb.derivative(stable, z, label)
+    assert d.matrix == Softmax(MatrixSymbol("z", 6, 1)) - OneHot(label, 6, "y")
+    assert repr(d).startswith("∇_z stable = softmax(z) - onehot(y)")
+    live = torch_grad(lambda z: torch.nn.functional.cross_entropy(
+        z[None], torch.tensor([label])))(_t(z)).numpy()
+    np.testing.assert_allclose(_value(d, 0, {"z": z}), live, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_batched_softmax_regression(stable):
+    """∇_W mean cross-entropy of softmax(XW) against one-hot rows Y = Xᵀ(softmax(XW) − Y)/N."""
+    rng = _shapes(140)
+    n, d_in, k = 6, 3, 4
+    W, X = rng.normal(size=(d_in, k)), rng.normal(size=(n, d_in))
+    labels = rng.integers(0, k, size=n)
+    Y = np.eye(k)[labels]
+
+    def loss(W, X, Y):
+        Z = X @ W
+        if stable:  # log-sum-exp with each row's max taken out and added back
+            m = Z.max(axis=1, keepdims=True)
+            lse = np.log(np.sum(np.exp(Z - m), axis=1)) + m[:, 0]
+        else:
+            lse = np.log(np.sum(np.exp(Z), axis=1))
+        return np.mean(lse - np.sum(Z * Y, axis=1))
+
+    d = wb.derivative(loss, W, X, Y)
+    Ws, Xs, Ys = MatrixSymbol("W", d_in, k), MatrixSymbol("X", n, d_in), MatrixSymbol("Y", n, k)
+    assert sympy.expand(d.matrix - sympy.Rational(1, n) * Xs.T * (Softmax(Xs * Ws) - Ys)) == \
+        sympy.ZeroMatrix(d_in, k)
+    assert repr(d).startswith(f"∇_W loss = 1/{n}*X.T*(softmax(X*W) - Y)")
+    assert any("row by row" in note for note in d.notes)
+    live = torch_grad(lambda W: torch.nn.functional.cross_entropy(
+        _t(X) @ W, torch.tensor(labels)))(_t(W)).numpy()
+    np.testing.assert_allclose(_value(d, 0, {"W": W, "X": X, "Y": Y}), live, rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_linear_and_quadratic_terms_collect_separately():
+    rng = _shapes(150)
+    x, A, b = rng.normal(size=4), rng.normal(size=(4, 4)), rng.normal(size=4)
+    d = wb.derivative(lambda x, A, b: 0.5 * x @ A @ x - b @ x, x, A, b)
+    As, xs, bs = MatrixSymbol("A", 4, 4), MatrixSymbol("x", 4, 1), MatrixSymbol("b", 4, 1)
+    assert sympy.expand(d.matrix - (sympy.Rational(1, 2) * (As + As.T) * xs - bs)) == \
+        sympy.ZeroMatrix(4, 1)
+    assert repr(d).startswith("∇_x f = 1/2*(A + A.T)*x - b")  # collected, b apart
+    np.testing.assert_allclose(_value(d, 0, {"x": x, "A": A, "b": b}), 0.5 * (A + A.T) @ x - b,
+                               rtol=1e-10)

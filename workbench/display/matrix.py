@@ -88,6 +88,31 @@ class Softmax(MatrixExpr):
         return self.args[0].shape
 
 
+class Extreme(sympy.Expr):
+    """``max(z)`` (or ``min``) of all entries of a matrix, a scalar."""
+
+    is_commutative = True
+
+    def __new__(cls, m, kind):
+        kind = kind if isinstance(kind, sympy.Symbol) else sympy.Symbol(str(kind))
+        return super().__new__(cls, m, kind)
+
+    def _eval_is_real(self):
+        return True
+
+
+class RowExtreme(MatrixExpr):
+    """The column of each row's ``max`` (or ``min``) of a matrix."""
+
+    def __new__(cls, m, kind):
+        kind = kind if isinstance(kind, sympy.Symbol) else sympy.Symbol(str(kind))
+        return super().__new__(cls, m, kind)
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], 1)
+
+
 class OneHot(MatrixExpr):
     """The unit column vector ``e_k`` of length ``n`` (``onehot(k)``); ``label`` names ``k``."""
 
@@ -384,6 +409,25 @@ class _Converter:
                 raise NoMatrixForm("a power with an array exponent")
             exponent = ops[1]
             return ops[0] if exponent == 1 else HadamardPower(ops[0], exponent)
+        if op == "ne" and args[0] == args[1]:
+            # x != x tests for nan: false at the finite values the formulas are about
+            return ZeroMatrix(*_matrix_shape(shape))
+        if op == "eq":
+            a, b = (_mm(o, OneMatrix(*_matrix_shape(shape))) if s else o
+                    for o, s in zip(ops, scal))
+            return _elementwise(lambda u: sympy.Piecewise((1, sympy.Eq(u, 0)), (0, True)),
+                                _madd(a, _mm(-1, b)))
+        if op in ("logical_or", "logical_and"):
+            p, q = ops
+            if op == "logical_and":
+                return _hadamard(p, q)
+            if isinstance(q, ZeroMatrix):
+                return p
+            if isinstance(p, ZeroMatrix):
+                return q
+            return _madd(p, q, _mm(-1, _hadamard(p, q)))
+        if op == "logical_not":
+            return _complement(ops[0])
         if op in _COMPARISONS:
             first, second, tie = _COMPARISONS[op]
             a, b = ops[first], ops[second]
@@ -417,21 +461,29 @@ def _mm(*factors: Any) -> Any:
 
 
 def _madd(*terms: Any) -> Any:
-    return MatAdd(*terms).doit(deep=False)
+    kept = [t for t in terms if not isinstance(t, ZeroMatrix)]
+    if not kept:
+        return terms[0]
+    return kept[0] if len(kept) == 1 else MatAdd(*kept).doit(deep=False)
 
 
 def _complement(mask: MatrixExpr) -> MatrixExpr:
     if isinstance(mask, ElementwiseApplyFunction):
         d = mask.function.variables[0]
         return ElementwiseApplyFunction(sympy.Lambda(d, 1 - mask.function.expr), mask.expr)
-    raise NoMatrixForm("where with a condition that is not a comparison")
+    return _madd(OneMatrix(*mask.shape), _mm(-1, mask))  # a 0/1 matrix
 
 
 def _hadamard(a: MatrixExpr, b: MatrixExpr) -> MatrixExpr:
+    if isinstance(a, ZeroMatrix) or isinstance(b, ZeroMatrix):
+        return ZeroMatrix(*a.shape)
     for x, y in ((a, b), (b, a)):
         s = _ones_scale(x)
         if s is not None:
             return _mm(s, y)
+    for x, y in ((a, b), (b, a)):  # ((E𝟏)^∘-1 𝟏ᵀ) ⊙ E with E = exp(S): softmax of each row
+        if _is_row_normaliser(x, y):
+            return Softmax(y.expr)
     for x, y in ((a, b), (b, a)):  # (c M) ⊙ N = c (M ⊙ N)
         if isinstance(x, MatMul):
             coeff, rest = _split_coeff(x)
@@ -585,7 +637,20 @@ def _spread(e: Any, letters: str, out: str, sizes: dict[str, int]) -> Any:
     return _mm(OneMatrix(sizes[out[0]], 1), Transpose(e))
 
 
-_STRUCTURAL = {"sum": _sum, "reshape": _reshape, "transpose": _transpose,
+def _extreme(cv: _Converter, node, args, params, shape) -> Any:
+    (x,) = args
+    axes, keepdims = params
+    e, have = cv.memo[x], cv.shape(x)
+    kind = "max" if cv.g.op[node] == "amax" else "min"
+    if len(axes) == len(have):
+        value = Extreme(e, kind)
+        return _mm(value, OneMatrix(*_matrix_shape(shape))) if shape else value
+    if len(have) == 2 and axes == (1,):
+        return RowExtreme(e, kind)
+    raise NoMatrixForm(f"a {kind} over axis {axes[0]} of a matrix")
+
+
+_STRUCTURAL = {"amax": _extreme, "amin": _extreme, "sum": _sum, "reshape": _reshape, "transpose": _transpose,
                "broadcast_to": _broadcast_to, "index": _index, "index_add": _index_add,
                "einsum": _einsum}
 
@@ -617,7 +682,7 @@ def _rewrite(e: Any) -> Any:
     if isinstance(e, Transpose):
         return _transpose_of(args[0])
     if isinstance(e, MatMul):
-        return _rule_softmax(_fold(MatMul(*args).doit(deep=False)))
+        return _rule_softmax(_rows_sum_to_one(_fold(MatMul(*args).doit(deep=False))))
     if isinstance(e, MatAdd):
         return _collect(MatAdd(*args).doit(deep=False))
     if isinstance(e, HadamardProduct):
@@ -627,6 +692,8 @@ def _rewrite(e: Any) -> Any:
         return out
     if isinstance(e, AsScalar):
         return _scalar_rules(args[0])
+    if isinstance(e, Softmax):
+        return Softmax(_unshifted(args[0]))
     if isinstance(e, sympy.Lambda):
         return e
     try:
@@ -685,42 +752,90 @@ def _product(coeff: Any, factors: list) -> Any:
 
 
 def _collect(e: Any) -> Any:
-    """``A x + B x = (A + B) x`` and ``A x + A y = A (x + y)``, when every term shares the
-    factor; a scalar factor common to every term comes out: ``½A − ½B = ½(A − B)``."""
+    """``A x + B x = (A + B) x`` and ``A x + A y = A (x + y)`` for the terms that share the
+    factor; a scalar common to every term (up to sign) comes out: ``½A − ½B = ½(A − B)``."""
     if not isinstance(e, MatAdd):
         return e
     terms = _terms(e)
-    common = sympy.gcd([c for c, _ in terms]) if all(c.is_Rational for c, _ in terms) else 1
-    if common != 1 and common != 0:
-        return _fold(MatMul(common, _collect(MatAdd(*[_product(c / common, f)
-                                                      for c, f in terms]).doit(deep=False))))
-    if len(terms) < 2 or any(len(f) < 2 for _, f in terms):
-        return e
-    last = terms[0][1][-1]
-    if all(f[-1] == last for _, f in terms):
-        inner = _collect(MatAdd(*[_product(c, f[:-1]) for c, f in terms]).doit(deep=False))
-        return _fold(MatMul(inner, last))
-    first = terms[0][1][0]
-    if all(f[0] == first for _, f in terms):
-        inner = _collect(MatAdd(*[_product(c, f[1:]) for c, f in terms]).doit(deep=False))
-        return _fold(MatMul(first, inner))
+    for side in (-1, 0):
+        groups: dict[Any, list[int]] = {}
+        for i, (_, f) in enumerate(terms):
+            if len(f) >= 2:
+                groups.setdefault(f[side], []).append(i)
+        shared = next((factor for factor, members in groups.items() if len(members) >= 2), None)
+        if shared is None:
+            continue
+        members = groups[shared]
+        if side == -1:
+            inner = _collect(_madd(*[_product(terms[i][0], terms[i][1][:-1]) for i in members]))
+            combined = _fold(MatMul(inner, shared))
+        else:
+            inner = _collect(_madd(*[_product(terms[i][0], terms[i][1][1:]) for i in members]))
+            combined = _fold(MatMul(shared, inner))
+        rest = [_product(c, f) for i, (c, f) in enumerate(terms) if i not in members]
+        return _collect(_madd(combined, *rest)) if rest else combined
+    sizes = {abs(c) for c, _ in terms}
+    if len(sizes) == 1 and all(c.is_Rational for c, _ in terms):
+        common = sizes.pop()
+        if common not in (0, 1):
+            return _fold(MatMul(common, _madd(*[_product(c / common, f) for c, f in terms])))
     return e
 
 
 def _rule_softmax(e: Any) -> Any:
-    """``exp(z) / (𝟏ᵀ exp(z))`` is ``softmax(z)``."""
+    """``exp(z) / (𝟏ᵀ exp(z))`` is ``softmax(z)`` (also inside a longer product)."""
     if not isinstance(e, MatMul):
         return e
     coeff, rest = _split_coeff(e)
-    if len(rest) != 1 or not _is_exp(rest[0]):
-        return e
-    z = rest[0].expr
-    n = rest[0].shape[0]
-    total = AsScalar(MatMul(OneMatrix(1, n), rest[0]))
-    numer, denom = sympy.fraction(sympy.together(coeff))
-    if denom == total:
-        return _product(numer, [Softmax(z)])
+    for i, factor in enumerate(rest):
+        if not _is_exp(factor):
+            continue
+        total = AsScalar(MatMul(OneMatrix(1, factor.shape[0]), factor))
+        numer, denom = sympy.fraction(sympy.together(coeff))
+        quotient = sympy.cancel(denom / total) if denom.has(total) else None
+        if quotient is not None and not quotient.has(total):
+            new = rest[:i] + [Softmax(factor.expr)] + rest[i + 1:]
+            return _product(numer / quotient, new)
     return e
+
+
+def _rows_sum_to_one(e: Any) -> Any:
+    """softmax(S) 𝟏 = 𝟏: each row of a softmax sums to one."""
+    if not isinstance(e, MatMul):
+        return e
+    coeff, rest = _split_coeff(e)
+    for i in range(len(rest) - 1):
+        if isinstance(rest[i], Softmax) and rest[i].shape[1] > 1 and \
+                isinstance(rest[i + 1], OneMatrix):
+            ones = OneMatrix(rest[i].shape[0], rest[i + 1].shape[1])
+            return _product(coeff, rest[:i] + [ones] + rest[i + 2:])
+    return e
+
+
+def _is_row_normaliser(x: Any, e: Any) -> bool:
+    if not (isinstance(e, ElementwiseApplyFunction) and e.shape[1] > 1 and
+            e.function.expr == sympy.exp(e.function.variables[0])):
+        return False
+    if not (isinstance(x, MatMul) and len(x.args) == 2 and isinstance(x.args[1], OneMatrix)):
+        return False
+    inverse = x.args[0]
+    return isinstance(inverse, HadamardPower) and inverse.exp == -1 and \
+        inverse.base == _fold(MatMul(e, OneMatrix(e.shape[1], 1)))
+
+
+def _shift(t: Any, z: Any) -> bool:
+    """A term of ``z`` that softmax ignores: c𝟏 (a vector), or v𝟏ᵀ (the same in each row)."""
+    if z.shape[1] == 1:
+        return _ones_scale(t) is not None
+    return isinstance(t, MatMul) and isinstance(t.args[-1], OneMatrix) and t.args[-1].shape[0] == 1
+
+
+def _unshifted(z: Any) -> Any:
+    """softmax(z − c𝟏) = softmax(z) (and a matrix's softmax of rows ignores v𝟏ᵀ)."""
+    if not isinstance(z, MatAdd):
+        return z
+    kept = [t for t in z.args if not _shift(t, z)]
+    return _madd(*kept) if kept and len(kept) < len(z.args) else z
 
 
 def _is_exp(m: Any) -> bool:
@@ -926,7 +1041,7 @@ def evaluate(expr: Any, values: dict[str, Any]) -> Any:
         return _evaluate_matrix(expr, values)
     replacements = {}
     for sub in sympy.preorder_traversal(expr):
-        if isinstance(sub, (AsScalar, MatrixElement, sympy.Trace)):
+        if isinstance(sub, (AsScalar, MatrixElement, sympy.Trace, Extreme)):
             replacements[sub] = sympy.Float(_scalar_value(sub, values))
         elif isinstance(sub, sympy.Symbol) and sub.name in values:
             replacements[sub] = sympy.Float(float(values[sub.name]))
@@ -934,6 +1049,9 @@ def evaluate(expr: Any, values: dict[str, Any]) -> Any:
 
 
 def _scalar_value(e: Any, values: dict[str, Any]) -> float:
+    if isinstance(e, Extreme):
+        m = _evaluate_matrix(e.args[0], values)
+        return float(m.max() if e.args[1].name == "max" else m.min())
     if isinstance(e, AsScalar):
         return float(_evaluate_matrix(e.args[0], values)[0, 0])
     if isinstance(e, MatrixElement):
@@ -982,8 +1100,12 @@ def _evaluate_matrix(e: Any, values: dict[str, Any]) -> np.ndarray:
         return _evaluate_matrix(e.base, values) ** evaluate(e.exp, values)
     if isinstance(e, Softmax):
         z = _evaluate_matrix(e.args[0], values)
-        p = np.exp(z - z.max())
-        return p / p.sum()
+        axis = 0 if z.shape[1] == 1 else 1  # a vector's entries; a matrix's rows
+        p = np.exp(z - z.max(axis=axis, keepdims=True))
+        return p / p.sum(axis=axis, keepdims=True)
+    if isinstance(e, RowExtreme):
+        m = _evaluate_matrix(e.args[0], values)
+        return (m.max if e.args[1].name == "max" else m.min)(axis=1, keepdims=True)
     if isinstance(e, ElementwiseApplyFunction):
         arg = _evaluate_matrix(e.expr, values)
         var = e.function.variables[0]

@@ -65,6 +65,15 @@ class MatrixLatexPrinter(TextbookLatexPrinter):
     def _print_Softmax(self, expr):
         return rf"\operatorname{{softmax}}\left({self._print(expr.args[0])}\right)"
 
+    def _print_Extreme(self, expr):
+        return rf"\{expr.args[1].name}\left({self._print(expr.args[0])}\right)"
+
+    def _print_RowExtreme(self, expr):
+        return rf"\{expr.args[1].name}_{{\text{{row}}}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_MatAdd(self, expr):
+        return _matadd(self, expr, " + ", " - ")
+
     def _print_OneHot(self, expr):
         return rf"\operatorname{{onehot}}\left({self._symbol_name(expr.args[2].name)}\right)"
 
@@ -108,6 +117,15 @@ class MatrixStrPrinter(TextbookStrPrinter):
     def _print_Softmax(self, expr):
         return f"softmax({self._print(expr.args[0])})"
 
+    def _print_Extreme(self, expr):
+        return f"{expr.args[1].name}({self._print(expr.args[0])})"
+
+    def _print_RowExtreme(self, expr):
+        return f"{expr.args[1].name}_row({self._print(expr.args[0])})"
+
+    def _print_MatAdd(self, expr):
+        return _matadd(self, expr, " + ", " - ")
+
     def _print_OneHot(self, expr):
         return f"onehot({expr.args[2].name})"
 
@@ -118,6 +136,24 @@ class MatrixStrPrinter(TextbookStrPrinter):
         if expr.parent.shape[1] == 1:
             return f"{parent}[{self._print(expr.i)}]"
         return f"{parent}[{self._print(expr.i)}, {self._print(expr.j)}]"
+
+
+def _matadd(printer, expr, plus: str, minus: str) -> str:
+    """A sum with its positive terms first: ``softmax(z) − onehot(y)``, ``Xw − y``."""
+    terms = list(expr.args)
+    negative = [t for t in terms if t.could_extract_minus_sign()]
+    positive = [t for t in terms if not t.could_extract_minus_sign()]
+    out = ""
+    for t in positive + negative:
+        if t in negative:
+            out += (minus if out else minus.strip()) + printer._print(_mm_neg(t))
+        else:
+            out += (plus if out else "") + printer._print(t)
+    return out
+
+
+def _mm_neg(t):
+    return sympy.MatMul(-1, t).doit(deep=False)
 
 
 def _matmul(printer, expr, join: str, brackets: str, minus: str) -> str:
@@ -240,6 +276,11 @@ class MatrixDerivative:
     def notes(self) -> list[str]:
         cap = self.forms.capture
         notes = [c.text for c in self.conventions]
+        from .matrix import Softmax
+
+        if any(isinstance(a, Softmax) and a.shape[1] != 1
+               for e in self.forms.exprs for a in sympy.preorder_traversal(e)):
+            notes.append("softmax of a matrix is taken row by row (each row sums to one)")
         for name, origin in self.forms.constants.items():
             notes.append(f"{name} is {origin}")
         if cap.guards:
