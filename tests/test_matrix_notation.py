@@ -371,3 +371,28 @@ def test_linear_and_quadratic_terms_collect_separately():
     assert repr(d).startswith("∇_x f = 1/2*(A + A.T)*x - b")  # collected, b apart
     np.testing.assert_allclose(_value(d, 0, {"x": x, "A": A, "b": b}), 0.5 * (A + A.T) @ x - b,
                                rtol=1e-10)
+
+
+def test_logistic_regression_cancels_to_sigmoid_minus_labels():
+    """∇_w of the binary cross-entropy of sigmoid(Xw) is Xᵀ(σ(Xw) − y): the entrywise fractions
+    of the raw gradient cancel."""
+    from workbench.sympy_functions import sigmoid
+
+    rng = _shapes(160)
+    n, m = 3, 2
+    w, X = rng.normal(size=m), rng.normal(size=(n, m))
+    y = (rng.normal(size=n) > 0).astype(float)
+
+    def bce(w, X, y):
+        p = wb.sigmoid(X @ w)
+        return -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    d = wb.derivative(bce, w, X, y)
+    assert repr(d).startswith("∇_w bce = X.T*(sigmoid(X*w) - y)")
+    Xs, ws, ys = MatrixSymbol("X", n, m), MatrixSymbol("w", m, 1), MatrixSymbol("y", n, 1)
+    expected = Xs.T.as_explicit() * (
+        (Xs * ws).as_explicit().applyfunc(sigmoid) - ys.as_explicit())
+    assert (sympy.Matrix(d.matrix.as_explicit()) - expected).applyfunc(sympy.expand).is_zero_matrix
+    live = torch_grad(lambda w: torch.nn.functional.binary_cross_entropy(
+        torch.sigmoid(_t(X) @ w), _t(y), reduction="sum"))(_t(w)).numpy()
+    np.testing.assert_allclose(_value(d, 0, {"w": w, "X": X, "y": y}), live, rtol=1e-9)

@@ -666,9 +666,107 @@ def tidy(e: Any) -> Any:
     for _ in range(8):
         new = _rewrite(e)
         if new == e:
-            return new
+            break
         e = new
-    return e
+    cancelled = _cancel_entrywise(e)
+    return e if cancelled == e else tidy(cancelled)
+
+
+# ----- entrywise algebra: ((1 − y) ⊘ (1 − σ) − y ⊘ σ) ⊙ σ ⊙ (1 − σ) = σ − y ---------------------
+#: Entrywise parts larger than this (SymPy operations) are left as they are.
+MAX_ENTRYWISE_OPS = 60
+
+
+def _is_entrywise(e: Any) -> bool:
+    """An operation applied entry by entry (its value at (i, j) needs only entries (i, j))."""
+    if isinstance(e, (MatAdd, HadamardProduct, HadamardPower, ElementwiseApplyFunction)):
+        return True
+    if isinstance(e, MatMul):
+        _, rest = _split_coeff(e)
+        return len(rest) == 1 or _ones_scale(e) is not None
+    return False
+
+
+def _to_scalar(e: Any, leaves: dict) -> Any:
+    if isinstance(e, MatAdd):
+        return sympy.Add(*[_to_scalar(a, leaves) for a in e.args])
+    if isinstance(e, HadamardProduct):
+        return sympy.Mul(*[_to_scalar(a, leaves) for a in e.args])
+    if isinstance(e, HadamardPower):
+        return sympy.Pow(_to_scalar(e.base, leaves), e.exp)
+    if isinstance(e, ElementwiseApplyFunction):
+        return e.function.expr.xreplace({e.function.variables[0]: _to_scalar(e.expr, leaves)})
+    if isinstance(e, MatMul):
+        scale = _ones_scale(e)
+        if scale is not None:
+            return scale
+        coeff, rest = _split_coeff(e)
+        if len(rest) == 1:
+            return coeff * _to_scalar(rest[0], leaves)
+    if isinstance(e, OneMatrix):
+        return sympy.S.One
+    if isinstance(e, ZeroMatrix):
+        return sympy.S.Zero
+    if e not in leaves:
+        leaves[e] = sympy.Dummy(f"L{len(leaves)}", real=True)
+    return leaves[e]
+
+
+def _from_scalar(x: Any, matrices: dict, shape: tuple) -> Any:
+    """The matrix expression of a scalar expression in the leaves' symbols (None: not one)."""
+    if x in matrices:
+        return matrices[x]
+    if not x.has(*matrices):
+        return _mm(x, OneMatrix(*shape))
+    if isinstance(x, sympy.Add):
+        parts = [_from_scalar(a, matrices, shape) for a in x.args]
+        return None if any(p is None for p in parts) else _madd(*parts)
+    if isinstance(x, sympy.Mul):
+        coeff = sympy.Mul(*[a for a in x.args if not a.has(*matrices)])
+        parts = [_from_scalar(a, matrices, shape) for a in x.args if a.has(*matrices)]
+        if any(p is None for p in parts):
+            return None
+        out = parts[0]
+        for p in parts[1:]:
+            out = _hadamard(out, p)
+        return _mm(coeff, out)
+    if isinstance(x, sympy.Pow) and not x.exp.has(*matrices):
+        base = _from_scalar(x.base, matrices, shape)
+        return None if base is None else HadamardPower(base, x.exp)
+    inner = [a for a in x.args if a.has(*matrices)]
+    if len(inner) == 1:  # f(u): an elementwise function of one matrix
+        arg = _from_scalar(inner[0], matrices, shape)
+        if arg is None:
+            return None
+        u = sympy.Dummy("u", real=True)
+        return ElementwiseApplyFunction(sympy.Lambda(u, x.xreplace({inner[0]: u})), arg)
+    return None
+
+
+def _cancel_entrywise(e: Any) -> Any:
+    """Cancel the fractions of each maximal entrywise part that has a quotient, when that
+    makes it smaller (``sympy.cancel`` over the entries, the other matrices as symbols)."""
+    if not isinstance(e, MatrixExpr) or isinstance(e, (MatrixSymbol, OneMatrix, OneHot)):
+        return e
+    if _is_entrywise(e) and e.has(HadamardPower) and any(
+            isinstance(p, HadamardPower) and p.exp.is_negative for p in sympy.preorder_traversal(e)):
+        leaves: dict = {}
+        scalar = _to_scalar(e, leaves)
+        if sympy.count_ops(scalar) <= MAX_ENTRYWISE_OPS:
+            cancelled = sympy.factor_terms(sympy.cancel(scalar))
+            if sympy.count_ops(cancelled) < sympy.count_ops(scalar):
+                back = _from_scalar(cancelled, {v: k for k, v in leaves.items()}, e.shape)
+                if back is not None:
+                    return back
+    if isinstance(e, ElementwiseApplyFunction):
+        return ElementwiseApplyFunction(e.function, _cancel_entrywise(e.expr))
+    args = [_cancel_entrywise(a) for a in e.args]
+    if all(a is b for a, b in zip(args, e.args)):
+        return e
+    try:
+        return e.func(*args)
+    except (TypeError, ValueError):
+        return e
 
 
 def _rewrite(e: Any) -> Any:
