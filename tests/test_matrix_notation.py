@@ -396,3 +396,64 @@ def test_logistic_regression_cancels_to_sigmoid_minus_labels():
     live = torch_grad(lambda w: torch.nn.functional.binary_cross_entropy(
         torch.sigmoid(_t(X) @ w), _t(y), reduction="sum"))(_t(w)).numpy()
     np.testing.assert_allclose(_value(d, 0, {"w": w, "X": X, "y": y}), live, rtol=1e-9)
+
+
+# ----- wb.steps: the matrix chain rule ---------------------------------------------------------
+def _compose(steps) -> object:
+    """The gradient from the steps alone: each name replaced by its definition and each adjoint
+    by what the later steps sent it, until only the parameters are left."""
+    table = {}
+    for s in steps.steps:
+        table[s.name] = s.definition
+        table[s.adjoint] = s.adjoint_value
+    expr = steps.gathered
+    for _ in range(len(table) + 1):
+        new = expr.xreplace(table)
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
+def layer_loss(W, b, x, y):
+    h = wb.relu(W @ x + b)
+    return 0.5 * np.sum((h - y) ** 2)
+
+
+def test_steps_of_a_layer_follow_the_matrix_chain_rule():
+    rng = _shapes(170)
+    W, b, x, y = rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=4), rng.normal(size=3)
+    s = wb.steps(layer_loss, W, b, x, y, form="matrix")
+    rules = [step.rule for step in s.steps]
+    assert rules[-1].startswith("matrix product") and any("relu'" in r for r in rules)
+    product = s.steps[-1]
+    assert product.arg_shapes == [(3, 4), (4,)] and product.shape == (3,)
+    assert "ℝ^3×4, ℝ^4 → ℝ^3" in s.text() and "1[v_" in s.text()
+    assert any("torch's convention" in n for n in s.notes)
+    assert r"\bar{v}" in s.latex() and r"\odot" in s.latex()
+    values = {"W": W, "b": b, "x": x, "y": y}
+    live = torch_grad(lambda W: 0.5 * ((torch.relu(W @ _t(x) + _t(b)) - _t(y)) ** 2).sum())(
+        _t(W)).numpy()
+    np.testing.assert_allclose(np.asarray(evaluate(_compose(s), values)), live, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(evaluate(s.result, values)), live, rtol=1e-10)
+    assert [p["rule"] for p in s.pages()][-1] == "simplification"
+
+
+def test_steps_of_least_squares_compose_to_the_gradient():
+    rng = _shapes(180)
+    w, X, y = rng.normal(size=3), rng.normal(size=(5, 3)), rng.normal(size=5)
+    s = wb.steps(least_squares, w, X, y, form="matrix")
+    assert s.result == MatrixSymbol("X", 5, 3).T * (
+        MatrixSymbol("X", 5, 3) * MatrixSymbol("w", 3, 1) - MatrixSymbol("y", 5, 1))
+    composed = np.asarray(evaluate(_compose(s), {"w": w, "X": X, "y": y})).ravel()
+    np.testing.assert_allclose(composed, X.T @ (X @ w - y), rtol=1e-10)
+
+
+def test_steps_of_an_array_need_the_matrix_form():
+    with pytest.raises(wb.InputTypeError, match="form='matrix'"):
+        wb.steps(least_squares, np.ones(2), np.ones((3, 2)), np.ones(3))
+
+
+def test_steps_of_an_element_loop_say_why_not():
+    with pytest.raises(NoMatrixForm, match="steps: no matrix form"):
+        wb.steps(lambda w: sum(w[i] ** 2 for i in range(3)), np.ones(3), form="matrix")
