@@ -288,6 +288,20 @@ def test_scalar_functions_are_unchanged():
     assert isinstance(d, Derivative) and d.form_note is None
 
 
+def test_a_deep_composition_falls_back_quickly():
+    """x -> sin(x) ⊙ x composed 25 times: the matrix formula would double at each level, so the
+    element form (shared subexpressions) is shown, with the reason."""
+    def nested(x):
+        for _ in range(25):
+            x = np.sin(x) * x
+        return x.sum()
+
+    start = time.perf_counter()
+    d = wb.derivative(nested, np.full(3, 0.5))
+    assert time.perf_counter() - start < 60  # generous: without the budget it never returns
+    assert isinstance(d, Derivative) and "would have" in d.form_note
+
+
 # ----- bounded on a real network -------------------------------------------------------------
 def test_mnist_sized_mlp_is_quick_and_never_expands_elements():
     rng = _shapes(110)

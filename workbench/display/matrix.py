@@ -53,6 +53,9 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 from ..errors import WorkbenchError
 from ..symbolic.to_sympy import build, number, symbol_for
 
+#: Matrix formulas with more tree nodes than this are not built (shared subexpressions are
+#: counted at every use: a deep composition doubles at each level).
+MAX_TREE = 2000
 #: Scalar element accesses of differentiated data beyond this count mean the program works
 #: element by element (a Python loop): the result would be a sum of unit vectors, not a formula.
 MAX_ELEMENT_ACCESSES = 2
@@ -1059,6 +1062,10 @@ def matrix_gradient(func: Callable, args: Sequence[Any],
     _check_not_elementwise(cap)
     convert = _Converter(cap)
     raw = [convert(node) for node in cap.gradients]
+    size = tree_size(raw)
+    if size > MAX_TREE:
+        raise NoMatrixForm(f"the matrix formula would have {size:,} terms (above {MAX_TREE:,}: "
+                           "a value used many times over, as in a deep composition)")
     exprs = []
     for k, e in zip(cap.wrt, raw):
         e = tidy(e)
@@ -1109,6 +1116,21 @@ def matrix_attempt(func: Any, args: Sequence[Any], argnums: Any,
         return None, str(reason)
     except Exception:  # noqa: BLE001 - the element path reports the user's error in its words
         return None, None
+
+
+def tree_size(exprs: Sequence[Any]) -> int:
+    """Nodes of the expression trees, a shared subexpression counted at every use, in time
+    linear in the number of distinct subexpressions."""
+    sizes: dict[Any, int] = {}
+
+    def size(e: Any) -> int:
+        known = sizes.get(e)
+        if known is None:
+            children = _children(e) if isinstance(e, sympy.Basic) else ()
+            known = sizes[e] = 1 + sum(size(c) for c in children)
+        return known
+
+    return sum(size(e) for e in exprs)
 
 
 def _check_not_elementwise(cap: ArrayCapture) -> None:
