@@ -246,10 +246,12 @@ class MatrixDerivative:
         return self._elements
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("expr", "raw", "textbook", "formulas", "symbols", "forward", "capture",
-                    "guards", "size_line"):
-            return getattr(self.elements, name)
-        raise AttributeError(name)
+        """Everything else is the element form's (``.expr``, ``.formulas``, ``.guards``...),
+        computed on first use; private and display names (``_repr_html_``) are not, so showing
+        the matrix form never computes the element form."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.elements, name)
 
     def _sympy_(self) -> Any:
         return self.elements._sympy_()
