@@ -14,8 +14,9 @@ Each node of the gradient is then written as a SymPy matrix expression:
   ``exp(Xw)``; a derivative at a kink is an indicator ``𝟙[h > 0]`` with torch's convention
   stated, as in the element display.
 
-A few matrix rules then tidy the result (:func:`tidy`): products by 1 and by broadcast constants
-fold, transposes move onto the factors, ``Ax + Aᵀx`` collects to ``(A + Aᵀ)x``, and
+A few matrix rules then tidy the result (:func:`~workbench.display.matrix_rules.tidy`):
+products by 1 and by broadcast constants fold, transposes of short products move onto the
+factors, ``Ax + Aᵀx`` collects to ``(A + Aᵀ)x``, and
 ``exp(z) / 𝟏ᵀexp(z)`` is ``softmax(z)``. Programs that work element by element (a Python loop
 over entries), or use operations without a matrix form here, raise :class:`NoMatrixForm` with
 the reason, and :func:`wb.derivative` shows the element form instead.
@@ -27,6 +28,7 @@ the reason, and :func:`wb.derivative` shows the element form instead.
 'X.T*(X*w - y)'
 """
 
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -37,155 +39,42 @@ import numpy as np
 import sympy
 from sympy import (
     HadamardPower,
-    HadamardProduct,
-    Identity,
-    MatAdd,
-    MatMul,
     MatrixExpr,
     MatrixSymbol,
     OneMatrix,
     Transpose,
     ZeroMatrix,
 )
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from ..errors import WorkbenchError
 from ..symbolic.to_sympy import build, number, symbol_for
+from .matrix_algebra import (
+    AsScalar,
+    Extreme,
+    InvalidFormError,
+    NoMatrixForm,
+    OneHot,
+    RowExtreme,
+    Softmax,
+    _complement,
+    _elementwise,
+    _hadamard,
+    _madd,
+    _matrix_shape,
+    _mm,
+    _scalar,
+)
+from .matrix_eval import evaluate, evaluate_gradient
+from .matrix_rules import name_repeated, tidy, tree_size
 
 #: Matrix formulas with more tree nodes than this are not built (shared subexpressions are
 #: counted at every use: a deep composition doubles at each level).
 MAX_TREE = 2000
+
+
 #: Scalar element accesses of differentiated data beyond this count mean the program works
 #: element by element (a Python loop): the result would be a sum of unit vectors, not a formula.
 MAX_ELEMENT_ACCESSES = 2
-
-
-class NoMatrixForm(WorkbenchError, ValueError):
-    """The program has no closed matrix form here; ``str(error)`` says why (one line)."""
-
-
-class InvalidFormError(WorkbenchError, ValueError):
-    """``form=`` is not one of ``"auto"``, ``"matrix"``, ``"elements"``."""
-
-
-# ----- display-only matrix objects ---------------------------------------------------------
-class AsScalar(sympy.Expr):
-    """A 1×1 matrix expression used as a scalar (``𝟏ᵀv``, ``xᵀAx``): printed as the matrix."""
-
-    is_commutative = True
-
-    @property
-    def matrix(self) -> MatrixExpr:
-        return self.args[0]
-
-    def _eval_is_real(self):
-        return True
-
-
-class Softmax(MatrixExpr):
-    """``softmax(z) = exp(z) / 𝟏ᵀexp(z)`` of a column vector."""
-
-    @property
-    def shape(self):
-        return self.args[0].shape
-
-
-class Extreme(sympy.Expr):
-    """``max(z)`` (or ``min``) of all entries of a matrix, a scalar."""
-
-    is_commutative = True
-
-    def __new__(cls, m, kind):
-        kind = kind if isinstance(kind, sympy.Symbol) else sympy.Symbol(str(kind))
-        return super().__new__(cls, m, kind)
-
-    def _eval_is_real(self):
-        return True
-
-
-class RowExtreme(MatrixExpr):
-    """The column of each row's ``max`` (or ``min``) of a matrix."""
-
-    def __new__(cls, m, kind):
-        kind = kind if isinstance(kind, sympy.Symbol) else sympy.Symbol(str(kind))
-        return super().__new__(cls, m, kind)
-
-    @property
-    def shape(self):
-        return (self.args[0].shape[0], 1)
-
-
-class OneHot(MatrixExpr):
-    """The unit column vector ``e_k`` of length ``n`` (``onehot(k)``); ``label`` names ``k``."""
-
-    def __new__(cls, k, n, label):
-        label = label if isinstance(label, sympy.Symbol) else sympy.Symbol(str(label))
-        return super().__new__(cls, sympy.Integer(k), sympy.Integer(n), label)
-
-    @property
-    def shape(self):
-        return (self.args[1], 1)
-
-
-def _scalar(e: MatrixExpr) -> Any:
-    """A 1×1 matrix as a scalar (unwrapping ``s·𝟏₁ₓ₁`` and ``s·I₁``)."""
-    e = _fold(e)
-    if isinstance(e, (OneMatrix, Identity)):
-        return sympy.S.One
-    if isinstance(e, MatMul):
-        coeff, rest = _split_coeff(e)
-        if len(rest) == 1 and isinstance(rest[0], (OneMatrix, Identity)):
-            return coeff
-    return AsScalar(e)
-
-
-def _split_coeff(e: MatMul) -> tuple[Any, list]:
-    coeff = [a for a in e.args if not getattr(a, "is_Matrix", False)]
-    rest = [a for a in e.args if getattr(a, "is_Matrix", False)]
-    return sympy.Mul(*coeff), rest
-
-
-def _ones_scale(e: Any) -> Any | None:
-    """``s`` when ``e`` is ``s·𝟏`` (a broadcast scalar), else None."""
-    if isinstance(e, OneMatrix):
-        return sympy.S.One
-    if isinstance(e, MatMul):
-        coeff, rest = _split_coeff(e)
-        if rest and all(isinstance(r, OneMatrix) for r in rest):
-            return coeff * sympy.Mul(*[r.shape[1] for r in rest[:-1]])
-    return None
-
-
-def _flat_factors(e: MatMul) -> list:
-    out = []
-    for a in e.args:
-        out.extend(_flat_factors(a) if isinstance(a, MatMul) else [a])
-    return out
-
-
-def _fold(e: Any) -> Any:
-    """SymPy's own canonical products (``𝟏ᵀ𝟏 = n``), without evaluating elementwise functions,
-    and without spreading a scalar over a sum (``½(A − B)`` stays as it is)."""
-    if isinstance(e, MatMul):
-        factors = _flat_factors(e)
-        coeff = sympy.Mul(*[a for a in factors if not getattr(a, "is_Matrix", False)])
-        rest = [a for a in factors if getattr(a, "is_Matrix", False)]
-        if coeff == 0:
-            return ZeroMatrix(*e.shape)
-        merged: list = []
-        for r in rest:  # 𝟏(1×n)·𝟏(n×k) = n·𝟏(1×k)
-            if merged and isinstance(merged[-1], OneMatrix) and isinstance(r, OneMatrix):
-                coeff = coeff * merged[-1].shape[1]
-                merged[-1] = OneMatrix(merged[-1].shape[0], r.shape[1])
-            else:
-                merged.append(r)
-        if not merged:
-            return coeff
-        if len(merged) == 1:
-            return merged[0] if coeff == 1 else MatMul(coeff, merged[0])
-        return MatMul(coeff, *merged).doit(deep=False)
-    return e
 
 
 # ----- the array-level trace ------------------------------------------------------------------
@@ -288,15 +177,6 @@ def _constant_names(func: Callable, g: Any) -> dict[int, str]:
 
 # ----- array nodes as matrix expressions ------------------------------------------------------
 _COMPARISONS = {"gt": (0, 1, 0), "lt": (1, 0, 0), "ge": (0, 1, 1), "le": (1, 0, 1)}
-
-
-def _elementwise(body_of: Callable[[Any], Any], m: MatrixExpr) -> MatrixExpr:
-    d = sympy.Dummy("u", real=True)
-    return ElementwiseApplyFunction(sympy.Lambda(d, body_of(d)), m)
-
-
-def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
-    return (shape[0], 1) if len(shape) == 1 else shape  # type: ignore[return-value]
 
 
 class _Converter:
@@ -455,46 +335,6 @@ class _Converter:
             return _elementwise(lambda u: build(op, [u if j == k else o for j, o in enumerate(ops)],
                                                 params), ops[k])
         raise NoMatrixForm(f"the elementwise operation {op!r} of several arrays")
-
-
-def _mm(*factors: Any) -> Any:
-    """A product, canonical (coefficients first) but with its factors as they are: SymPy's
-    ``*`` would also move every transpose inside (``(Xw)ᵀ`` -> ``wᵀXᵀ``)."""
-    return _fold(MatMul(*factors))
-
-
-def _madd(*terms: Any) -> Any:
-    kept = [t for t in terms if not isinstance(t, ZeroMatrix)]
-    if not kept:
-        return terms[0]
-    return kept[0] if len(kept) == 1 else MatAdd(*kept).doit(deep=False)
-
-
-def _complement(mask: MatrixExpr) -> MatrixExpr:
-    if isinstance(mask, ElementwiseApplyFunction):
-        d = mask.function.variables[0]
-        return ElementwiseApplyFunction(sympy.Lambda(d, 1 - mask.function.expr), mask.expr)
-    return _madd(OneMatrix(*mask.shape), _mm(-1, mask))  # a 0/1 matrix
-
-
-def _hadamard(a: MatrixExpr, b: MatrixExpr) -> MatrixExpr:
-    if isinstance(a, ZeroMatrix) or isinstance(b, ZeroMatrix):
-        return ZeroMatrix(*a.shape)
-    for x, y in ((a, b), (b, a)):
-        s = _ones_scale(x)
-        if s is not None:
-            return _mm(s, y)
-    for x, y in ((a, b), (b, a)):  # ((E𝟏)^∘-1 𝟏ᵀ) ⊙ E with E = exp(S): softmax of each row
-        if _is_row_normaliser(x, y):
-            return Softmax(y.expr)
-    for x, y in ((a, b), (b, a)):  # (c M) ⊙ N = c (M ⊙ N)
-        if isinstance(x, MatMul):
-            coeff, rest = _split_coeff(x)
-            if coeff != 1:
-                return _mm(coeff, _hadamard(_product(sympy.S.One, rest), y))
-    if a == b:
-        return HadamardPower(a, 2)
-    return HadamardProduct(a, b)
 
 
 # structural ops ------------------------------------------------------------------------------
@@ -658,375 +498,6 @@ _STRUCTURAL = {"amax": _extreme, "amin": _extreme, "sum": _sum, "reshape": _resh
                "einsum": _einsum}
 
 
-# ----- matrix rules -------------------------------------------------------------------------
-def tidy(e: Any) -> Any:
-    """Apply the matrix rules bottom-up until nothing changes (a few passes at most).
-
-    >>> A, x = MatrixSymbol("A", 3, 3), MatrixSymbol("x", 3, 1)
-    >>> tidy(A * x + A.T * x)
-    (A + A.T)*x
-    """
-    for _ in range(8):
-        new = _rewrite(e)
-        if new == e:
-            break
-        e = new
-    cancelled = _cancel_entrywise(e)
-    return e if cancelled == e else tidy(cancelled)
-
-
-# ----- entrywise algebra: ((1 − y) ⊘ (1 − σ) − y ⊘ σ) ⊙ σ ⊙ (1 − σ) = σ − y ---------------------
-#: Entrywise parts larger than this (SymPy operations) are left as they are.
-MAX_ENTRYWISE_OPS = 60
-
-
-def _is_entrywise(e: Any) -> bool:
-    """An operation applied entry by entry (its value at (i, j) needs only entries (i, j))."""
-    if isinstance(e, (MatAdd, HadamardProduct, HadamardPower, ElementwiseApplyFunction)):
-        return True
-    if isinstance(e, MatMul):
-        _, rest = _split_coeff(e)
-        return len(rest) == 1 or _ones_scale(e) is not None
-    return False
-
-
-def _to_scalar(e: Any, leaves: dict) -> Any:
-    if isinstance(e, MatAdd):
-        return sympy.Add(*[_to_scalar(a, leaves) for a in e.args])
-    if isinstance(e, HadamardProduct):
-        return sympy.Mul(*[_to_scalar(a, leaves) for a in e.args])
-    if isinstance(e, HadamardPower):
-        return sympy.Pow(_to_scalar(e.base, leaves), e.exp)
-    if isinstance(e, ElementwiseApplyFunction):
-        return e.function.expr.xreplace({e.function.variables[0]: _to_scalar(e.expr, leaves)})
-    if isinstance(e, MatMul):
-        scale = _ones_scale(e)
-        if scale is not None:
-            return scale
-        coeff, rest = _split_coeff(e)
-        if len(rest) == 1:
-            return coeff * _to_scalar(rest[0], leaves)
-    if isinstance(e, OneMatrix):
-        return sympy.S.One
-    if isinstance(e, ZeroMatrix):
-        return sympy.S.Zero
-    if e not in leaves:
-        leaves[e] = sympy.Dummy(f"L{len(leaves)}", real=True)
-    return leaves[e]
-
-
-def _from_scalar(x: Any, matrices: dict, shape: tuple) -> Any:
-    """The matrix expression of a scalar expression in the leaves' symbols (None: not one)."""
-    if x in matrices:
-        return matrices[x]
-    if not x.has(*matrices):
-        return _mm(x, OneMatrix(*shape))
-    if isinstance(x, sympy.Add):
-        parts = [_from_scalar(a, matrices, shape) for a in x.args]
-        return None if any(p is None for p in parts) else _madd(*parts)
-    if isinstance(x, sympy.Mul):
-        coeff = sympy.Mul(*[a for a in x.args if not a.has(*matrices)])
-        parts = [_from_scalar(a, matrices, shape) for a in x.args if a.has(*matrices)]
-        if any(p is None for p in parts):
-            return None
-        out = parts[0]
-        for p in parts[1:]:
-            out = _hadamard(out, p)
-        return _mm(coeff, out)
-    if isinstance(x, sympy.Pow) and not x.exp.has(*matrices):
-        base = _from_scalar(x.base, matrices, shape)
-        return None if base is None else HadamardPower(base, x.exp)
-    inner = [a for a in x.args if a.has(*matrices)]
-    if len(inner) == 1:  # f(u): an elementwise function of one matrix
-        arg = _from_scalar(inner[0], matrices, shape)
-        if arg is None:
-            return None
-        u = sympy.Dummy("u", real=True)
-        return ElementwiseApplyFunction(sympy.Lambda(u, x.xreplace({inner[0]: u})), arg)
-    return None
-
-
-def _cancel_entrywise(e: Any) -> Any:
-    """Cancel the fractions of each maximal entrywise part that has a quotient, when that
-    makes it smaller (``sympy.cancel`` over the entries, the other matrices as symbols)."""
-    if not isinstance(e, MatrixExpr) or isinstance(e, (MatrixSymbol, OneMatrix, OneHot)):
-        return e
-    if _is_entrywise(e) and e.has(HadamardPower) and any(
-            isinstance(p, HadamardPower) and p.exp.is_negative for p in sympy.preorder_traversal(e)):
-        leaves: dict = {}
-        scalar = _to_scalar(e, leaves)
-        if sympy.count_ops(scalar) <= MAX_ENTRYWISE_OPS:
-            cancelled = sympy.factor_terms(sympy.cancel(scalar))
-            if sympy.count_ops(cancelled) < sympy.count_ops(scalar):
-                back = _from_scalar(cancelled, {v: k for k, v in leaves.items()}, e.shape)
-                if back is not None:
-                    return back
-    if isinstance(e, ElementwiseApplyFunction):
-        return ElementwiseApplyFunction(e.function, _cancel_entrywise(e.expr))
-    args = [_cancel_entrywise(a) for a in e.args]
-    if all(a is b for a, b in zip(args, e.args)):
-        return e
-    try:
-        return e.func(*args)
-    except (TypeError, ValueError):
-        return e
-
-
-def _rewrite(e: Any) -> Any:
-    if not isinstance(e, sympy.Basic) or e.is_Atom or isinstance(e, (MatrixSymbol, OneHot)):
-        return e
-    if isinstance(e, ElementwiseApplyFunction):
-        return ElementwiseApplyFunction(e.function, _rewrite(e.expr))
-    if isinstance(e, (OneMatrix, ZeroMatrix, Identity)):
-        return e
-    args = [_rewrite(a) for a in e.args]
-    if isinstance(e, Transpose):
-        return _transpose_of(args[0])
-    if isinstance(e, MatMul):
-        return _rule_softmax(_rows_sum_to_one(_fold(MatMul(*args).doit(deep=False))))
-    if isinstance(e, MatAdd):
-        return _collect(MatAdd(*args).doit(deep=False))
-    if isinstance(e, HadamardProduct):
-        out = args[0]
-        for a in args[1:]:
-            out = _hadamard(out, a)
-        return out
-    if isinstance(e, AsScalar):
-        return _scalar_rules(args[0])
-    if isinstance(e, Softmax):
-        return Softmax(_unshifted(args[0]))
-    if isinstance(e, sympy.Lambda):
-        return e
-    try:
-        return e.func(*args)
-    except (TypeError, ValueError):
-        return e
-
-
-def _scalar_rules(m: MatrixExpr) -> Any:
-    """``𝟏ᵀ softmax(z) = 1``; ``𝟏ᵀ(s 𝟏) = n s``; otherwise the 1×1 product as a scalar."""
-    if isinstance(m, MatMul):
-        coeff, rest = _split_coeff(m)
-        if len(rest) == 2 and isinstance(rest[0], OneMatrix) and isinstance(rest[1], Softmax):
-            return coeff
-    return _scalar(m)
-
-
-def _simple(a: Any) -> bool:
-    return isinstance(a, (MatrixSymbol, OneMatrix, OneHot)) or \
-        (isinstance(a, Transpose) and isinstance(a.arg, (MatrixSymbol, OneHot)))
-
-
-def _transpose_of(a: Any) -> Any:
-    """``Aᵀᵀ = A``, ``(𝟏 bᵀ)ᵀ = b 𝟏ᵀ`` (products of names only); a larger expression keeps its
-    transpose outside, as a textbook writes ``δᵀ𝟏``."""
-    if isinstance(a, Transpose):
-        return a.arg
-    if a.shape == (1, 1) and isinstance(a, MatrixSymbol):
-        return a
-    if isinstance(a, OneMatrix):
-        return OneMatrix(a.shape[1], a.shape[0])
-    if isinstance(a, MatMul):
-        coeff, rest = _split_coeff(a)
-        if all(_simple(r) for r in rest):
-            return _fold(MatMul(coeff, *[_transpose_of(r) for r in reversed(rest)]))
-        if coeff != 1:  # (c M)ᵀ = c Mᵀ
-            return _mm(coeff, _transpose_of(_product(sympy.S.One, rest)))
-    return Transpose(a)
-
-
-def _terms(e: Any) -> list[tuple[Any, list]]:
-    """A sum's terms as (coefficient, matrix factors)."""
-    out = []
-    for t in MatAdd.make_args(e) if isinstance(e, MatAdd) else [e]:
-        if isinstance(t, MatMul):
-            out.append(_split_coeff(t))
-        else:
-            out.append((sympy.S.One, [t]))
-    return out
-
-
-def _product(coeff: Any, factors: list) -> Any:
-    if not factors:
-        return coeff
-    return _fold(MatMul(coeff, *factors)) if coeff != 1 or len(factors) > 1 else factors[0]
-
-
-def _collect(e: Any) -> Any:
-    """``A x + B x = (A + B) x`` and ``A x + A y = A (x + y)`` for the terms that share the
-    factor; a scalar common to every term (up to sign) comes out: ``½A − ½B = ½(A − B)``."""
-    if not isinstance(e, MatAdd):
-        return e
-    terms = _terms(e)
-    for side in (-1, 0):
-        groups: dict[Any, list[int]] = {}
-        for i, (_, f) in enumerate(terms):
-            if len(f) >= 2:
-                groups.setdefault(f[side], []).append(i)
-        shared = next((factor for factor, members in groups.items() if len(members) >= 2), None)
-        if shared is None:
-            continue
-        members = groups[shared]
-        if side == -1:
-            inner = _collect(_madd(*[_product(terms[i][0], terms[i][1][:-1]) for i in members]))
-            combined = _fold(MatMul(inner, shared))
-        else:
-            inner = _collect(_madd(*[_product(terms[i][0], terms[i][1][1:]) for i in members]))
-            combined = _fold(MatMul(shared, inner))
-        rest = [_product(c, f) for i, (c, f) in enumerate(terms) if i not in members]
-        return _collect(_madd(combined, *rest)) if rest else combined
-    sizes = {abs(c) for c, _ in terms}
-    if len(sizes) == 1 and all(c.is_Rational for c, _ in terms):
-        common = sizes.pop()
-        if common not in (0, 1):
-            return _fold(MatMul(common, _madd(*[_product(c / common, f) for c, f in terms])))
-    return e
-
-
-def _rule_softmax(e: Any) -> Any:
-    """``exp(z) / (𝟏ᵀ exp(z))`` is ``softmax(z)`` (also inside a longer product)."""
-    if not isinstance(e, MatMul):
-        return e
-    coeff, rest = _split_coeff(e)
-    for i, factor in enumerate(rest):
-        if not _is_exp(factor):
-            continue
-        total = AsScalar(MatMul(OneMatrix(1, factor.shape[0]), factor))
-        numer, denom = sympy.fraction(sympy.together(coeff))
-        quotient = sympy.cancel(denom / total) if denom.has(total) else None
-        if quotient is not None and not quotient.has(total):
-            new = rest[:i] + [Softmax(factor.expr)] + rest[i + 1:]
-            return _product(numer / quotient, new)
-    return e
-
-
-def _rows_sum_to_one(e: Any) -> Any:
-    """softmax(S) 𝟏 = 𝟏: each row of a softmax sums to one."""
-    if not isinstance(e, MatMul):
-        return e
-    coeff, rest = _split_coeff(e)
-    for i in range(len(rest) - 1):
-        if isinstance(rest[i], Softmax) and rest[i].shape[1] > 1 and \
-                isinstance(rest[i + 1], OneMatrix):
-            ones = OneMatrix(rest[i].shape[0], rest[i + 1].shape[1])
-            return _product(coeff, rest[:i] + [ones] + rest[i + 2:])
-    return e
-
-
-def _is_row_normaliser(x: Any, e: Any) -> bool:
-    if not (isinstance(e, ElementwiseApplyFunction) and e.shape[1] > 1 and
-            e.function.expr == sympy.exp(e.function.variables[0])):
-        return False
-    if not (isinstance(x, MatMul) and len(x.args) == 2 and isinstance(x.args[1], OneMatrix)):
-        return False
-    inverse = x.args[0]
-    return isinstance(inverse, HadamardPower) and inverse.exp == -1 and \
-        inverse.base == _fold(MatMul(e, OneMatrix(e.shape[1], 1)))
-
-
-def _shift(t: Any, z: Any) -> bool:
-    """A term of ``z`` that softmax ignores: c𝟏 (a vector), or v𝟏ᵀ (the same in each row)."""
-    if z.shape[1] == 1:
-        return _ones_scale(t) is not None
-    return isinstance(t, MatMul) and isinstance(t.args[-1], OneMatrix) and t.args[-1].shape[0] == 1
-
-
-def _unshifted(z: Any) -> Any:
-    """softmax(z − c𝟏) = softmax(z) (and a matrix's softmax of rows ignores v𝟏ᵀ)."""
-    if not isinstance(z, MatAdd):
-        return z
-    kept = [t for t in z.args if not _shift(t, z)]
-    return _madd(*kept) if kept and len(kept) < len(z.args) else z
-
-
-def _is_exp(m: Any) -> bool:
-    return isinstance(m, ElementwiseApplyFunction) and m.shape[1] == 1 and \
-        m.function.expr == sympy.exp(m.function.variables[0])
-
-
-# ----- naming repeated subexpressions (what a textbook does: Z = XW + 𝟏bᵀ, H = relu(Z)) -----
-MAX_NAMES = 8
-
-
-def _children(e: Any) -> tuple:
-    if isinstance(e, ElementwiseApplyFunction):
-        return (e.expr,)  # not into the function's own body
-    if isinstance(e, (MatrixSymbol, OneMatrix, OneHot, Identity, ZeroMatrix)) or \
-            not isinstance(e, sympy.Basic):
-        return ()
-    return e.args
-
-
-def _nodes(e: Any) -> int:
-    return 1 + sum(_nodes(c) for c in _children(e))
-
-
-def _occurrences(exprs: Sequence[Any]) -> dict[Any, int]:
-    counts: dict[Any, int] = {}
-
-    def walk(e: Any) -> None:
-        counts[e] = counts.get(e, 0) + 1
-        for c in _children(e):
-            walk(c)
-
-    for e in exprs:
-        walk(e)
-    return counts
-
-
-def _worth_naming(e: Any) -> bool:
-    if not isinstance(e, MatrixExpr) or _simple(e) or isinstance(e, Transpose):
-        return False
-    if isinstance(e, MatMul) and all(_simple(f) for f in _split_coeff(e)[1]) and \
-            len(_split_coeff(e)[1]) <= 2:
-        return False  # X W, 𝟏bᵀ: short enough to write again
-    return isinstance(e, ElementwiseApplyFunction) or _nodes(e) >= 3
-
-
-def name_repeated(exprs: Sequence[Any], taken: set[str]) -> tuple[list[tuple[Any, Any]], list[Any]]:
-    """Name subexpressions used more than once, innermost first: ``[(Z_1, definition)...]``
-    and the expressions written with the names."""
-    letter = next(c for c in ("Z", "U", "V", "T") if not any(n.startswith(c) for n in taken))
-    exprs = list(exprs)
-    definitions: list[tuple[Any, Any]] = []
-    for k in range(1, MAX_NAMES + 1):
-        counts = _occurrences(exprs + [d for _, d in definitions])
-        repeated = [e for e, n in counts.items() if n >= 2 and _worth_naming(e)]
-        if not repeated:
-            break
-        target = min(repeated, key=lambda e: (_nodes(e), sympy.default_sort_key(e)))
-        name = MatrixSymbol(f"{letter}_{k}", *target.shape)
-        table = {target: name}
-        exprs = [_replace(e, table) for e in exprs]
-        definitions = [(n, _replace(d, table)) for n, d in definitions]
-        definitions.append((name, target))
-    while True:  # a name used once after all (inside a repeated expression): write it out
-        counts = _occurrences(exprs + [d for _, d in definitions])
-        once = next(((n, d) for n, d in definitions if counts.get(n, 0) <= 1), None)
-        if once is None:
-            break
-        definitions = [(n, _replace(d, {once[0]: once[1]})) for n, d in definitions if n != once[0]]
-        exprs = [_replace(e, {once[0]: once[1]}) for e in exprs]
-    renumber = {n: MatrixSymbol(f"{letter}_{k}", *n.shape)
-                for k, (n, _) in enumerate(definitions, start=1)}
-    definitions = [(renumber[n], _replace(d, renumber)) for n, d in definitions]
-    return definitions, [_replace(e, renumber) for e in exprs]
-
-
-def _replace(e: Any, table: dict) -> Any:
-    if e in table:
-        return table[e]
-    if isinstance(e, ElementwiseApplyFunction):
-        return ElementwiseApplyFunction(e.function, _replace(e.expr, table))
-    children = _children(e)
-    if not children:
-        return e
-    new = [_replace(c, table) for c in children]
-    if all(a is b for a, b in zip(new, children)):
-        return e
-    return e.func(*new)
-
-
 # ----- results --------------------------------------------------------------------------------
 @dataclass
 class MatrixForms:
@@ -1118,21 +589,6 @@ def matrix_attempt(func: Any, args: Sequence[Any], argnums: Any,
         return None, None
 
 
-def tree_size(exprs: Sequence[Any]) -> int:
-    """Nodes of the expression trees, a shared subexpression counted at every use, in time
-    linear in the number of distinct subexpressions."""
-    sizes: dict[Any, int] = {}
-
-    def size(e: Any) -> int:
-        known = sizes.get(e)
-        if known is None:
-            children = _children(e) if isinstance(e, sympy.Basic) else ()
-            known = sizes[e] = 1 + sum(size(c) for c in children)
-        return known
-
-    return sum(size(e) for e in exprs)
-
-
 def _check_not_elementwise(cap: ArrayCapture) -> None:
     g = cap.graph
     live = set(g.ancestors([cap.output]))
@@ -1142,99 +598,6 @@ def _check_not_elementwise(cap: ArrayCapture) -> None:
                            "accesses, e.g. a Python loop over entries)")
 
 
-
-
-__all__ = ["AsScalar", "MatrixForms", "NoMatrixForm", "OneHot", "Softmax", "array_capture",
-           "matrix_gradient", "tidy"]
-
-
-# ----- numeric evaluation (an independent check of the formulas) ------------------------------
-def evaluate(expr: Any, values: dict[str, Any]) -> Any:
-    """The value of a matrix expression at numpy ``values`` (by parameter and constant name):
-    a float for a scalar, a 2-D array for a matrix (vectors are columns).
-
-    >>> X, w = MatrixSymbol("X", 2, 2), MatrixSymbol("w", 2, 1)
-    >>> evaluate(X.T * w, {"X": np.eye(2), "w": np.array([1.0, 2.0])}).ravel().tolist()
-    [1.0, 2.0]
-    """
-    if isinstance(expr, MatrixExpr):
-        return _evaluate_matrix(expr, values)
-    replacements = {}
-    for sub in sympy.preorder_traversal(expr):
-        if isinstance(sub, (AsScalar, MatrixElement, sympy.Trace, Extreme)):
-            replacements[sub] = sympy.Float(_scalar_value(sub, values))
-        elif isinstance(sub, sympy.Symbol) and sub.name in values:
-            replacements[sub] = sympy.Float(float(values[sub.name]))
-    return float(sympy.sympify(expr).xreplace(replacements).evalf())
-
-
-def _scalar_value(e: Any, values: dict[str, Any]) -> float:
-    if isinstance(e, Extreme):
-        m = _evaluate_matrix(e.args[0], values)
-        return float(m.max() if e.args[1].name == "max" else m.min())
-    if isinstance(e, AsScalar):
-        return float(_evaluate_matrix(e.args[0], values)[0, 0])
-    if isinstance(e, MatrixElement):
-        return float(_evaluate_matrix(e.parent, values)[int(e.i), int(e.j)])
-    return float(np.trace(_evaluate_matrix(e.arg, values)))
-
-
-def _column(value: Any, shape: tuple) -> np.ndarray:
-    return np.asarray(value, dtype=np.float64).reshape(tuple(int(n) for n in shape))
-
-
-def _evaluate_matrix(e: Any, values: dict[str, Any]) -> np.ndarray:
-    shape = tuple(int(n) for n in e.shape)
-    if isinstance(e, MatrixSymbol):
-        return _column(values[e.name], shape)
-    if isinstance(e, OneMatrix):
-        return np.ones(shape)
-    if isinstance(e, ZeroMatrix):
-        return np.zeros(shape)
-    if isinstance(e, Identity):
-        return np.eye(shape[0])
-    if isinstance(e, OneHot):
-        out = np.zeros(shape)
-        out[int(e.args[0]), 0] = 1.0
-        return out
-    if isinstance(e, Transpose):
-        return _evaluate_matrix(e.arg, values).T
-    if isinstance(e, MatMul):
-        scalar = 1.0
-        out = None
-        for a in e.args:
-            if getattr(a, "is_Matrix", False):
-                v = _evaluate_matrix(a, values)
-                out = v if out is None else out @ v
-            else:
-                scalar *= evaluate(a, values)
-        return scalar * out
-    if isinstance(e, MatAdd):
-        return sum(_evaluate_matrix(a, values) for a in e.args)
-    if isinstance(e, HadamardProduct):
-        out = np.ones(shape)
-        for a in e.args:
-            out = out * _evaluate_matrix(a, values)
-        return out
-    if isinstance(e, HadamardPower):
-        return _evaluate_matrix(e.base, values) ** evaluate(e.exp, values)
-    if isinstance(e, Softmax):
-        z = _evaluate_matrix(e.args[0], values)
-        axis = 0 if z.shape[1] == 1 else 1  # a vector's entries; a matrix's rows
-        p = np.exp(z - z.max(axis=axis, keepdims=True))
-        return p / p.sum(axis=axis, keepdims=True)
-    if isinstance(e, RowExtreme):
-        m = _evaluate_matrix(e.args[0], values)
-        return (m.max if e.args[1].name == "max" else m.min)(axis=1, keepdims=True)
-    if isinstance(e, ElementwiseApplyFunction):
-        arg = _evaluate_matrix(e.expr, values)
-        var = e.function.variables[0]
-        body = e.function.expr
-        return np.vectorize(lambda v: float(body.xreplace({var: sympy.Float(v)}).evalf()))(arg)
-    raise NoMatrixForm(f"cannot evaluate {type(e).__name__}")
-
-
-def evaluate_gradient(forms: MatrixForms, k: int, values: dict[str, Any]) -> np.ndarray:
-    """The k-th gradient's value at ``values`` in its parameter's numpy shape."""
-    shape = forms.capture.shapes[forms.capture.wrt[k]]
-    return np.asarray(evaluate(forms.exprs[k], values), dtype=np.float64).reshape(shape)
+__all__ = ["AsScalar", "Extreme", "InvalidFormError", "MatrixForms", "NoMatrixForm", "OneHot",
+           "RowExtreme", "Softmax", "array_capture", "check_form", "evaluate",
+           "evaluate_gradient", "matrix_attempt", "matrix_gradient", "tidy"]
