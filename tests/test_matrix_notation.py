@@ -471,3 +471,10 @@ def test_steps_of_an_array_need_the_matrix_form():
 def test_steps_of_an_element_loop_say_why_not():
     with pytest.raises(NoMatrixForm, match="steps: no matrix form"):
         wb.steps(lambda w: sum(w[i] ** 2 for i in range(3)), np.ones(3), form="matrix")
+
+
+def test_fallback_notes_are_escaped_in_latex():
+    d = wb.derivative(lambda w: np.concatenate([w, w]).sum() + w[0] * w[1] * w[2] * w[0], np.ones(3))
+    assert isinstance(d, Derivative) and d.form_note.startswith("no closed matrix form")
+    d.form_note = "the operation 'index_add' 50% {x}"
+    assert r"index\_add' 50\% \{x\}" in d.latex()

@@ -45,6 +45,13 @@ from .printing import latex as to_latex
 from .printing import text as to_text
 
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+_TEXT_SPECIALS = {c: "\\" + c for c in "_{}#%&$"} | {"\\": r"\textbackslash{}",
+                                                     "^": r"\^{}", "~": r"\~{}"}
+
+
+def text_escape(text: str) -> str:
+    """Text for ``\\text{...}``: LaTeX's special characters escaped (``f_1`` -> ``f\\_1``)."""
+    return "".join(_TEXT_SPECIALS.get(c, c) for c in text)
 
 
 class Derivative:
@@ -153,7 +160,7 @@ class Derivative:
             lines[-1] += where
         lines += [c.latex for c in self.conventions]
         if self.form_note:
-            lines.append(rf"\text{{{self.form_note}}}")
+            lines.append(rf"\text{{{text_escape(self.form_note)}}}")
         if len(lines) == 1:
             return lines[0]
         return r"\begin{gathered}" + r" \\ ".join(lines) + r"\end{gathered}"

@@ -154,7 +154,9 @@ class MatrixSteps:
 
 
 def _tex(text: str) -> str:
-    return text.replace("Ā", r"$\bar{A}$").replace("B̄", r"$\bar{B}$").replace(
+    from .derivative import text_escape
+
+    return text_escape(text).replace("Ā", r"$\bar{A}$").replace("B̄", r"$\bar{B}$").replace(
         "C̄", r"$\bar{C}$").replace("Bᵀ", r"$B^\top$").replace("Aᵀ", r"$A^\top$")
 
 
