@@ -335,7 +335,9 @@ class MatrixDerivative:
                 line += f" = {elements.formulas[k].latex()}"
             lines.append(line)
         where = [rf"{matrix_latex(n)} = {matrix_latex(d)}" for n, d in self.forms.definitions]
-        lines.append(r"\text{where } " + r",\ ".join(where + [self.shapes_text(True)]))
+        if where:  # the named intermediate values, then (own line) where each matrix lives
+            lines.append(r"\text{where } " + r",\ ".join(where))
+        lines.append((r"\text{and } " if where else r"\text{where } ") + self.shapes_text(True))
         lines += [c.latex for c in self.conventions]
         return r"\begin{gathered}" + r" \\ ".join(lines) + r"\end{gathered}"
 
@@ -351,7 +353,9 @@ class MatrixDerivative:
                 line += f" = {elements.formulas[k].text()}"
             lines.append(line)
         where = [f"{matrix_text(n)} = {matrix_text(d)}" for n, d in self.forms.definitions]
-        lines.append("where " + ", ".join(where + [self.shapes_text(False)]))
+        if where:
+            lines.append("where " + ", ".join(where))
+        lines.append(("and " if where else "where ") + self.shapes_text(False))
         lines.extend(self.notes)
         return "\n".join(lines)
 
