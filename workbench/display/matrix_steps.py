@@ -29,7 +29,7 @@ import sympy
 from sympy import MatrixSymbol
 
 from ..errors import BudgetExceededError
-from .matrix import NoMatrixForm, _Converter, _matrix_shape, array_capture, matrix_gradient, tidy
+from .matrix import _Converter, _matrix_shape, array_capture, matrix_gradient, tidy
 from .matrix_view import matrix_conventions, matrix_latex, matrix_text
 
 #: A derivation longer than this many steps is refused (it would not be read).
@@ -182,11 +182,10 @@ def matrix_steps(func: Callable, args: Sequence[Any], argnum: int) -> MatrixStep
     result = matrix_gradient(func, args, argnum)  # the closed form, or NoMatrixForm
     cap = array_capture(func, args, argnum)
     g = cap.graph
-    (wrt,) = [n for n in range(len(g.op)) if g.op[n] == "alias"][:1] or [None]
-    if wrt is None:
-        raise NoMatrixForm("nothing to differentiate")
-    active = [n for n in _active(g, [wrt], cap.output) if n in set(g.ancestors([cap.output]))
-              and n != wrt and g.dtype(n).kind == "f"]
+    wrt = next(n for n in range(len(g.op)) if g.op[n] == "alias")  # the argument's own variable
+    needed = set(g.ancestors([cap.output]))
+    active = [n for n in _active(g, [wrt], cap.output)
+              if n in needed and n != wrt and g.dtype(n).kind == "f"]
     if len(active) > MAX_STEPS:
         raise BudgetExceededError(f"steps: the derivation has {len(active)} steps, more than "
                                   f"{MAX_STEPS}; use wb.derivative for this function")
@@ -196,12 +195,7 @@ def matrix_steps(func: Callable, args: Sequence[Any], argnum: int) -> MatrixStep
     definitions: dict[int, Any] = {}
     memo = convert.memo
     for k, node in enumerate(sorted(active), start=1):
-        saved = memo[node]
-        memo[node] = None
-        definitions[node] = tidy(convert._convert(node))
-        memo[node] = saved
-        names[node] = _symbol(f"v_{k}", g.shape(node))
-        memo[node] = names[node]
+        names[node] = memo[node] = _symbol(f"v_{k}", g.shape(node))
     for node in sorted(active):  # definitions in terms of the names of earlier steps
         definitions[node] = tidy(convert._convert(node))
     wrt_symbol = memo[wrt]

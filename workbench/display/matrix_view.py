@@ -317,9 +317,6 @@ class MatrixDerivative:
                          f"{name} ∈ ℝ^{dims}")
         return (r",\ ".join(parts)) if latex else ", ".join(parts)
 
-    def _show_elements(self) -> Any:
-        return self._elements if self._elements is not None else None
-
     def _elements_shown(self, k: int) -> bool:
         """Beside the matrix form: small element forms only (a few short entries)."""
         elements = self._elements
@@ -327,7 +324,7 @@ class MatrixDerivative:
             len(elements.formulas[k].text()) <= ELEMENTS_TEXT_UP_TO
 
     def latex(self) -> str:
-        elements = self._show_elements()
+        elements = self._elements  # shown beside the matrix form only if computed already
         lines = []
         for k, e in enumerate(self.forms.shown):
             line = rf"{self.label(k, True)} = {matrix_latex(e)}"
@@ -345,7 +342,7 @@ class MatrixDerivative:
         return rf"$\displaystyle {self.latex()}$"
 
     def text(self) -> str:
-        elements = self._show_elements()
+        elements = self._elements  # shown beside the matrix form only if computed already
         lines = []
         for k, e in enumerate(self.forms.shown):
             line = f"{self.label(k, False)} = {matrix_text(e)}"
