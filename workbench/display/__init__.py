@@ -35,8 +35,12 @@ def trace(func: Callable | str | Any, *example_args: Any, variables: Sequence[An
 @api_boundary  # tracebacks end in the user's code
 def derivative(func: Callable | str | Any, *example_args: Any,
                argnums: int | tuple[int, ...] = 0, order: int = 1, simplify: bool = True,
-               variables: Sequence[Any] | None = None):
+               variables: Sequence[Any] | None = None, form: str = "auto"):
     """The simplified symbolic derivative of ``func`` (see :mod:`workbench.display.derivative`).
+
+    For a function of arrays the gradient is shown in matrix notation where it has one
+    (``∇_w f = Xᵀ(Xw − y)``; ``.matrix`` is the SymPy matrix expression), the element form
+    beside it for small arrays and on request (``form="elements"``, or ``.elements``).
 
     ``func`` is a Python function, a text such as ``"sec(x)**2"`` (through the whitelisting
     parser, never ``eval``) or a SymPy expression; ``order`` any positive integer. With no
@@ -53,15 +57,17 @@ def derivative(func: Callable | str | Any, *example_args: Any,
     from .derivative import derivative as run
 
     return run(func, *example_args, argnums=argnums, order=order, simplify=simplify,
-               variables=variables)
+               variables=variables, form=form)
 
 
 
 @api_boundary  # tracebacks end in the user's code
 def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
-          variables: Sequence[Any] | None = None):
+          variables: Sequence[Any] | None = None, form: str = "elements"):
     """A step-by-step derivation of ``func`` (see :mod:`workbench.display.steps`): the rule at
     each step, the intermediate results and the final simplification, as text, LaTeX and pages.
+    ``form="matrix"``: for an array argument, the matrix chain rule one array operation at a
+    time (its rule, its shapes, the adjoints it sends back).
 
     >>> import workbench as wb
     >>> wb.steps(lambda x: x * x + 1).result
@@ -69,4 +75,4 @@ def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
     """
     from .steps import steps as run
 
-    return run(func, *example_args, argnums=argnums, variables=variables)
+    return run(func, *example_args, argnums=argnums, variables=variables, form=form)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import sympy
 
 from ..errors import BudgetExceededError
@@ -44,6 +45,13 @@ from .printing import latex as to_latex
 from .printing import text as to_text
 
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+_TEXT_SPECIALS = {c: "\\" + c for c in "_{}#%&$"} | {"\\": r"\textbackslash{}",
+                                                     "^": r"\^{}", "~": r"\~{}"}
+
+
+def text_escape(text: str) -> str:
+    """Text for ``\\text{...}``: LaTeX's special characters escaped (``f_1`` -> ``f\\_1``)."""
+    return "".join(_TEXT_SPECIALS.get(c, c) for c in text)
 
 
 class Derivative:
@@ -69,6 +77,8 @@ class Derivative:
         self.symbols = parameter_symbols(cap)
         self.guards = guard_conditions(cap)
         self.order = cap.order
+        #: why a function of arrays is shown element by element (no closed matrix form)
+        self.form_note: str | None = None
 
     # ----- SymPy interop -----
     def _sympy_(self) -> Any:
@@ -107,7 +117,9 @@ class Derivative:
 
     @property
     def notes(self) -> list[str]:
-        return [n for f in self.formulas for n in f.notes] + [c.text for c in self.conventions]
+        own = [self.form_note] if self.form_note else []
+        return own + [n for f in self.formulas for n in f.notes] + \
+            [c.text for c in self.conventions]
 
     def label(self, pos: int, latex: bool) -> str:
         """The name of the derivative w.r.t. parameter ``pos``: df/dx, ∂f/∂x, ∇_w f, d²f/dx²..."""
@@ -147,6 +159,8 @@ class Derivative:
             where = r"\quad \text{where } " + r",\ ".join(to_latex(g) for g in self.guards)
             lines[-1] += where
         lines += [c.latex for c in self.conventions]
+        if self.form_note:
+            lines.append(rf"\text{{{text_escape(self.form_note)}}}")
         if len(lines) == 1:
             return lines[0]
         return r"\begin{gathered}" + r" \\ ".join(lines) + r"\end{gathered}"
@@ -166,7 +180,7 @@ class Derivative:
 
 def derivative(func: Callable | str | Any, *example_args: Any,
                argnums: int | tuple[int, ...] = 0, order: int = 1, simplify: bool = True,
-               variables: Sequence[Any] | None = None) -> Derivative:
+               variables: Sequence[Any] | None = None, form: str = "auto") -> Any:
     """The derivative of ``func`` w.r.t. the arguments ``argnums``, simplified and readable.
 
     ``func`` is a Python function returning a scalar, a text (``"x**2 * sin(x)"``) or a SymPy
@@ -177,8 +191,45 @@ def derivative(func: Callable | str | Any, *example_args: Any,
     the point where control flow is taken; with none, every parameter is a scalar symbol and
     the function is traced at 0.5 (0.625, ... for the next parameters). ``simplify=False``
     shows the derivative as traced. See the module docstring for examples.
+
+    ``form``: ``"auto"`` shows the gradient of a function of arrays in matrix notation where it
+    has one (a :class:`~workbench.display.matrix_view.MatrixDerivative`; see
+    :mod:`workbench.display.matrix`), else element by element with a line saying why;
+    ``"elements"`` always element by element; ``"matrix"`` the matrix form or an error.
     """
+    from .matrix import NoMatrixForm, check_form, matrix_attempt
+
     order = check_order(order, "derivative")
+    form = check_form(form)
+    reason = None
+    if form != "elements":
+        matrix, reason = matrix_attempt(func, example_args, argnums, order)
+        if matrix is not None:
+            return _with_elements(matrix, func, example_args, argnums, simplify, variables)
+        if form == "matrix":
+            raise NoMatrixForm(f"derivative: no matrix form: {reason}; use form='elements'")
+    result = _element_derivative(func, example_args, argnums, order, simplify, variables)
+    if reason is not None:
+        result.form_note = f"no closed matrix form: {reason}; shown element by element"
+    return result
+
+
+def _with_elements(forms: Any, func: Any, example_args: tuple, argnums: Any, simplify: bool,
+                   variables: Any) -> Any:
+    """The matrix form, with the element form beside it when the arrays are small."""
+    from .matrix_view import ELEMENTS_SHOWN_UP_TO, MatrixDerivative
+
+    def elements() -> Derivative:
+        return _element_derivative(func, example_args, argnums, 1, simplify, variables)
+
+    cap = forms.capture
+    entries = sum(int(np.prod(cap.shapes[k])) for k in cap.wrt)
+    eager = elements() if entries <= ELEMENTS_SHOWN_UP_TO else None
+    return MatrixDerivative(forms, isinstance(argnums, tuple), elements, eager)
+
+
+def _element_derivative(func: Any, example_args: tuple, argnums: Any, order: int,
+                        simplify: bool, variables: Any) -> Derivative:
     cap = capture(func, example_args, argnums=argnums, order=order, transform="derivative",
                   variables=variables)
     forward = build_formula(cap, cap.output, simplify_it=False)

@@ -160,7 +160,7 @@ class Steps:
 
 
 def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
-          variables: Sequence[Any] | None = None) -> Steps:
+          variables: Sequence[Any] | None = None, form: str = "elements") -> Any:
     """The step-by-step derivation of ``d func / d (argument argnums)`` (a scalar parameter).
 
     ``func`` may be a text or a SymPy expression (``variables`` sets their parameter order).
@@ -168,10 +168,29 @@ def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
     parameter is a scalar symbol and control flow is taken at 0.5 (0.625, ...), as in
     :func:`wb.derivative`. Functions larger than ``wb.config.simplify_max_ops`` terms or
     :data:`MAX_STEPS` steps are refused (use ``wb.derivative``).
+
+    ``form="matrix"`` derives with respect to a float *array* argument by the matrix chain rule
+    (:mod:`workbench.display.matrix_steps`): each array operation, its shapes, its rule and
+    what it sends back to its arguments.
     """
+    if form not in ("elements", "matrix"):
+        raise InputTypeError(f"steps: form must be 'elements' or 'matrix', got {form!r}")
     if isinstance(argnums, bool) or not isinstance(argnums, int):
         raise ArgnumsError(f"steps: argnums must be one int (the parameter to differentiate), "
                            f"got {argnums!r}")
+    if form == "matrix":
+        if not _array_argument(func, example_args, argnums):
+            raise InputTypeError("steps: form='matrix' derives with respect to a float array "
+                                 "argument (1 or 2 axes) of a Python function, given as an "
+                                 "example value")
+        from .matrix import NoMatrixForm
+        from .matrix_steps import matrix_steps
+
+        try:
+            return matrix_steps(func, example_args, argnums)
+        except NoMatrixForm as reason:
+            raise NoMatrixForm(f"steps: no matrix form for the chain rule ({reason}); use "
+                               "wb.derivative(..., form='elements')") from None
     cap = capture(func, example_args, order=0, transform="steps", variables=variables)
     floats = [p for p in cap.params if p.nodes is not None]
     if not -len(cap.params) <= argnums < len(cap.params):
@@ -180,8 +199,9 @@ def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
     param = cap.params[argnums]
     if param.nodes is None or not param.is_scalar:
         raise InputTypeError(f"steps: parameter {param.name!r} must be a float scalar (steps "
-                             "derive with respect to one scalar variable); use wb.derivative "
-                             "for arrays")
+                             "derive with respect to one scalar variable); for an array, "
+                             "form='matrix' gives the matrix chain rule step by step, and "
+                             "wb.derivative the gradient")
     if cap.output.shape != ():
         raise InputTypeError("steps: the function must return a scalar")
     out = int(cap.output)
@@ -192,6 +212,19 @@ def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
             f"{config.simplify_max_ops}; a derivation this long would not be read -- use "
             "wb.derivative (or raise the budget)")
     return _derive(cap, int(param.nodes), out, partial=len(floats) > 1)
+
+
+def _array_argument(func: Any, example_args: tuple, argnums: int) -> bool:
+    """A Python function differentiated w.r.t. a float array: the matrix chain rule's steps."""
+    import numpy as np
+
+    from .capture import _plain
+
+    if not callable(func) or isinstance(func, str) or not -len(example_args) <= argnums < len(
+            example_args):
+        return False
+    value = _plain(example_args[argnums])
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and 1 <= value.ndim <= 2
 
 
 def _add(*terms):
