@@ -177,14 +177,15 @@ def _rule(g: Any, node: int) -> str:
 
 def matrix_steps(func: Callable, args: Sequence[Any], argnum: int) -> MatrixSteps:
     """The reverse pass of ``func`` at ``args`` w.r.t. argument ``argnum``, step by step."""
-    from ..arrays.autodiff import _active, arg_cotangents
+    from ..arrays.autodiff import arg_cotangents
+    from ..symbolic.differentiate import dependents
 
     result = matrix_gradient(func, args, argnum)  # the closed form, or NoMatrixForm
     cap = array_capture(func, args, argnum)
     g = cap.graph
     wrt = next(n for n in range(len(g.op)) if g.op[n] == "alias")  # the argument's own variable
     needed = set(g.ancestors([cap.output]))
-    active = [n for n in _active(g, [wrt], cap.output)
+    active = [n for n in sorted(dependents(g, [wrt], cap.output), reverse=True)
               if n in needed and n != wrt and g.dtype(n).kind == "f"]
     if len(active) > MAX_STEPS:
         raise BudgetExceededError(f"steps: the derivation has {len(active)} steps, more than "
