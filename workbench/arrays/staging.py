@@ -33,15 +33,20 @@ def _float_leaf(leaf: Any) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind == "f"
 
 
+def _float_tensor(leaf: Any) -> bool:
+    return _is_torch(leaf) and leaf.is_floating_point() and leaf.dim() > 0
+
+
 def wants_arrays(leaves: list, only: bool = False) -> bool:
-    """Trace at array level: numpy (not torch) arguments with at least one float array (scalar
+    """Trace at array level: numpy or torch arguments with at least one float array (scalar
     programs keep the element path's thin scalar code). ``only``: no element body to fall back
-    to, so try whenever the arguments are numpy."""
+    to, so try always."""
     from ..config import config
 
-    if not config.array_level or any(_is_torch(leaf) for leaf in leaves):
+    if not config.array_level:
         return False
-    return only or any(_float_leaf(leaf) and np.ndim(leaf) > 0 for leaf in leaves)
+    return only or any((_float_leaf(leaf) and np.ndim(leaf) > 0) or _float_tensor(leaf)
+                       for leaf in leaves)
 
 
 @dataclass
@@ -148,6 +153,7 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
     from ..transforms.staging import _leaf_kind
 
     g = ArrayGraph()
+    g.torch_style = any(_is_torch(leaf) for leaf in leaves)  # torch's meaning of x.var()...
     inputs: list[int] = []
     random_state = global_rng_state()
     with array_tracing(g):
