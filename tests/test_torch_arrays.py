@@ -211,3 +211,13 @@ def test_mixed_float_dtypes_follow_torch_promotion(other):
     for o, e in zip(ours, expected, strict=True):
         assert o.dtype == e.dtype
         torch.testing.assert_close(o, e)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, args, argnums) in CATALOGUE.items() if argnums == 0])
+def test_hessian_matches_torch_func_at_array_level(name):
+    f, (x,), _ = CATALOGUE[name]
+    hessian = wb.hessian(f)
+    expected = tfunc.hessian(f)(x)
+    for _ in range(2):
+        torch.testing.assert_close(hessian(x), expected, rtol=1e-9, atol=1e-9)
+    assert all(e.array_level for e in entries(hessian))
