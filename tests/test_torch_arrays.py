@@ -97,6 +97,10 @@ def catalogue(dtype=torch.float64) -> dict:
                           + F.cross_entropy(F.linear(x, w), torch.tensor([4, 1, 0]), reduction="sum"),
                           (X, W), (0, 1)),
         "cross_entropy of one sample": (lambda x: F.cross_entropy(x[0], torch.tensor(1)), (X,), 0),
+        "cross_entropy probabilities": (lambda x: F.cross_entropy(x, torch.softmax(C34, 1))
+                                        + F.cross_entropy(x[1], C34[0].exp(), reduction="sum")
+                                        + F.cross_entropy(x, C34.abs(), reduction="none")[1],
+                                        (X,), 0),
     }
 
 
@@ -221,3 +225,141 @@ def test_hessian_matches_torch_func_at_array_level(name):
     for _ in range(2):
         torch.testing.assert_close(hessian(x), expected, rtol=1e-9, atol=1e-9)
     assert all(e.array_level for e in entries(hessian))
+
+
+# ----- torch modules through torch.func.functional_call -----
+def mlp(dtype):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 6),
+                                torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    return model.to(dtype)
+
+
+def params_of(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def classification_loss(model):
+    criterion = torch.nn.CrossEntropyLoss()
+
+    def loss(params, x, y):
+        return criterion(tfunc.functional_call(model, params, (x,)), y)
+
+    return loss
+
+
+def regression_loss(model):
+    criterion = torch.nn.MSELoss()
+
+    def loss(params, x, t):
+        return criterion(tfunc.functional_call(model, params, (x,)), t)
+
+    return loss
+
+
+XB = rand(7, 4)
+YB = torch.tensor([0, 2, 1, 1, 0, 2, 2])
+TB = rand(7, 3)
+
+
+def check_dicts(ours, theirs, dtype):
+    assert set(ours) == set(theirs)
+    for k in theirs:
+        check_close(ours[k], theirs[k], dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("make_loss", [classification_loss, regression_loss])
+def test_functional_call_mlp_grad_matches_torch_func(make_loss, dtype):
+    model = mlp(dtype)
+    params = params_of(model)
+    target = YB if make_loss is classification_loss else TB.to(dtype)
+    # the expected gradient: torch.func on a float64 copy (we compute in float64, round once)
+    model64 = mlp(torch.float64)
+    expected = tfunc.grad(make_loss(model64))(params_of(model64), XB, target.double()
+                                                if target.is_floating_point() else target)
+    grad = wb.grad(make_loss(model))
+    for _ in range(2):
+        check_dicts(grad(params, XB.to(dtype), target), expected, dtype)
+    assert all(e.array_level for e in entries(grad))
+    # and torch itself in this dtype agrees (loosely in float32)
+    theirs = tfunc.grad(make_loss(model))(params, XB.to(dtype), target)
+    for k in theirs:
+        torch.testing.assert_close(grad(params, XB.to(dtype), target)[k], theirs[k])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("make_loss", [classification_loss, regression_loss])
+def test_functional_call_per_sample_gradients_match_torch_func(make_loss, dtype):
+    model, model64 = mlp(dtype), mlp(torch.float64)
+    params = params_of(model)
+    # mapped targets are traced values: class probabilities (one-hot), not indices
+    target = (F.one_hot(YB, 3) if make_loss is classification_loss else TB).to(dtype)
+
+    def per_sample(loss):
+        def one(params, x, t):  # one sample as a batch of one, as in torch.func's tutorial
+            return loss(params, x.unsqueeze(0), t.unsqueeze(0))
+        return one
+
+    dims = (None, 0, 0)
+    expected = tfunc.vmap(tfunc.grad(per_sample(make_loss(model64))), in_dims=dims)(
+        params_of(model64), XB, target.double())
+    ours = wb.vmap(wb.grad(per_sample(make_loss(model))), in_dims=dims)
+    for _ in range(2):
+        check_dicts(ours(params, XB.to(dtype), target), expected, dtype)
+    assert all(e.array_level for e in entries(ours))
+
+
+def test_functional_call_per_sample_gradients_are_array_level_with_float_targets():
+    model = mlp(torch.float64)
+    params = params_of(model)
+    loss = regression_loss(model)
+    ours = wb.vmap(wb.grad(loss), in_dims=(None, 0, 0))
+    expected = tfunc.vmap(tfunc.grad(loss), in_dims=(None, 0, 0))(params, XB, TB)
+    check_dicts(ours(params, XB, TB), expected, torch.float64)
+    assert all(e.array_level for e in entries(ours))
+
+
+def test_functional_call_of_one_linear_layer_and_its_input():
+    layer = torch.nn.Linear(4, 3).double()
+    params = params_of(layer)
+
+    def loss(params, x):
+        return torch.nn.functional.mse_loss(tfunc.functional_call(layer, params, (x,)), TB[:5])
+
+    x = XB[:5]
+    expected = tfunc.grad(loss, argnums=(0, 1))(params, x)
+    grad = wb.grad(loss, argnums=(0, 1))
+    ours = grad(params, x)
+    check_dicts(ours[0], expected[0], torch.float64)
+    check_close(ours[1], expected[1], torch.float64)
+    assert all(e.array_level for e in entries(grad))
+
+
+class Scaled(torch.nn.Module):
+    """A linear layer whose output is multiplied by a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3).double()
+        self.register_buffer("scale", torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+
+    def forward(self, x):
+        return self.linear(x) * self.scale
+
+
+def test_buffers_and_parameters_left_out_are_captured_state_never_stale():
+    model = Scaled()
+    only_weight = {"linear.weight": model.linear.weight.detach().clone()}
+
+    def loss(params, x):
+        return tfunc.functional_call(model, params, (x,)).pow(2).mean()
+
+    grad = wb.grad(loss)
+    for _ in range(3):
+        expected = tfunc.grad(loss)(only_weight, XB)
+        check_dicts(grad(only_weight, XB), expected, torch.float64)
+        with torch.no_grad():  # in-place updates of the state the function reads
+            model.scale.mul_(2.0)
+            model.linear.bias.add_(0.5)
+    assert all(e.array_level for e in entries(grad))

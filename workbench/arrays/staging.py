@@ -33,6 +33,19 @@ def _float_leaf(leaf: Any) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind == "f"
 
 
+def _as_tensor(x: ArrayTraced) -> Any:
+    """A torch input as a torch.Tensor wrapper (``torch_functions.TracedTensor``)."""
+    from .torch_functions import as_tensor
+
+    return as_tensor(x)
+
+
+def _unwrap(x: Any) -> Any:
+    from .torch_functions import unwrap
+
+    return unwrap(x) if _is_torch(x) else x
+
+
 def _float_tensor(leaf: Any) -> bool:
     return _is_torch(leaf) and leaf.is_floating_point() and leaf.dim() > 0
 
@@ -163,8 +176,9 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
                 array = np.asarray(value)
                 node = g.input(array, labels[k])
                 inputs.append(node)
-                traced_leaves.append(ArrayTraced(g, node, array.dtype if array.dtype.kind == "f"
-                                                 else np.float64))
+                traced = ArrayTraced(g, node, array.dtype if array.dtype.kind == "f"
+                                     else np.float64)
+                traced_leaves.append(_as_tensor(traced) if _is_torch(leaf) else traced)
             else:
                 traced_leaves.append(leaf)
         args, kwargs = pytree.unflatten(tree, traced_leaves)
@@ -173,6 +187,7 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
     outputs: list[int] = []
     specs = []
     for leaf in out_leaves:
+        leaf = _unwrap(leaf)
         if isinstance(leaf, ArrayTraced):
             outputs.append(leaf.node)
             specs.append(OutSpec(leaf.shape, leaf.dtype))

@@ -63,6 +63,7 @@ def _is_tensor(x: Any) -> bool:
 
 def _operand(x: Any) -> Any:
     """An argument as the array level takes it: torch tensors as numpy arrays (constants)."""
+    x = unwrap(x)
     if _is_tensor(x):
         from ..tracing import torch_to_numpy
 
@@ -159,6 +160,99 @@ def _dims(dim, ndim: int, empty_means_all: bool = False) -> tuple[int, ...] | No
 
 def _sizes(sizes: tuple) -> tuple:
     return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+
+
+# ----- torch.Tensor values: what torch code that checks isinstance(x, torch.Tensor) sees -----
+_TENSOR_CLASS: type | None = None  # created with torch, on first use
+_METADATA = frozenset({"dim", "ndimension", "size", "numel", "nelement", "is_floating_point",
+                       "is_complex", "element_size", "get_device", "is_contiguous", "__hash__",
+                       "__len__"})
+
+
+def tensor_class() -> type:
+    """:class:`TracedTensor`, a ``torch.Tensor`` wrapper subclass that carries an
+    :class:`ArrayTraced`. Differentiated torch arguments are handed to the function as these,
+    so torch's own checks accept them (``torch.func.functional_call`` swaps only tensors into
+    a module); every torch function on them comes back here."""
+    global _TENSOR_CLASS
+    if _TENSOR_CLASS is None:
+        torch = _torch()
+
+        class TracedTensor(torch.Tensor):
+            """A traced value as a torch tensor (metadata only: no storage of its own)."""
+
+            @staticmethod
+            def __new__(cls, traced: ArrayTraced):
+                dtype = torch.from_numpy(np.empty(0, traced.dtype)).dtype
+                tensor = torch.Tensor._make_wrapper_subclass(cls, traced.shape, dtype=dtype,
+                                                             requires_grad=False)
+                tensor.traced = traced
+                return tensor
+
+            def __init__(self, traced: ArrayTraced) -> None:
+                pass
+
+            def __repr__(self) -> str:
+                return f"TracedTensor(shape={tuple(self.shape)}, dtype={self.dtype})"
+
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                return _tensor_function(func, args, kwargs or {})
+
+            @classmethod
+            def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+                raise NotArrayLevel(f"torch operator {func} on a traced tensor")
+
+        _TENSOR_CLASS = TracedTensor
+    return _TENSOR_CLASS
+
+
+def as_tensor(x: ArrayTraced) -> Any:
+    """``x`` as a :class:`TracedTensor` (float values; others stay as they are)."""
+    if not isinstance(x, ArrayTraced) or x.dtype.kind != "f":
+        return x
+    return tensor_class()(x)
+
+
+def unwrap(x: Any) -> Any:
+    """The :class:`ArrayTraced` inside a :class:`TracedTensor`; anything else as it is."""
+    if _TENSOR_CLASS is not None and type(x) is _TENSOR_CLASS:
+        return x.traced
+    return x
+
+
+def _unwrap_all(x: Any) -> Any:
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap_all(item) for item in x)
+    return unwrap(x)
+
+
+def _tensor_function(func: Callable, args: tuple, kwargs: dict) -> Any:
+    """A torch function on a :class:`TracedTensor`: metadata from the wrapper, values here."""
+    name = getattr(func, "__name__", None)
+    if name == "__get__":  # a property: x.shape, x.dtype... from the wrapper; x.T traced
+        prop = getattr(getattr(func, "__self__", None), "__name__", None)
+        if prop == "T":
+            return T.transpose(unwrap(args[0]))
+        if prop not in ("shape", "dtype", "ndim", "device", "layout", "requires_grad",
+                        "is_leaf", "grad_fn", "is_cuda", "is_sparse", "is_quantized", "is_meta",
+                        "is_nested", "grad", "names"):
+            raise NotArrayLevel(f"tensor property {prop}")
+        name = "metadata"
+    if name == "metadata" or name in _METADATA:
+        with _torch()._C.DisableTorchFunction():
+            return func(*args, **kwargs)
+    return dispatch(func, args, kwargs)
+
+
+def tensor_node(g, x: Any) -> int:
+    """The graph node of a torch tensor operand: a traced tensor's own node, else a constant."""
+    traced = unwrap(x)
+    if traced is not x:
+        if traced.graph is not g:
+            raise NotArrayLevel("a value of another trace")
+        return traced.node
+    return g.const(tensor_constant(x))
 
 
 # ----- reductions -----
@@ -522,11 +616,22 @@ def _mse_loss(input, target, size_average=None, reduce=None, reduction="mean", w
 
 def _cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
                    reduce=None, reduction="mean", label_smoothing=0.0):
-    """F.cross_entropy with class-index targets: logsumexp(x_i) - x_i[t_i] per sample."""
+    """F.cross_entropy: logsumexp(x_i) - x_i[t_i] per sample for class-index targets,
+    -sum_c t_ic log_softmax(x_i)_c for class-probability targets (the input's shape)."""
     _no("cross_entropy", weight=(weight, None), label_smoothing=(label_smoothing, 0.0))
     x = _traced_arg(input)
-    if isinstance(target, ArrayTraced) or np.asarray(target).dtype.kind not in "iu":
-        raise NotArrayLevel("cross_entropy with probability targets")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if x.ndim not in (1, 2):
+        raise NotArrayLevel("cross_entropy of more than 2 dims")
+    if isinstance(target, ArrayTraced) or np.asarray(target).dtype.kind == "f":
+        if np.shape(target) != x.shape:
+            raise NotArrayLevel("cross_entropy probability targets of another shape")
+        losses = T._reduce("sum", T.elementwise("neg", _log_softmax(x, -1) * target), x.ndim - 1)
+        if reduction == "mean" and x.ndim == 2:  # torch divides by the batch size here
+            return T._reduce("sum", losses) / float(x.shape[0])
+        return _reduced(losses, reduction, "cross_entropy")
+    if np.asarray(target).dtype.kind not in "iu":
+        raise NotArrayLevel("cross_entropy targets")
     target = np.asarray(target, dtype=np.int64)
     if x.ndim == 1 and target.ndim == 0:
         rows, classes = None, x.shape[0]
@@ -540,7 +645,7 @@ def _cross_entropy(input, target, weight=None, size_average=None, ignore_index=-
         losses = _logsumexp(x, 0) - x[int(target)]
     else:
         losses = _logsumexp(x, 1) - x[np.arange(rows), target]
-    return _reduced(losses, _legacy_reduction(size_average, reduce, reduction), "cross_entropy")
+    return _reduced(losses, reduction, "cross_entropy")
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
@@ -613,6 +718,8 @@ def dispatch(func: Callable, args: tuple, kwargs: dict) -> Any:
     name = getattr(func, "__name__", None)
     if not isinstance(name, str):
         raise NotArrayLevel(f"torch function {func!r}")
+    args = _unwrap_all(args)
+    kwargs = {k: _unwrap_all(v) for k, v in kwargs.items()}
     torch = _torch()
     if getattr(torch.Tensor, name, None) is func and name in _METHODS:
         return _METHODS[name](*args, **kwargs)

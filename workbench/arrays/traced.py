@@ -113,10 +113,10 @@ def node_of(g: ArrayGraph, x: Any, float_scalars: bool = True) -> int:
         if array.dtype.kind not in "fiub":
             raise NotArrayLevel("a sequence that is not numeric")
         return g.const(array)
-    if _is_tensor(x):  # a torch tensor the function captured: a constant
-        from .torch_functions import tensor_constant
+    if _is_tensor(x):  # a traced torch tensor, or one the function captured (a constant)
+        from .torch_functions import tensor_node
 
-        return g.const(tensor_constant(x))
+        return tensor_node(g, x)
     raise NotArrayLevel(f"an operand of type {type(x).__name__}")
 
 
