@@ -37,6 +37,7 @@ TIES = torch.tensor([[0.5, 0.9, 0.9, -0.2], [0.3, 0.3, 0.3, 0.3], [1.0, -1.0, 0.
                     dtype=torch.float64)
 TARGETS = torch.tensor([2, 0, 3])
 REGRESSION_64 = rand(3, 5)
+CONV_X, CONV_W, CONV_B = rand(2, 3, 9), rand(4, 3, 3), rand(4)
 ARANGE = torch.arange(24.0, dtype=torch.float64).reshape(4, 3, 2)
 
 def catalogue(dtype=torch.float64) -> dict:
@@ -97,6 +98,12 @@ def catalogue(dtype=torch.float64) -> dict:
                           + F.cross_entropy(F.linear(x, w), torch.tensor([4, 1, 0]), reduction="sum"),
                           (X, W), (0, 1)),
         "cross_entropy of one sample": (lambda x: F.cross_entropy(x[0], torch.tensor(1)), (X,), 0),
+        "conv1d": (lambda x, w, b: F.conv1d(x, w, b).tanh().sum()
+                   + F.conv1d(x, w, stride=2, padding=2, dilation=2).pow(2).sum()
+                   + F.conv1d(x[0], w, b, padding="same").sin().sum(),
+                   (CONV_X, CONV_W, CONV_B), (0, 1, 2)),
+        "conv1d of the input": (lambda x: F.conv1d(x, CONV_W.to(x.dtype), padding=1).relu().sum(),
+                                (CONV_X,), 0),
         "cross_entropy probabilities": (lambda x: F.cross_entropy(x, torch.softmax(C34, 1))
                                         + F.cross_entropy(x[1], C34[0].exp(), reduction="sum")
                                         + F.cross_entropy(x, C34.abs(), reduction="none")[1],
@@ -363,3 +370,44 @@ def test_buffers_and_parameters_left_out_are_captured_state_never_stale():
             model.scale.mul_(2.0)
             model.linear.bias.add_(0.5)
     assert all(e.array_level for e in entries(grad))
+
+
+def cnn(dtype):
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv1d(4, 3, 3, stride=2), torch.nn.Tanh(),
+                                torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    return model.to(dtype)
+
+
+CNN_X = rand(5, 2, 10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_functional_call_1d_cnn_grad_and_per_sample_grads_match_torch_func(dtype):
+    model, model64 = cnn(dtype), cnn(torch.float64)
+    params = params_of(model)
+    onehot = F.one_hot(YB[:5], 3).to(dtype)
+
+    def make(model):
+        criterion = torch.nn.CrossEntropyLoss()
+
+        def loss(params, x, t):
+            return criterion(tfunc.functional_call(model, params, (x,)), t)
+
+        def one(params, x, t):
+            return loss(params, x.unsqueeze(0), t.unsqueeze(0))
+
+        return loss, one
+
+    loss, one = make(model)
+    loss64, one64 = make(model64)
+    grad = wb.grad(loss)
+    per_sample = wb.vmap(wb.grad(one), in_dims=(None, 0, 0))
+    expected = tfunc.grad(loss64)(params_of(model64), CNN_X, onehot.double())
+    expected_ps = tfunc.vmap(tfunc.grad(one64), in_dims=(None, 0, 0))(
+        params_of(model64), CNN_X, onehot.double())
+    for _ in range(2):
+        check_dicts(grad(params, CNN_X.to(dtype), onehot), expected, dtype)
+        check_dicts(per_sample(params, CNN_X.to(dtype), onehot), expected_ps, dtype)
+    assert all(e.array_level for e in entries(grad) + entries(per_sample))

@@ -432,6 +432,54 @@ def _linear(input, weight, bias=None):
     return out if bias is None else out + bias
 
 
+def _single(value, name: str) -> int:
+    """An int option of conv1d (an int or a 1-tuple)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise NotArrayLevel(f"conv1d {name}={value!r}")
+    return int(value)
+
+
+def _conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """F.conv1d (cross-correlation, groups=1) as im2col: the zero-padded input's windows are
+    gathered by one integer index (its adjoint a scatter-add), then contracted with the weight."""
+    _no("conv1d", groups=(groups, 1))
+    x = _traced_arg(input) if isinstance(input, ArrayTraced) else input
+    if np.ndim(weight) != 3 or np.ndim(x) not in (2, 3):
+        raise NotArrayLevel("conv1d shapes")
+    unbatched = np.ndim(x) == 2
+    if unbatched:
+        x = _unsqueeze(x, 0) if isinstance(x, ArrayTraced) else np.asarray(x)[None]
+    stride, dilation = _single(stride, "stride"), _single(dilation, "dilation")
+    _, channels, length = np.shape(x)
+    out_channels, in_channels, k = np.shape(weight)
+    if in_channels != channels or stride < 1 or dilation < 1:
+        raise NotArrayLevel("conv1d channels or options")
+    span = dilation * (k - 1)
+    if padding == "valid":
+        left = right = 0
+    elif padding == "same":
+        if stride != 1:
+            raise NotArrayLevel("conv1d padding='same' with a stride")
+        left, right = span // 2, span - span // 2
+    else:
+        left = right = _single(padding, "padding")
+    n_out = (length + left + right - span - 1) // stride + 1
+    if n_out < 1:
+        raise NotArrayLevel("conv1d input shorter than the kernel")
+    if left or right:
+        zeros = [np.zeros(np.shape(x)[:2] + (n,), dtype=x.dtype) for n in (left, right)]
+        x = T.concatenate([zeros[0], x, zeros[1]], axis=2)
+    windows = (np.arange(n_out) * stride)[:, None] + np.arange(k)[None, :] * dilation
+    patches = x[:, :, windows]  # (batch, channels, n_out, k)
+    out = T.einsum("bcik,ock->boi", patches, weight)
+    if bias is not None:
+        out = out + _unsqueeze(bias, -1) if isinstance(bias, ArrayTraced) else \
+            out + np.asarray(bias)[:, None]
+    return _squeeze(out, 0) if unbatched else out
+
+
 def _einsum(equation, *operands):
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
@@ -664,7 +712,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "matmul": _matmul, "__matmul__": _matmul, "__rmatmul__": _matmul,
     "mm": _fixed_ndim("mm", 2, 2), "mv": _fixed_ndim("mv", 2, 1),
     "bmm": _fixed_ndim("bmm", 3, 3), "dot": _fixed_ndim("dot", 1, 1),
-    "linear": _linear, "einsum": _einsum,
+    "linear": _linear, "einsum": _einsum, "conv1d": _conv1d,
     "reshape": _reshape, "view": _reshape,
     "permute": _permute, "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose,
     "t": _t, "unsqueeze": _unsqueeze, "squeeze": _squeeze, "flatten": _flatten,
