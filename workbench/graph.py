@@ -33,7 +33,33 @@ _ZERO, _ONE = 0.0, 1.0
 
 
 
-class Graph:
+class BuilderMethods:
+    """The builder methods the op table's partials are written with (``b.mul(x, y)``...), over a
+    graph's ``apply``: the element graph and the array graph share them."""
+
+    def apply(self, name: str, *args: int, params: tuple = ()) -> int:
+        raise NotImplementedError
+
+    def sub(self, a: int, b: int) -> int:
+        return self.apply("sub", a, b)
+
+    def mul(self, a: int, b: int) -> int:
+        return self.apply("mul", a, b)
+
+    def div(self, a: int, b: int) -> int:
+        return self.apply("div", a, b)
+
+    def neg(self, a: int) -> int:
+        return self.apply("neg", a)
+
+    def pow(self, a: int, b: int) -> int:
+        return self.apply("pow", a, b)
+
+    def where(self, cond: int, a: int, b: int) -> int:
+        return self.apply("where", cond, a, b)
+
+
+class Graph(BuilderMethods):
     """Parallel lists of op names, argument tuples, params and concrete values, one entry a node."""
 
     __slots__ = ("op", "args", "params", "values", "_index", "_consts", "guards", "max_nodes",
@@ -128,24 +154,6 @@ class Graph:
         if len(terms) == 1:
             return terms[0]
         return self.apply("add", *terms)
-
-    def sub(self, a: int, b: int) -> int:
-        return self.apply("sub", a, b)
-
-    def mul(self, a: int, b: int) -> int:
-        return self.apply("mul", a, b)
-
-    def div(self, a: int, b: int) -> int:
-        return self.apply("div", a, b)
-
-    def neg(self, a: int) -> int:
-        return self.apply("neg", a)
-
-    def pow(self, a: int, b: int) -> int:
-        return self.apply("pow", a, b)
-
-    def where(self, cond: int, a: int, b: int) -> int:
-        return self.apply("where", cond, a, b)
 
     # ----- structure -----
     def ancestors(self, roots: Iterable[int]) -> list[int]:

@@ -69,17 +69,28 @@ def tracing(graph: Graph, torch_style: bool = False) -> Iterator[Graph]:
     ``torch_style``: the inputs are torch tensors (see ``_TraceState.torch_style``).
     """
     STATE.graphs.append(graph)
-    saved, saved_style = STATE.grad_enabled, STATE.torch_style
-    STATE.grad_enabled = True
+    saved_style = STATE.torch_style
     STATE.torch_style = torch_style
-    torch = sys.modules.get("torch")
-    torch_mode = torch.enable_grad() if torch is not None else contextlib.nullcontext()
     try:
-        with torch_mode:
+        with gradients_recorded():
             yield graph
     finally:
-        STATE.grad_enabled, STATE.torch_style = saved, saved_style
+        STATE.torch_style = saved_style
         STATE.graphs.pop()
+
+
+@contextlib.contextmanager
+def gradients_recorded() -> Iterator[None]:
+    """Gradient recording on, for workbench and for torch, whatever ``no_grad`` is around (what
+    every trace of a transform body runs under)."""
+    saved = STATE.grad_enabled
+    STATE.grad_enabled = True
+    torch = sys.modules.get("torch")
+    try:
+        with torch.enable_grad() if torch is not None else contextlib.nullcontext():
+            yield
+    finally:
+        STATE.grad_enabled = saved
 
 
 def grad_enabled() -> bool:

@@ -3,7 +3,7 @@
  * pass stepper. Everything that came from the kernel is inserted as text (textContent), never as
  * HTML, so a label like `<img onerror=...>` stays a label.
  */
-import { layoutGraph, nodeTitle } from './layout';
+import { chooseLayout, nodeTitle } from './layout';
 import {
   adjointLine,
   adjointsAtStep,
@@ -24,6 +24,8 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 const MIN_SCALE = 0.05;
 const MAX_SCALE = 8;
 const VIEW_HEIGHT = 480;
+/** A long chain is drawn top to bottom in a taller view (see layout.chooseLayout). */
+const TALL_VIEW_HEIGHT = 900;
 /** Below this scale node labels are unreadable. */
 const MIN_READABLE_SCALE = 0.35;
 /** Width of a notebook output area, for the first view (the real width is known only once shown). */
@@ -171,10 +173,10 @@ export function renderDocument(full: ViewDoc): RenderResult {
     root.appendChild(el('div', 'wb-note wb-hidden-note', parts.join('; ')));
   }
 
-  const placed = layoutGraph(doc);
-  const surface = svg('svg', { class: 'wb-surface', width: '100%', height: VIEW_HEIGHT, role: 'img' }) as SVGSVGElement;
+  const { placed, height: viewHeight } = chooseLayout(doc, ASSUMED_WIDTH, VIEW_HEIGHT, TALL_VIEW_HEIGHT, MIN_READABLE_SCALE);
+  const surface = svg('svg', { class: 'wb-surface', width: '100%', height: viewHeight, role: 'img' }) as SVGSVGElement;
   surface.setAttribute('aria-label', `${doc.title || doc.kind}: ${count}`);
-  surface.style.height = `${Math.min(VIEW_HEIGHT, Math.max(120, placed.height + 24))}px`;
+  surface.style.height = `${Math.min(viewHeight, Math.max(120, placed.height + 24))}px`;
   const defs = svg('defs', {});
   const marker = svg('marker', {
     id: `wb-arrow-${Math.random().toString(36).slice(2)}`,
@@ -323,7 +325,7 @@ export function renderDocument(full: ViewDoc): RenderResult {
   const panZoom = new PanZoom(surface, viewport);
   const fit = (): void => {
     const width = surface.clientWidth || 800;
-    const height = surface.clientHeight || VIEW_HEIGHT;
+    const height = surface.clientHeight || viewHeight;
     const scale = Math.max(MIN_SCALE, Math.min(1, width / (placed.width || 1), height / (placed.height || 1)));
     panZoom.set((width - placed.width * scale) / 2, (height - placed.height * scale) / 2, scale);
   };
@@ -332,13 +334,13 @@ export function renderDocument(full: ViewDoc): RenderResult {
   zoomFit.addEventListener('click', fit);
   // Before the view is attached it has no size: start at a scale that fits a typical output area,
   // but never so small that labels cannot be read; then start at the output, where reading begins.
-  const fitScale = Math.min(1, ASSUMED_WIDTH / (placed.width || 1), VIEW_HEIGHT / (placed.height || 1));
-  if (fitScale >= MIN_READABLE_SCALE) {
-    panZoom.set(0, 0, fitScale);
+  const startScale = Math.min(1, ASSUMED_WIDTH / (placed.width || 1), viewHeight / (placed.height || 1));
+  if (startScale >= MIN_READABLE_SCALE) {
+    panZoom.set(0, 0, startScale);
   } else {
     const output = placed.nodes.find(n => outputs.has(n.id)) ?? placed.nodes[placed.nodes.length - 1];
     const s = MIN_READABLE_SCALE;
-    panZoom.set(ASSUMED_WIDTH - 40 - (output.x + output.width / 2) * s, VIEW_HEIGHT / 2 - output.y * s, s);
+    panZoom.set(ASSUMED_WIDTH - 40 - (output.x + output.width / 2) * s, viewHeight / 2 - output.y * s, s);
     root.insertBefore(el('div', 'wb-note wb-zoom-note', 'large graph: shown around the output; "fit" or the wheel shows all of it'), canvas);
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { layoutGraph } from '../src/layout';
+import { chooseLayout, fitScale, layoutGraph } from '../src/layout';
 import { MAX_DRAWN_NODES, readDocument, TAPE_MIME } from '../src/model';
 import { renderDocument, tooltipLines } from '../src/render';
 import { starterNotebook } from '../src/starter';
@@ -18,6 +18,27 @@ describe('layout', () => {
     for (const e of placed.edges) {
       expect(e.points.length).toBeGreaterThanOrEqual(2);
     }
+  });
+});
+
+describe('chooseLayout', () => {
+  it('keeps a small graph left to right', () => {
+    const doc = readDocument(sinTimesX(), TAPE_MIME);
+    expect(chooseLayout(doc, 900, 480, 900, 0.35).height).toBe(480);
+  });
+
+  it('draws a long chain of array ops as a readable column', () => {
+    const doc = readDocument(chain(24));
+    for (const n of doc.nodes) {
+      n.shape = [64, 128];  // wide boxes: "sin [64×128]"
+    }
+    const wide = layoutGraph(doc, 'LR');
+    expect(fitScale(wide, 900, 480)).toBeLessThan(0.35);  // unreadable as one row
+    const chosen = chooseLayout(doc, 900, 480, 900, 0.35);
+    expect(chosen.height).toBe(900);
+    expect(fitScale(chosen.placed, 900, 900)).toBeGreaterThan(fitScale(wide, 900, 480));
+    const y = chosen.placed.nodes.map(n => n.y);
+    expect(y[0]).toBeLessThan(y[y.length - 1]);  // inputs on top, the output below
   });
 });
 

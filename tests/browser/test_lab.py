@@ -401,3 +401,42 @@ def test_traced_graph_of_1000_plus_nodes_renders_and_steps(page, lab) -> None:
     with open(ARTIFACTS / "render_time.txt", "a") as out:
         out.write(report + "\n")
     print("\n" + report)
+
+
+MLP_CELL = """
+rng = np.random.default_rng(3)
+params = (rng.standard_normal((20, 16)), rng.standard_normal(16),
+          rng.standard_normal((16, 4)), rng.standard_normal(4))
+x, y = rng.standard_normal((64, 20)), rng.integers(0, 4, 64)
+
+def loss(params, x, y):
+    w1, b1, w2, b2 = params
+    z = np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(64), y].mean()
+
+wb.graph(loss, params, x, y)
+"""
+
+
+def test_array_level_graph_shows_array_nodes_with_their_shapes(page, lab) -> None:
+    import workbench as wb
+
+    namespace: dict = {"np": np, "wb": wb}
+    exec(MLP_CELL.replace("wb.graph(", "doc = wb.graph("), namespace)  # the same cell, here
+    doc = namespace["doc"].to_json()
+    assert doc.get("level") == "arrays" and len(doc["nodes"]) < 40
+    open_and_run(page, lab, "array_graph.ipynb", [IMPORTS, MLP_CELL])
+    view = page.locator(".wb-graph-view").first
+    view.locator("g.wb-node").first.wait_for()
+    assert view.locator("g.wb-node").count() == len(doc["nodes"])
+    assert view.locator("path.wb-edge").count() == len(doc["edges"])
+    drawn = view.locator("g.wb-node").all_text_contents()
+    # Every array node shows its shape, as numpy computes it for that intermediate.
+    for shape in ("64×20", "20×16", "64×16", "64×4"):
+        assert any(shape in text for text in drawn), (shape, drawn)
+    label = view.locator(".wb-step-label")
+    first = label.text_content()
+    view.locator(".wb-step-next").click()
+    assert label.text_content() != first

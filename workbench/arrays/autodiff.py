@@ -28,21 +28,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..ops import OPS
+from ..symbolic.differentiate import dependents
 from .graph import RULES, ArrayGraph
 from .rules import unbroadcast
-
-
-def _active(g: ArrayGraph, wrt: Sequence[int], upto: int) -> list[int]:
-    """Nodes up to ``upto`` that depend on a ``wrt`` node, newest first."""
-    users = g.users()
-    active = set(wrt)
-    stack = list(active)
-    while stack:
-        for user in users[stack.pop()]:
-            if user <= upto and user not in active:
-                active.add(user)
-                stack.append(user)
-    return sorted(active, reverse=True)
 
 
 def _differentiable(g: ArrayGraph, node: int) -> bool:
@@ -59,7 +47,7 @@ def vjp(g: ArrayGraph, outputs: Sequence[int], cotangents: Sequence[int],
     pending: dict[int, list[int]] = {}
     for out, ct in zip(outputs, cotangents):
         pending.setdefault(out, []).append(ct)
-    for node in _active(g, wrt, max(outputs)):
+    for node in sorted(dependents(g, wrt, max(outputs)), reverse=True):  # newest first
         terms = pending.get(node)
         if terms is None or node in wrt_set or not _differentiable(g, node):
             continue

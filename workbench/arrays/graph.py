@@ -28,6 +28,7 @@ import numpy as np
 
 from ..config import config
 from ..errors import BudgetExceededError
+from ..graph import BuilderMethods
 from ..ops import OPS, RUNTIME, format_float, render
 
 
@@ -82,7 +83,7 @@ def _nbytes(value: Any) -> int:
     return getattr(value, "nbytes", 8)
 
 
-class ArrayGraph:
+class ArrayGraph(BuilderMethods):
     """Nodes: ``op``, ``args``, ``params``, ``values`` (numpy arrays or scalars), plus the guards
     recorded while tracing and the input labels."""
 
@@ -235,29 +236,11 @@ class ArrayGraph:
         """``a`` op ``other`` has ``a``'s shape (so multiplying by one may return ``a``)."""
         return np.broadcast_shapes(self.shape(a), self.shape(other)) == self.shape(a)
 
-    # Builder methods the op table's partials are written with.
+    # Builder methods the op table's partials are written with (the rest: BuilderMethods).
     def add(self, *args: int) -> int:
         if len(args) == 1:
             return args[0]
         return self.apply("add", *args)
-
-    def sub(self, a: int, b: int) -> int:
-        return self.apply("sub", a, b)
-
-    def mul(self, a: int, b: int) -> int:
-        return self.apply("mul", a, b)
-
-    def div(self, a: int, b: int) -> int:
-        return self.apply("div", a, b)
-
-    def neg(self, a: int) -> int:
-        return self.apply("neg", a)
-
-    def pow(self, a: int, b: int) -> int:
-        return self.apply("pow", a, b)
-
-    def where(self, cond: int, a: int, b: int) -> int:
-        return self.apply("where", cond, a, b)
 
     # ----- structure -----
     def users(self) -> list[list[int]]:

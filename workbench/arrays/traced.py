@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import NUMPY_UFUNCS, OPS
-from ..tracing import STATE, grad_enabled
+from ..tracing import grad_enabled, gradients_recorded
 from . import rules
 from .graph import ArrayGraph, NotArrayLevel
 
@@ -50,15 +49,10 @@ def array_tracing(graph: ArrayGraph) -> Iterator[ArrayGraph]:
     """Trace into ``graph`` with gradients on (a transform's result must not depend on a
     ``no_grad`` around its call, as in ``tracing.tracing``)."""
     ASTATE.graphs.append(graph)
-    saved = STATE.grad_enabled
-    STATE.grad_enabled = True
-    torch = sys.modules.get("torch")
-    torch_mode = torch.enable_grad() if torch is not None else contextlib.nullcontext()
     try:
-        with torch_mode:
+        with gradients_recorded():
             yield graph
     finally:
-        STATE.grad_enabled = saved
         ASTATE.graphs.pop()
 
 

@@ -21,7 +21,7 @@ from ..graph import Graph
 from ..ops import OPS
 
 
-def _active_between(g: Graph, wrt: Sequence[int], upto: int) -> set[int]:
+def dependents(g, wrt: Sequence[int], upto: int) -> set[int]:
     """Nodes (up to id ``upto``) that depend on any node of ``wrt``.
 
     Found by following the graph's users index forward from ``wrt``: the cost is the size of
@@ -48,7 +48,7 @@ def vjp_nodes(g: Graph, outputs: Sequence[int], cotangents: Sequence[int],
     if not wrt or not outputs:
         return [g.const(0.0) for _ in wrt]
     top = max(outputs)
-    active = _active_between(g, wrt, top)
+    active = dependents(g, wrt, top)
     wrt_set = set(wrt)
     contributions: dict[int, list[int]] = {}
     for out, ct in zip(outputs, cotangents):
@@ -90,7 +90,7 @@ def jvp_nodes(g: Graph, outputs: Sequence[int], wrt: Sequence[int],
         return [g.const(0.0) for _ in outputs]
     wrt_set = set(wrt)
     op_of, args_of, params_of = g.op, g.args, g.params
-    for node in sorted(_active_between(g, wrt, top)):  # only nodes that depend on wrt
+    for node in sorted(dependents(g, wrt, top)):  # only nodes that depend on wrt
         if node in wrt_set:
             continue
         args = args_of[node]

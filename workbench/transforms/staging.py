@@ -216,8 +216,13 @@ class Staged:
         values = []  # the float inputs as they are (each kind of entry converts them)
         use_torch = False
         for leaf in leaves:
-            if type(leaf) is float:
+            kind = type(leaf)
+            if kind is float:
                 kinds.append(_PY_FLOAT)
+                values.append(leaf)
+                continue
+            if kind is np.ndarray and leaf.dtype.kind == "f":  # the common case, kept thin
+                kinds.append((leaf.shape, leaf.dtype))
                 values.append(leaf)
                 continue
             if is_torch_tensor(leaf):

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import pytree
 from ..arrays.autodiff import arg_cotangents
 from ..arrays.graph import ArrayGraph, NotArrayLevel
 from ..arrays.traced import ArrayTraced, array_tracing
@@ -39,7 +40,7 @@ from ..display.capture import parameter_names
 from ..errors import BudgetExceededError
 from ..tape.view import tensor_json
 from ..transforms.captured import restore_global_rng, saved_global_rng
-from ..transforms.staging import is_torch_tensor
+from ..transforms.staging import _label_tree, is_torch_tensor
 from .array_text import DOT, Text, op_text
 from .graph_schema import SCHEMA_NAME, SCHEMA_VERSION
 
@@ -55,9 +56,10 @@ def wants_array_graph(args: Sequence[Any]) -> bool:
     """Draw at array level: the array level is on and some argument is a float array."""
     if not config.array_level:
         return False
-    for arg in map(_plain, args):
-        if isinstance(arg, np.ndarray) and arg.ndim > 0 and arg.dtype.kind == "f":
-            return True
+    for arg in args:  # pytrees too: an MLP's parameters come as a tuple or a dict
+        for leaf in map(_plain, pytree.flatten(arg)[0]):
+            if isinstance(leaf, np.ndarray) and leaf.ndim > 0 and leaf.dtype.kind == "f":
+                return True
     return False
 
 
@@ -141,12 +143,18 @@ def _trace(func: Callable, args: Sequence[Any]) -> tuple[ArrayGraph, int, list[s
     try:
         with array_tracing(g):
             traced_args = []
-            for label, value in zip(names, map(_plain, args)):
-                if _float_input(value):
-                    array = np.asarray(value)
-                    traced_args.append(ArrayTraced(g, g.input(array, label), array.dtype))
-                else:
-                    traced_args.append(value)
+            for name, arg in zip(names, args):
+                leaves, tree = pytree.flatten(arg)
+                labels: list[str] = []
+                _label_tree(tree, name, labels)  # params0, params1... as in generated code
+                traced = []
+                for label, value in zip(labels, map(_plain, leaves)):
+                    if _float_input(value):
+                        array = np.asarray(value)
+                        traced.append(ArrayTraced(g, g.input(array, label), array.dtype))
+                    else:
+                        traced.append(value)
+                traced_args.append(pytree.unflatten(tree, traced))
             out = func(*traced_args)
     except BudgetExceededError:
         raise
