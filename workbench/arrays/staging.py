@@ -41,9 +41,12 @@ def _as_tensor(x: ArrayTraced) -> Any:
 
 
 def _unwrap(x: Any) -> Any:
+    """The traced value inside a torch.Tensor wrapper; anything else as it is."""
+    if not _is_torch(x):
+        return x
     from .torch_functions import unwrap
 
-    return unwrap(x) if _is_torch(x) else x
+    return unwrap(x)
 
 
 def _float_tensor(leaf: Any) -> bool:
