@@ -33,6 +33,7 @@ B = rand(5)
 C34_64 = rand(3, 4)
 C12_64 = rand(12)
 X3 = rand(2, 3, 4)
+SQUARE = rand(3, 3)
 TIES = torch.tensor([[0.5, 0.9, 0.9, -0.2], [0.3, 0.3, 0.3, 0.3], [1.0, -1.0, 0.0, 1.0]],
                     dtype=torch.float64)
 TARGETS = torch.tensor([2, 0, 3])
@@ -79,6 +80,8 @@ def catalogue(dtype=torch.float64) -> dict:
                                  + (x.flatten() * C12).pow(2).sum() + x.view(2, 6).sin().sum(), (X,), 0),
         "permute transpose t": (lambda x: (x.permute(1, 0) @ x).sum() + (x.transpose(0, 1) * C34.T).sum()
                                 + (x.t() @ C34).pow(2).sum(), (X,), 0),
+        "transpose of a square matrix": (lambda x: (x.transpose(0, 1)[0] * C34[0, :3]).sum()
+                                         + (x.transpose(1, 0) @ C34).pow(2).sum(), (SQUARE,), 0),
         "3-d transpose permute": (lambda x: (x.transpose(0, 2) * ARANGE.to(dtype)).sum()
                                   + x.permute(2, 0, 1).sin()[1].sum() + x.sum(dim=(0, 2)).pow(2).sum(),
                                   (X3,), 0),
