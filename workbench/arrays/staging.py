@@ -35,7 +35,7 @@ def _float_leaf(leaf: Any) -> bool:
 
 def _as_tensor(x: ArrayTraced) -> Any:
     """A torch input as a torch.Tensor wrapper (``torch_functions.TracedTensor``)."""
-    from .torch_functions import as_tensor
+    from .torch_tensor import as_tensor
 
     return as_tensor(x)
 
@@ -44,7 +44,7 @@ def _unwrap(x: Any) -> Any:
     """The traced value inside a torch.Tensor wrapper; anything else as it is."""
     if not _is_torch(x):
         return x
-    from .torch_functions import unwrap
+    from .torch_tensor import unwrap
 
     return unwrap(x)
 

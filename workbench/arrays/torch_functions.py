@@ -35,6 +35,7 @@ import numpy as np
 from ..ops import OPS, TORCH_FUNCTIONS
 from . import traced as T
 from .graph import NotArrayLevel
+from .torch_tensor import unwrap
 from .traced import ArrayTraced
 
 # Elementwise torch names handled by the op table as they are: a fixed number of tensor
@@ -162,87 +163,10 @@ def _sizes(sizes: tuple) -> tuple:
     return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
 
 
-# ----- torch.Tensor values: what torch code that checks isinstance(x, torch.Tensor) sees -----
-_TENSOR_CLASS: type | None = None  # created with torch, on first use
-_METADATA = frozenset({"dim", "ndimension", "size", "numel", "nelement", "is_floating_point",
-                       "is_complex", "element_size", "get_device", "is_contiguous", "__hash__",
-                       "__len__"})
-
-
-def tensor_class() -> type:
-    """:class:`TracedTensor`, a ``torch.Tensor`` wrapper subclass that carries an
-    :class:`ArrayTraced`. Differentiated torch arguments are handed to the function as these,
-    so torch's own checks accept them (``torch.func.functional_call`` swaps only tensors into
-    a module); every torch function on them comes back here."""
-    global _TENSOR_CLASS
-    if _TENSOR_CLASS is None:
-        torch = _torch()
-
-        class TracedTensor(torch.Tensor):
-            """A traced value as a torch tensor (metadata only: no storage of its own)."""
-
-            @staticmethod
-            def __new__(cls, traced: ArrayTraced):
-                dtype = torch.from_numpy(np.empty(0, traced.dtype)).dtype
-                tensor = torch.Tensor._make_wrapper_subclass(cls, traced.shape, dtype=dtype,
-                                                             requires_grad=False)
-                tensor.traced = traced
-                return tensor
-
-            def __init__(self, traced: ArrayTraced) -> None:
-                pass
-
-            def __repr__(self) -> str:
-                return f"TracedTensor(shape={tuple(self.shape)}, dtype={self.dtype})"
-
-            @classmethod
-            def __torch_function__(cls, func, types, args=(), kwargs=None):
-                return _tensor_function(func, args, kwargs or {})
-
-            @classmethod
-            def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
-                raise NotArrayLevel(f"torch operator {func} on a traced tensor")
-
-        _TENSOR_CLASS = TracedTensor
-    return _TENSOR_CLASS
-
-
-def as_tensor(x: ArrayTraced) -> Any:
-    """``x`` as a :class:`TracedTensor` (float values; others stay as they are)."""
-    if not isinstance(x, ArrayTraced) or x.dtype.kind != "f":
-        return x
-    return tensor_class()(x)
-
-
-def unwrap(x: Any) -> Any:
-    """The :class:`ArrayTraced` inside a :class:`TracedTensor`; anything else as it is."""
-    if _TENSOR_CLASS is not None and type(x) is _TENSOR_CLASS:
-        return x.traced
-    return x
-
-
 def _unwrap_all(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return type(x)(_unwrap_all(item) for item in x)
     return unwrap(x)
-
-
-def _tensor_function(func: Callable, args: tuple, kwargs: dict) -> Any:
-    """A torch function on a :class:`TracedTensor`: metadata from the wrapper, values here."""
-    name = getattr(func, "__name__", None)
-    if name == "__get__":  # a property: x.shape, x.dtype... from the wrapper; x.T traced
-        prop = getattr(getattr(func, "__self__", None), "__name__", None)
-        if prop == "T":
-            return T.transpose(unwrap(args[0]))
-        if prop not in ("shape", "dtype", "ndim", "device", "layout", "requires_grad",
-                        "is_leaf", "grad_fn", "is_cuda", "is_sparse", "is_quantized", "is_meta",
-                        "is_nested", "grad", "names"):
-            raise NotArrayLevel(f"tensor property {prop}")
-        name = "metadata"
-    if name == "metadata" or name in _METADATA:
-        with _torch()._C.DisableTorchFunction():
-            return func(*args, **kwargs)
-    return dispatch(func, args, kwargs)
 
 
 def tensor_node(g, x: Any) -> int:
@@ -424,62 +348,6 @@ def _fixed_ndim(name: str, na: int, nb: int) -> Callable:
     return run
 
 
-def _linear(input, weight, bias=None):
-    """F.linear: input @ weight.T + bias."""
-    if np.ndim(weight) not in (1, 2):
-        raise NotArrayLevel("linear weight shape")
-    out = T.matmul(input, T.transpose(weight) if np.ndim(weight) == 2 else weight)
-    return out if bias is None else out + bias
-
-
-def _single(value, name: str) -> int:
-    """An int option of conv1d (an int or a 1-tuple)."""
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise NotArrayLevel(f"conv1d {name}={value!r}")
-    return int(value)
-
-
-def _conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """F.conv1d (cross-correlation, groups=1) as im2col: the zero-padded input's windows are
-    gathered by one integer index (its adjoint a scatter-add), then contracted with the weight."""
-    _no("conv1d", groups=(groups, 1))
-    x = _traced_arg(input) if isinstance(input, ArrayTraced) else input
-    if np.ndim(weight) != 3 or np.ndim(x) not in (2, 3):
-        raise NotArrayLevel("conv1d shapes")
-    unbatched = np.ndim(x) == 2
-    if unbatched:
-        x = _unsqueeze(x, 0) if isinstance(x, ArrayTraced) else np.asarray(x)[None]
-    stride, dilation = _single(stride, "stride"), _single(dilation, "dilation")
-    _, channels, length = np.shape(x)
-    out_channels, in_channels, k = np.shape(weight)
-    if in_channels != channels or stride < 1 or dilation < 1:
-        raise NotArrayLevel("conv1d channels or options")
-    span = dilation * (k - 1)
-    if padding == "valid":
-        left = right = 0
-    elif padding == "same":
-        if stride != 1:
-            raise NotArrayLevel("conv1d padding='same' with a stride")
-        left, right = span // 2, span - span // 2
-    else:
-        left = right = _single(padding, "padding")
-    n_out = (length + left + right - span - 1) // stride + 1
-    if n_out < 1:
-        raise NotArrayLevel("conv1d input shorter than the kernel")
-    if left or right:
-        zeros = [np.zeros(np.shape(x)[:2] + (n,), dtype=x.dtype) for n in (left, right)]
-        x = T.concatenate([zeros[0], x, zeros[1]], axis=2)
-    windows = (np.arange(n_out) * stride)[:, None] + np.arange(k)[None, :] * dilation
-    patches = x[:, :, windows]  # (batch, channels, n_out, k)
-    out = T.einsum("bcik,ock->boi", patches, weight)
-    if bias is not None:
-        out = out + _unsqueeze(bias, -1) if isinstance(bias, ArrayTraced) else \
-            out + np.asarray(bias)[:, None]
-    return _squeeze(out, 0) if unbatched else out
-
-
 def _einsum(equation, *operands):
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
@@ -637,65 +505,6 @@ def _identity(x, *args, memory_format=None, **kwargs):
     return _traced_arg(x)
 
 
-# ----- losses -----
-def _reduced(losses: ArrayTraced, reduction: str, name: str) -> ArrayTraced:
-    if reduction == "mean":
-        return T._mean(losses)
-    if reduction == "sum":
-        return T._reduce("sum", losses)
-    if reduction == "none":
-        return losses
-    raise NotArrayLevel(f"{name}: reduction={reduction!r}")
-
-
-def _legacy_reduction(size_average, reduce, reduction: str) -> str:
-    if size_average is None and reduce is None:
-        return reduction
-    return "none" if reduce is False else "sum" if size_average is False else "mean"
-
-
-def _mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
-    _no("mse_loss", weight=(weight, None))
-    if np.shape(input) != np.shape(target):
-        raise NotArrayLevel("mse_loss of different shapes (torch broadcasts with a warning)")
-    error = T.elementwise("sub", input, target)
-    return _reduced(error * error, _legacy_reduction(size_average, reduce, reduction), "mse_loss")
-
-
-def _cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                   reduce=None, reduction="mean", label_smoothing=0.0):
-    """F.cross_entropy: logsumexp(x_i) - x_i[t_i] per sample for class-index targets,
-    -sum_c t_ic log_softmax(x_i)_c for class-probability targets (the input's shape)."""
-    _no("cross_entropy", weight=(weight, None), label_smoothing=(label_smoothing, 0.0))
-    x = _traced_arg(input)
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    if x.ndim not in (1, 2):
-        raise NotArrayLevel("cross_entropy of more than 2 dims")
-    if isinstance(target, ArrayTraced) or np.asarray(target).dtype.kind == "f":
-        if np.shape(target) != x.shape:
-            raise NotArrayLevel("cross_entropy probability targets of another shape")
-        losses = T._reduce("sum", T.elementwise("neg", _log_softmax(x, -1) * target), x.ndim - 1)
-        if reduction == "mean" and x.ndim == 2:  # torch divides by the batch size here
-            return T._reduce("sum", losses) / float(x.shape[0])
-        return _reduced(losses, reduction, "cross_entropy")
-    if np.asarray(target).dtype.kind not in "iu":
-        raise NotArrayLevel("cross_entropy targets")
-    target = np.asarray(target, dtype=np.int64)
-    if x.ndim == 1 and target.ndim == 0:
-        rows, classes = None, x.shape[0]
-    elif x.ndim == 2 and target.shape == x.shape[:1]:
-        rows, classes = x.shape[0], x.shape[1]
-    else:
-        raise NotArrayLevel("cross_entropy shapes")
-    if (target == ignore_index).any() or (target < 0).any() or (target >= classes).any():
-        raise NotArrayLevel("cross_entropy targets out of range or ignored")
-    if rows is None:
-        losses = _logsumexp(x, 0) - x[int(target)]
-    else:
-        losses = _logsumexp(x, 1) - x[np.arange(rows), target]
-    return _reduced(losses, reduction, "cross_entropy")
-
-
 HANDLERS: dict[str, Callable[..., Any]] = {
     "sum": _sum, "mean": _mean,
     "amax": _extreme("amax"), "amin": _extreme("amin"),
@@ -712,7 +521,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "matmul": _matmul, "__matmul__": _matmul, "__rmatmul__": _matmul,
     "mm": _fixed_ndim("mm", 2, 2), "mv": _fixed_ndim("mv", 2, 1),
     "bmm": _fixed_ndim("bmm", 3, 3), "dot": _fixed_ndim("dot", 1, 1),
-    "linear": _linear, "einsum": _einsum, "conv1d": _conv1d,
+    "einsum": _einsum,
     "reshape": _reshape, "view": _reshape,
     "permute": _permute, "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose,
     "t": _t, "unsqueeze": _unsqueeze, "squeeze": _squeeze, "flatten": _flatten,
@@ -726,7 +535,6 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "dim": lambda x: _traced_arg(x).ndim, "ndimension": lambda x: _traced_arg(x).ndim,
     "numel": lambda x: _traced_arg(x).size, "size": _size,
     "__len__": lambda x: len(_traced_arg(x)),
-    "mse_loss": _mse_loss, "cross_entropy": _cross_entropy,
     "zeros_like": _like(0.0), "ones_like": _like(1.0), "full_like": _like(None),
 }
 
@@ -745,6 +553,10 @@ def call(name: str, *args: Any, **kwargs: Any) -> Any:
     """Run the torch function ``name`` on (traced) arguments with torch's semantics, or raise
     :class:`NotArrayLevel`."""
     handler = HANDLERS.get(name)
+    if handler is None:
+        from .torch_nn import HANDLERS as NN  # F.linear, F.conv1d, the losses
+
+        handler = NN.get(name)
     if handler is None and name in _ELEMENTWISE:  # torch tensors among the operands are
         # constants (``traced.node_of``), promoted by torch's rule (``torch_float_dtype``)
         op = _ELEMENTWISE[name]
@@ -783,4 +595,3 @@ def method(x: ArrayTraced, name: str) -> Callable[..., Any]:
     if name in HANDLERS or name in _ELEMENTWISE:
         return lambda *args, **kwargs: call(name, x, *args, **kwargs)
     raise NotArrayLevel(f"attribute {name!r}")
-

@@ -45,7 +45,7 @@ def unwrap(leaf: Any) -> Any:
     from ..transforms.staging import is_torch_tensor
 
     if is_torch_tensor(leaf):
-        from .torch_functions import unwrap
+        from .torch_tensor import unwrap
 
         return unwrap(leaf)
     return leaf
@@ -57,7 +57,7 @@ def rewrap(original: Any, traced: ArrayTraced) -> Any:
     from ..transforms.staging import is_torch_tensor
 
     if is_torch_tensor(original) or getattr(traced.graph, "torch_style", False):
-        from .torch_functions import as_tensor
+        from .torch_tensor import as_tensor
 
         return as_tensor(traced)
     return traced
