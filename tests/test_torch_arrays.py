@@ -414,3 +414,18 @@ def test_functional_call_1d_cnn_grad_and_per_sample_grads_match_torch_func(dtype
         check_dicts(grad(params, CNN_X.to(dtype), onehot), expected, dtype)
         check_dicts(per_sample(params, CNN_X.to(dtype), onehot), expected_ps, dtype)
     assert all(e.array_level for e in entries(grad) + entries(per_sample))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_outputs_computed_by_one_node_are_separate_arrays(kind):
+    # d/da and d/db of sin(a + b) are one node: a cached call must not hand one array out twice
+    # (an in-place update of one gradient would change the other)
+    x = np.full(3, 0.5)
+    if kind == "torch":
+        x = torch.from_numpy(x)
+    sin = torch.sin if kind == "torch" else np.sin
+    grad = wb.grad(lambda p: sin(p["a"] + p["b"]).sum())
+    for _ in range(3):
+        g = grad({"a": x, "b": x})
+        g["a"] += 1.0
+        np.testing.assert_allclose(np.asarray(g["b"]), np.cos(1.0))

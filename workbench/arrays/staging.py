@@ -134,6 +134,7 @@ class ArrayEntry:
                     spec.dtype and value.flags.owndata and value.flags.writeable:
                 return value
         leaves = []
+        handed_over: set[int] = set()  # one array computed for two outputs is copied once
         computed = iter(result)
         for spec in self.out_specs:
             if spec.shape is None:
@@ -145,11 +146,13 @@ class ArrayEntry:
             if not spec.shape:
                 array = value.astype(spec.dtype)[()]
             else:  # a fresh array of the program's is handed over; views and inputs are copied
-                fresh = value.flags.owndata and value.flags.writeable
+                fresh = value.flags.owndata and value.flags.writeable and \
+                    id(value) not in handed_over
                 array = value.astype(spec.dtype, copy=not fresh)
-            if use_torch:
+                handed_over.add(id(value))
+            if use_torch:  # the fresh array above is handed over; a 0-d value is wrapped
                 torch = sys.modules["torch"]
-                array = torch.from_numpy(np.array(array))
+                array = torch.from_numpy(array if spec.shape else np.array(array))
             leaves.append(array)
         return pytree.unflatten(self.out_tree, leaves)
 
