@@ -188,14 +188,14 @@ def test_writes_into_arguments_are_refused_as_before():
     assert not STATE.graphs
 
 
-def test_torch_inputs_keep_the_element_level():
+def test_torch_inputs_trace_at_array_level():  # tests/test_torch_arrays.py has the catalogue
     torch = require("torch")
     x = torch.tensor([0.5, 1.5], dtype=torch.float64)
     grad = wb.grad(lambda x: (torch.sin(x) * x).sum())
     out = grad(x)
     assert isinstance(out, torch.Tensor)
     np.testing.assert_allclose(out.numpy(), (torch.sin(x) + x * torch.cos(x)).numpy())
-    assert not the_entry(grad).array_level
+    assert the_entry(grad).array_level
 
 
 def test_array_level_can_be_switched_off(monkeypatch):

@@ -33,15 +33,36 @@ def _float_leaf(leaf: Any) -> bool:
     return isinstance(dtype, np.dtype) and dtype.kind == "f"
 
 
+def _as_tensor(x: ArrayTraced) -> Any:
+    """A torch input as a torch.Tensor wrapper (``torch_functions.TracedTensor``)."""
+    from .torch_tensor import as_tensor
+
+    return as_tensor(x)
+
+
+def _unwrap(x: Any) -> Any:
+    """The traced value inside a torch.Tensor wrapper; anything else as it is."""
+    if not _is_torch(x):
+        return x
+    from .torch_tensor import unwrap
+
+    return unwrap(x)
+
+
+def _float_tensor(leaf: Any) -> bool:
+    return _is_torch(leaf) and leaf.is_floating_point() and leaf.dim() > 0
+
+
 def wants_arrays(leaves: list, only: bool = False) -> bool:
-    """Trace at array level: numpy (not torch) arguments with at least one float array (scalar
+    """Trace at array level: numpy or torch arguments with at least one float array (scalar
     programs keep the element path's thin scalar code). ``only``: no element body to fall back
-    to, so try whenever the arguments are numpy."""
+    to, so try always."""
     from ..config import config
 
-    if not config.array_level or any(_is_torch(leaf) for leaf in leaves):
+    if not config.array_level:
         return False
-    return only or any(_float_leaf(leaf) and np.ndim(leaf) > 0 for leaf in leaves)
+    return only or any((_float_leaf(leaf) and np.ndim(leaf) > 0) or _float_tensor(leaf)
+                       for leaf in leaves)
 
 
 @dataclass
@@ -113,6 +134,7 @@ class ArrayEntry:
                     spec.dtype and value.flags.owndata and value.flags.writeable:
                 return value
         leaves = []
+        handed_over: set[int] = set()  # one array computed for two outputs is copied once
         computed = iter(result)
         for spec in self.out_specs:
             if spec.shape is None:
@@ -124,11 +146,13 @@ class ArrayEntry:
             if not spec.shape:
                 array = value.astype(spec.dtype)[()]
             else:  # a fresh array of the program's is handed over; views and inputs are copied
-                fresh = value.flags.owndata and value.flags.writeable
+                fresh = value.flags.owndata and value.flags.writeable and \
+                    id(value) not in handed_over
                 array = value.astype(spec.dtype, copy=not fresh)
-            if use_torch:
+                handed_over.add(id(value))
+            if use_torch:  # the fresh array above is handed over; a 0-d value is wrapped
                 torch = sys.modules["torch"]
-                array = torch.from_numpy(np.array(array))
+                array = torch.from_numpy(array if spec.shape else np.array(array))
             leaves.append(array)
         return pytree.unflatten(self.out_tree, leaves)
 
@@ -148,6 +172,7 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
     from ..transforms.staging import _leaf_kind
 
     g = ArrayGraph()
+    g.torch_style = any(_is_torch(leaf) for leaf in leaves)  # torch's meaning of x.var()...
     inputs: list[int] = []
     random_state = global_rng_state()
     with array_tracing(g):
@@ -157,8 +182,9 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
                 array = np.asarray(value)
                 node = g.input(array, labels[k])
                 inputs.append(node)
-                traced_leaves.append(ArrayTraced(g, node, array.dtype if array.dtype.kind == "f"
-                                                 else np.float64))
+                traced = ArrayTraced(g, node, array.dtype if array.dtype.kind == "f"
+                                     else np.float64)
+                traced_leaves.append(_as_tensor(traced) if _is_torch(leaf) else traced)
             else:
                 traced_leaves.append(leaf)
         args, kwargs = pytree.unflatten(tree, traced_leaves)
@@ -167,6 +193,7 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
     outputs: list[int] = []
     specs = []
     for leaf in out_leaves:
+        leaf = _unwrap(leaf)
         if isinstance(leaf, ArrayTraced):
             outputs.append(leaf.node)
             specs.append(OutSpec(leaf.shape, leaf.dtype))

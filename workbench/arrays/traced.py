@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -61,7 +62,16 @@ def _dtype_of(x: Any) -> np.dtype | None:
         return x.dtype
     if isinstance(x, (np.ndarray, np.generic)):  # before the weak types: np.float64 is a float
         return x.dtype
+    if _is_tensor(x):
+        from .torch_functions import tensor_dtype
+
+        return tensor_dtype(x)
     return None
+
+
+def _is_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def result_dtype(*operands: Any) -> np.dtype:
@@ -69,6 +79,10 @@ def result_dtype(*operands: Any) -> np.dtype:
     dtypes = [d for d in map(_dtype_of, operands) if d is not None and d.kind == "f"]
     if not dtypes:
         return np.dtype(np.float64)
+    if len(set(dtypes)) > 1 and any(map(_is_tensor, operands)):
+        from .torch_functions import torch_float_dtype
+
+        return torch_float_dtype(operands)
     return np.result_type(*dtypes)
 
 
@@ -94,6 +108,10 @@ def node_of(g: ArrayGraph, x: Any, float_scalars: bool = True) -> int:
         if array.dtype.kind not in "fiub":
             raise NotArrayLevel("a sequence that is not numeric")
         return g.const(array)
+    if _is_tensor(x):  # a traced torch tensor, or one the function captured (a constant)
+        from .torch_functions import tensor_node
+
+        return tensor_node(g, x)
     raise NotArrayLevel(f"an operand of type {type(x).__name__}")
 
 
@@ -156,7 +174,19 @@ class ArrayTraced:
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise NotArrayLevel(f"attribute {name!r}")
+        from . import torch_functions  # torch's Tensor methods (x.exp(), x.view(2, -1)...)
+
+        return torch_functions.method(self, name)
+
+    def _torch_style(self) -> bool:
+        """The trace's inputs were torch tensors: methods whose numpy and torch meanings differ
+        (x.var(), x.max(1), x.transpose(0, 2)...) take torch's."""
+        return getattr(self.graph, "torch_style", False)
+
+    def _torch_method(self, name: str, args: tuple, kwargs: dict):
+        from . import torch_functions
+
+        return torch_functions.call(name, self, *args, **kwargs)
 
     # ----- conversions: the element tracer decides these -----
     def __float__(self):
@@ -244,6 +274,10 @@ class ArrayTraced:
 
     # ----- indexing -----
     def __getitem__(self, index) -> ArrayTraced:
+        if "torch" in sys.modules:  # torch index tensors as numpy arrays
+            from . import torch_functions
+
+            index = torch_functions.numpy_index(index)
         g = self.graph
         template, arrays = _index_template(g, index)
         node = rules.index(g, self.node, template, arrays)
@@ -281,19 +315,41 @@ class ArrayTraced:
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        raise NotArrayLevel("a torch function")
+        from . import torch_functions
+
+        return torch_functions.dispatch(func, args, kwargs or {})
 
     # ----- methods -----
-    def sum(self, axis=None, keepdims=False, dtype=None, **other):
+    def sum(self, *args, **kwargs):
+        if self._torch_style():  # torch's dim=, keepdim=
+            return self._torch_method("sum", args, kwargs)
+        return self._numpy_sum(*args, **kwargs)
+
+    def _numpy_sum(self, axis=None, keepdims=False, dtype=None, **other):
         return _reduce("sum", self, axis, keepdims, dtype, other)
 
-    def mean(self, axis=None, keepdims=False, dtype=None, **other):
+    def mean(self, *args, **kwargs):
+        if self._torch_style():
+            return self._torch_method("mean", args, kwargs)
+        return self._numpy_mean(*args, **kwargs)
+
+    def _numpy_mean(self, axis=None, keepdims=False, dtype=None, **other):
         return _mean(self, axis, keepdims, dtype, other)
 
-    def max(self, axis=None, keepdims=False, **other):
+    def max(self, *args, **kwargs):
+        if self._torch_style():  # torch's x.max(dim) returns (values, indices)
+            return self._torch_method("max", args, kwargs)
+        return self._numpy_max(*args, **kwargs)
+
+    def _numpy_max(self, axis=None, keepdims=False, **other):
         return _reduce("amax", self, axis, keepdims, None, other)
 
-    def min(self, axis=None, keepdims=False, **other):
+    def min(self, *args, **kwargs):
+        if self._torch_style():
+            return self._torch_method("min", args, kwargs)
+        return self._numpy_min(*args, **kwargs)
+
+    def _numpy_min(self, axis=None, keepdims=False, **other):
         return _reduce("amin", self, axis, keepdims, None, other)
 
     def all(self, axis=None, keepdims=False):
@@ -305,10 +361,20 @@ class ArrayTraced:
     def dot(self, other):
         return dot(self, other)
 
-    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+    def var(self, *args, **kwargs):
+        if self._torch_style():  # torch: unbiased by default
+            return self._torch_method("var", args, kwargs)
+        return self._numpy_var(*args, **kwargs)
+
+    def _numpy_var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
         return _var(self, axis, dtype, out, ddof, keepdims, **other)
 
-    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+    def std(self, *args, **kwargs):
+        if self._torch_style():
+            return self._torch_method("std", args, kwargs)
+        return self._numpy_std(*args, **kwargs)
+
+    def _numpy_std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
         return _std(self, axis, dtype, out, ddof, keepdims, **other)
 
     def reshape(self, *shape, order="C"):
@@ -321,12 +387,19 @@ class ArrayTraced:
     def ravel(self):
         return reshape(self, (-1,))
 
-    def flatten(self, order="C"):
+    def flatten(self, *args, **kwargs):
+        if self._torch_style():  # torch's x.flatten(start_dim, end_dim)
+            return self._torch_method("flatten", args, kwargs)
+        return self._numpy_flatten(*args, **kwargs)
+
+    def _numpy_flatten(self, order="C"):
         if order != "C":
             raise NotArrayLevel("flatten order")
         return reshape(self, (-1,))
 
     def transpose(self, *axes):
+        if self._torch_style():  # torch's x.transpose(dim0, dim1)
+            return self._torch_method("transpose", axes, {})
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = axes[0]
         return transpose(self, axes or None)
@@ -335,7 +408,12 @@ class ArrayTraced:
     def T(self) -> ArrayTraced:
         return transpose(self)
 
-    def squeeze(self, axis=None):
+    def squeeze(self, *args, **kwargs):
+        if self._torch_style():  # torch keeps a given dim whose size is not 1
+            return self._torch_method("squeeze", args, kwargs)
+        return self._numpy_squeeze(*args, **kwargs)
+
+    def _numpy_squeeze(self, axis=None):
         return squeeze(self, axis)
 
     def copy(self):

@@ -40,8 +40,32 @@ def _numeric(leaf: Any) -> np.ndarray:
     return np.asarray(leaf)
 
 
+def unwrap(leaf: Any) -> Any:
+    """The traced value of a torch-tensor-wrapped one (``torch_functions.TracedTensor``)."""
+    from ..transforms.staging import is_torch_tensor
+
+    if is_torch_tensor(leaf):
+        from .torch_tensor import unwrap
+
+        return unwrap(leaf)
+    return leaf
+
+
+def rewrap(original: Any, traced: ArrayTraced) -> Any:
+    """``traced`` as ``original`` was given: a torch tensor for a torch tensor (a graph whose
+    inputs were torch tensors hands its differentiated values to the function as tensors)."""
+    from ..transforms.staging import is_torch_tensor
+
+    if is_torch_tensor(original) or getattr(traced.graph, "torch_style", False):
+        from .torch_tensor import as_tensor
+
+        return as_tensor(traced)
+    return traced
+
+
 def as_array(g: ArrayGraph, leaf: Any) -> ArrayTraced:
     """A traced value for ``leaf`` (data becomes a constant node)."""
+    leaf = unwrap(leaf)
     if isinstance(leaf, ArrayTraced):
         return leaf
     value = _numeric(leaf)
@@ -56,6 +80,7 @@ def fresh_leaf(g: ArrayGraph, leaf: Any, where: str) -> ArrayTraced:
     """A new variable equal to ``leaf``: what this level differentiates with respect to."""
     from ..transforms.staging import check_float_leaf
 
+    leaf = unwrap(leaf)
     check_float_leaf(leaf, where)
     base = as_array(g, leaf)
     return ArrayTraced(g, g.alias(base.node), base.dtype)
@@ -68,7 +93,8 @@ def fresh_arguments(g: ArrayGraph, args: tuple, positions: tuple[int, ...]):
         leaves, tree = pytree.flatten(args[pos])
         fresh = [fresh_leaf(g, leaf, f"argument {pos}" if len(leaves) == 1 else
                             f"leaf {j} of argument {pos}") for j, leaf in enumerate(leaves)]
-        new_args[pos] = pytree.unflatten(tree, fresh)
+        # torch arguments are handed to the function as torch tensors (torch_functions)
+        new_args[pos] = pytree.unflatten(tree, [rewrap(leaf, f) for leaf, f in zip(leaves, fresh)])
         per_arg.append((tree, fresh))
     return new_args, per_arg
 
@@ -246,21 +272,24 @@ def vmap_body(func: Callable, in_dims: Any, out_dims: Any):
 
     def body(args: tuple, kwargs: dict):
         g = graph()
-        leaves, tree = pytree.flatten(args)
-        size, dims = _batch_size(leaves, _leaf_dims(in_dims, args), args)
+        wrapped, tree = pytree.flatten(args)
+        leaves = [unwrap(leaf) for leaf in wrapped]
+        size, dims = _batch_size(leaves, _leaf_dims(in_dims, pytree.unflatten(tree, leaves)),
+                                 args)
         batch = Batch(g, {})
         batch.size = size
         example_leaves = []
-        for leaf, d in zip(leaves, dims):
+        for original, leaf, d in zip(wrapped, leaves, dims):
             if d is None:
-                example_leaves.append(leaf)
+                example_leaves.append(original)
                 continue
             x = as_array(g, leaf)
             if x.dtype.kind != "f":
                 raise NotArrayLevel("mapping over integer data")
             perm = (d,) + tuple(i for i in range(x.ndim) if i != d)
             moved = rules.transpose(g, x.node, perm)
-            example_leaves.append(ArrayTraced(g, batch.placeholder(moved), x.dtype))
+            example_leaves.append(rewrap(original, ArrayTraced(g, batch.placeholder(moved),
+                                                               x.dtype)))
         n_guards = len(g.guards)
         rng = global_rng_state()
         out = func(*pytree.unflatten(tree, example_leaves), **kwargs)
