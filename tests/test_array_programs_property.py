@@ -95,7 +95,16 @@ def _scalar_lowering(f, point, argnums):
 
 
 def _lambdified(expr, env):
+    """``expr`` evaluated by SymPy's lambdify at the numbers (and truth values) of ``env``.
+
+    A truth value named by CSE (``t_27 = x > y``) is put into the expression first: lambdify
+    turns ``Heaviside(Piecewise((v, t_27), (w, True)))`` into ``Heaviside(v)``, dropping a
+    condition that is a bare symbol (DESIGN.md's warning about CSE'd Piecewise conditions).
+    """
     expr = sympy.sympify(expr)
+    truths = {s: sympy.true if env[s] else sympy.false for s in expr.free_symbols
+              if isinstance(env[s], (bool, np.bool_))}
+    expr = expr.xreplace(truths)
     free = sorted(expr.free_symbols, key=str)
     return sympy.lambdify(free, expr, modules="numpy")(*(env[s] for s in free))
 
@@ -124,6 +133,23 @@ BROADCASTS = Program([(), (1, 3, 1), (3, 1)], [
     Step("sub", (5, 2)), Step("reshape_method", (6,), ((3,),)), Step("clip", (7,), (-0.5, 0.5)),
     Step("sqrt1p_sq", (8,))], "weighted_sum")
 
+# Found by WB_ARRAY_PROGRAMS_EXPLORE=1 (shrunk): a derivative past wb.config.pretty_max_ops,
+# shown as CSE assignments whose truth values (np.where's mask) are conditions under relu's
+# Heaviside: evaluating them needs the truth values substituted (see _lambdified).
+CSE_TRUTH_VALUES = Program([(2, 4)], [
+    Step("log1p_sq", (0,)), Step("add", (0, 0)), Step("add", (1, 1)), Step("where", (0, 3)),
+    Step("relu", (4,))], "weighted_sum")
+# Found by WB_ARRAY_PROGRAMS_EXPLORE=1 (shrunk): np.where on a comparison whose two sides SymPy
+# folds to constants. wb.grad and the tape agree (0); the SymPy form (export, derivative,
+# graph) crashes inside SymPy's Piecewise.
+CONSTANT_CONDITION = Program([(1,), ()], [
+    Step("sub", (0, 0)), Step("where", (2, 2))], "weighted_sum")
+CONSTANT_CONDITION_BUG = (
+    "to_sympy builds the unevaluated relational 0 > 0 for np.where's condition, and "
+    "sympy.Piecewise((1, 0 > 0), (0, True)) raises TypeError('Invalid NaN comparison'): "
+    "wb.export, wb.derivative and wb.graph fail with a SymPy traceback; smallest case "
+    "wb.derivative(lambda s: np.where(s - s > 0.0, s, 2 * s), 0.5) (also s + 1.0 - s > 0.5)")
+
 
 # WB_ARRAY_PROGRAMS_EXAMPLES=n runs n examples; WB_ARRAY_PROGRAMS_EXPLORE=1 draws new random
 # examples each run and shrinks a failure to a small program (a search, not the suite's check).
@@ -139,6 +165,9 @@ EXPLORE = bool(os.environ.get("WB_ARRAY_PROGRAMS_EXPLORE"))
 @example(program=EXACT_TIES, seed=0)
 @example(program=MATMULS, seed=0)
 @example(program=BROADCASTS, seed=0)
+@example(program=CSE_TRUTH_VALUES, seed=0)
+@example(program=CONSTANT_CONDITION, seed=0).xfail(raises=TypeError,
+                                                    reason=CONSTANT_CONDITION_BUG)
 def test_array_program_gradients_agree(program: Program, seed: int):
     note(repr(program))
     f = build_function(program)
