@@ -140,16 +140,10 @@ CSE_TRUTH_VALUES = Program([(2, 4)], [
     Step("log1p_sq", (0,)), Step("add", (0, 0)), Step("add", (1, 1)), Step("where", (0, 3)),
     Step("relu", (4,))], "weighted_sum")
 # Found by WB_ARRAY_PROGRAMS_EXPLORE=1 (shrunk): np.where on a comparison whose two sides SymPy
-# folds to constants. wb.grad and the tape agree (0); the SymPy form (export, derivative,
-# graph) crashes inside SymPy's Piecewise.
+# folds to constants; the SymPy form (export, derivative, graph) crashed inside SymPy's
+# Piecewise until such comparisons were decided (ops._relational).
 CONSTANT_CONDITION = Program([(1,), ()], [
     Step("sub", (0, 0)), Step("where", (2, 2))], "weighted_sum")
-CONSTANT_CONDITION_BUG = (
-    "to_sympy builds the unevaluated relational 0 > 0 for np.where's condition, and "
-    "sympy.Piecewise((1, 0 > 0), (0, True)) raises TypeError('Invalid NaN comparison'): "
-    "wb.export, wb.derivative and wb.graph fail with a SymPy traceback; smallest case "
-    "wb.derivative(lambda s: np.where(s - s > 0.0, s, 2 * s), 0.5) (also s + 1.0 - s > 0.5)")
-
 
 # WB_ARRAY_PROGRAMS_EXAMPLES=n runs n examples; WB_ARRAY_PROGRAMS_EXPLORE=1 draws new random
 # examples each run and shrinks a failure to a small program (a search, not the suite's check).
@@ -166,8 +160,7 @@ EXPLORE = bool(os.environ.get("WB_ARRAY_PROGRAMS_EXPLORE"))
 @example(program=MATMULS, seed=0)
 @example(program=BROADCASTS, seed=0)
 @example(program=CSE_TRUTH_VALUES, seed=0)
-@example(program=CONSTANT_CONDITION, seed=0).xfail(raises=TypeError,
-                                                    reason=CONSTANT_CONDITION_BUG)
+@example(program=CONSTANT_CONDITION, seed=0)
 def test_array_program_gradients_agree(program: Program, seed: int):
     note(repr(program))
     f = build_function(program)
