@@ -427,3 +427,20 @@ def test_random_compositions_match_torch(seed):
                                equal_nan=True, msg=str(expression))
     torch.testing.assert_close(wb.grad(df_sum(wb.grad))(x), tfunc.grad(df_sum(tfunc.grad))(x),
                                rtol=1e-8, atol=1e-8, equal_nan=True, msg=str(expression))
+
+
+def test_transpose_of_two_dims_swaps_them_for_torch_inputs_at_element_level(monkeypatch):
+    # torch's x.transpose(0, 1) on a 2-D tensor swaps the dims (numpy's would be the identity
+    # permutation): the element level used to read it the numpy way, a silently wrong gradient.
+    torch = require("torch")
+    monkeypatch.setattr(wb.config, "array_level", False)
+    a = torch.arange(9.0, dtype=torch.float64).reshape(3, 3)
+    x = torch.tensor([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0], [1.5, 0.2, -0.7]], dtype=torch.float64)
+
+    def f(x):
+        return (x.transpose(0, 1) * a).sum() + (x @ x.transpose(0, 1)).sum()
+
+    torch.testing.assert_close(wb.grad(f)(x), torch.func.grad(f)(x))
+    xs = x.numpy()
+    np.testing.assert_allclose(wb.grad(lambda v: (v.transpose(0, 1) * a.numpy()).sum())(xs),
+                               a.numpy())  # numpy's meaning for numpy inputs: the identity

@@ -569,7 +569,9 @@ class Traced:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         try:
-            if len(axes) == 2 and self.ids.ndim != 2:  # torch's x.transpose(dim0, dim1)
+            # torch's x.transpose(dim0, dim1) swaps two dims; for a 2-D array numpy reads the
+            # same call as a permutation ((0, 1) is the identity), so torch inputs decide.
+            if len(axes) == 2 and (self.ids.ndim != 2 or STATE.torch_style):
                 return Traced(self.graph, np.swapaxes(self.ids, *axes), self.dtype)
             return Traced(self.graph, self.ids.transpose(*axes), self.dtype)
         except (IndexError, ValueError) as error:
