@@ -263,7 +263,10 @@ class Staged:
             self.warn_retracing(reason)
         # The values computed while tracing are the program's values at these arguments (the
         # kernels are compiled from the same printers), so the first call compiles nothing.
-        result = entry.assemble(entry.traced_result(), use_torch)
+        try:
+            result = entry.assemble(entry.traced_result(), use_torch)
+        except MemoryError:
+            raise out_of_memory("handing out the first call's result") from None
         if entry.array_level:
             entry.forget_values()
         return result
