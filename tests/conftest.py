@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -32,12 +33,38 @@ def require(module: str):
     return pytest.importorskip(module)
 
 
+#: The system's C compiler, which exported C is compiled with.
+C_COMPILER = shutil.which("cc") or shutil.which("gcc")
+
+
+@pytest.fixture
+def c_compiler() -> str:
+    """The C compiler's path: skip on a user's machine without one, fail in CI (.ci/run
+    installs gcc), so the exported-C tests can never pass by not running there."""
+    if C_COMPILER is None:
+        message = "no C compiler (cc or gcc) to compile exported C: install gcc"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return C_COMPILER
+
+
 @pytest.fixture
 def torch():
     torch = require("torch")
     torch.set_default_dtype(torch.float64)
     yield torch
     torch.set_default_dtype(torch.float32)
+
+
+def compiled_versions(transform) -> list:
+    """Every compiled version in a transform's caches (grad-like, or vmap's two levels)."""
+    staged = getattr(transform, "__wb_staged__", None)
+    caches = [staged.cache] if staged is not None else []
+    batched = getattr(transform, "__wb_batched__", None)
+    if batched is not None:
+        caches += [batched.cache, batched.array_staged.cache]
+    return [e for cache in caches for versions in cache.values() for e in versions]
 
 
 @pytest.fixture

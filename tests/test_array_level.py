@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import central_difference, require
+from conftest import central_difference, compiled_versions, require
 
 import workbench as wb
 from workbench.tracing import STATE
@@ -15,18 +15,8 @@ from workbench.tracing import STATE
 rng = np.random.default_rng(12)
 
 
-def entries(transform) -> list:
-    """Every compiled version in a transform's caches (grad-like or vmap)."""
-    staged = getattr(transform, "__wb_staged__", None)
-    caches = [staged.cache] if staged is not None else []
-    batched = getattr(transform, "__wb_batched__", None)
-    if batched is not None:
-        caches += [batched.cache, batched.array_staged.cache]
-    return [e for cache in caches for versions in cache.values() for e in versions]
-
-
 def the_entry(transform):
-    found = entries(transform)
+    found = compiled_versions(transform)
     assert len(found) == 1, found
     return found[0]
 
@@ -70,7 +60,7 @@ def test_mlp_gradient_is_array_level_and_matches_torch(torch):
     fresh = wb.grad(lambda *a: mlp_loss(*a))(params2, x2, y2)
     for a, b in zip(again, fresh):
         np.testing.assert_allclose(a, b, rtol=1e-13)
-    assert len(entries(grad)) == 1
+    assert len(compiled_versions(grad)) == 1
 
 
 def test_size_is_not_limited_by_the_element_budget():
@@ -143,7 +133,7 @@ def test_control_flow_is_a_guard_and_the_other_branch_is_traced_again(traces):
     np.testing.assert_allclose(grad(down), np.cos(down))
     np.testing.assert_allclose(grad(up * 3), 6 * up)  # the first version, from the cache
     assert traces["n"] == 2
-    assert all(e.array_level and e.guards for e in entries(grad))
+    assert all(e.array_level and e.guards for e in compiled_versions(grad))
 
 
 def test_no_grad_inside_is_a_constant():

@@ -11,8 +11,6 @@ torch's too.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from array_cases import CASES, KINKS, T, params, to_torch
@@ -25,7 +23,6 @@ import workbench as wb
 torch = require("torch")
 tfunc = require("torch.func")
 
-CC = shutil.which("cc") or shutil.which("gcc")
 RTOL, ATOL = 1e-9, 1e-10
 
 # one draw of shapes per op is enough here (the op tests run a second draw)
@@ -135,7 +132,7 @@ def test_exported_numpy(case, tmp_path):
             close(g, w, f"{case.name}, {label}: exported gradient {k}")
 
 
-@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.usefixtures("c_compiler")
 @pytest.mark.parametrize("case", params(BACKEND_CASES, "export_c"))
 def test_exported_c(case, tmp_path):
     loss, loss_t = named_loss(case)

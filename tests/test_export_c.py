@@ -4,23 +4,22 @@ against wb.grad and (at the non-smooth points) against torch."""
 from __future__ import annotations
 
 import ctypes
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
+from conftest import C_COMPILER
 
 import workbench as wb
 
-CC = shutil.which("cc") or shutil.which("gcc")
-pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
+pytestmark = pytest.mark.usefixtures("c_compiler")
 
 
 def compile_export(tmp_path, func, *args, argnums=0, stem="grad", with_value=False):
     code = wb.export(func, *args, argnums=argnums, target="c", path=tmp_path / f"{stem}.c",
                      with_value=with_value)
     lib = tmp_path / f"lib{stem}.so"
-    subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "-shared",
+    subprocess.run([C_COMPILER, "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror", "-shared",
                     "-fPIC", "-o", str(lib), str(tmp_path / f"{stem}.c"), "-lm"],
                    check=True, capture_output=True, text=True, timeout=120)
     return code, ctypes.CDLL(str(lib))
@@ -122,7 +121,7 @@ def test_several_traced_branches(tmp_path):
                      path=tmp_path / "br.c")
     assert "static int grad_f_branch1(" in code.source
     lib = tmp_path / "libbr.so"
-    subprocess.run([CC, "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(lib),
+    subprocess.run([C_COMPILER, "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(lib),
                     str(tmp_path / "br.c"), "-lm"], check=True, capture_output=True, timeout=120)
     fn = ctypes.CDLL(str(lib)).grad_f
     for x in ([3.0, 1.0], [-0.5, 0.25]):

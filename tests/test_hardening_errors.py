@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,11 +16,11 @@ import traceback
 
 import numpy as np
 import pytest
+from conftest import C_COMPILER
 
 import workbench as wb
 from workbench.cli import main
 
-CC = shutil.which("cc") or shutil.which("gcc")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -47,11 +46,11 @@ def test_export_with_an_empty_array_parameter(target):
     assert tuple(gw.shape) == (0, 2)
 
 
-@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.usefixtures("c_compiler")
 def test_c_export_with_an_empty_array_parameter_compiles(tmp_path):
     code = wb.export(lambda x, w: x * 3.0 + w.sum(), 0.5, np.ones(0), argnums=(0, 1),
                      target="c", path=tmp_path / "e.c")
-    subprocess.run([CC, "-std=c99", "-Wall", "-Werror", "-c", str(tmp_path / "e.c"), "-o",
+    subprocess.run([C_COMPILER, "-std=c99", "-Wall", "-Werror", "-c", str(tmp_path / "e.c"), "-o",
                     str(tmp_path / "e.o")], check=True, capture_output=True, timeout=120)
     assert "grad_f" in code.header
 
@@ -76,13 +75,13 @@ def _expected_gradient(point: np.ndarray) -> np.ndarray:
     return np.array([slopes[k] * np.prod(np.delete(factors, k)) for k in range(len(point))])
 
 
-@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.usefixtures("c_compiler")
 def test_c_export_with_keyword_and_libm_parameter_names(tmp_path):
     f = _awkwardly_named()
     point = np.linspace(0.2, 1.4, len(NAMES))
     wb.export(f, *point, argnums=tuple(range(len(NAMES))), target="c", path=tmp_path / "k.c")
     lib = tmp_path / "libk.so"
-    build = subprocess.run([CC, "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o",
+    build = subprocess.run([C_COMPILER, "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o",
                             str(lib), str(tmp_path / "k.c"), "-lm"],
                            capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr

@@ -11,19 +11,15 @@ property test's steps), drawn from fixed seeds so a failure replays exactly.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
-from conftest import central_difference
+from conftest import C_COMPILER, central_difference
 from test_export_c import call, compile_export
 from test_export_numpy import load
 from test_tape_property import ARRAY, BINARY, GAPS, REDUCE, SHAPES, UNARY, build
 
 import workbench as wb
 from workbench.check import kinks
-
-CC = shutil.which("cc") or shutil.which("gcc")
 
 
 def _close(a, b, what: str) -> None:
@@ -104,7 +100,7 @@ def test_every_path_gives_the_same_gradient(tmp_path, seed):
         for k in range(2):
             _close(got[k], want[k], f"exported numpy, argument {k}")
 
-    if CC is not None:
+    if C_COMPILER is not None:
         _, lib = compile_export(tmp_path, f, x, y, argnums=(0, 1))
         for (a, b), want in (((x, y), first), ((x2, y2), fresh)):
             status, outs = call(lib.grad_f, (a, b), (np.size(a), np.size(b)))
@@ -123,5 +119,5 @@ def test_the_c_path_is_exercised_in_ci():
     """The C path above is skipped silently without a compiler: CI must have one."""
     import os
 
-    if os.environ.get("CI") and CC is None:
+    if os.environ.get("CI") and C_COMPILER is None:
         pytest.fail("no C compiler on the CI machine: .ci/run installs gcc")

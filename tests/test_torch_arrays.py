@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import compiled_versions, require
 
 import workbench as wb
 
@@ -117,15 +117,6 @@ def catalogue(dtype=torch.float64) -> dict:
 CATALOGUE = catalogue()
 
 
-def entries(transform) -> list:
-    staged = getattr(transform, "__wb_staged__", None)
-    caches = [staged.cache] if staged is not None else []
-    batched = getattr(transform, "__wb_batched__", None)
-    if batched is not None:
-        caches += [batched.cache, batched.array_staged.cache]
-    return [e for cache in caches for versions in cache.values() for e in versions]
-
-
 def as_tuple(value):
     return value if isinstance(value, tuple) else (value,)
 
@@ -149,7 +140,7 @@ def test_grad_matches_torch_func_at_array_level(name, dtype):
     grad = wb.grad(f, argnums=argnums)
     for _ in range(2):  # traced values, then the compiled program
         check_close(grad(*args), expected, dtype)
-    found = entries(grad)
+    found = compiled_versions(grad)
     assert found and all(e.array_level for e in found), name
 
 
@@ -162,7 +153,7 @@ def test_vmap_grad_matches_torch_func_at_array_level(name, dtype):
     per_sample = wb.vmap(wb.grad(f))
     for _ in range(2):
         check_close(per_sample(xs), expected, dtype)
-    found = entries(per_sample)
+    found = compiled_versions(per_sample)
     assert found and all(e.array_level for e in found), name
 
 
@@ -175,7 +166,7 @@ def test_per_sample_gradients_of_a_linear_model_with_targets_mapped():
     ours = wb.vmap(wb.grad(loss, argnums=(0, 1)), in_dims=(None, None, 0, 0))
     for _ in range(2):
         check_close(ours(W, B, xs, ys), expected, torch.float64)
-    assert all(e.array_level for e in entries(ours))
+    assert all(e.array_level for e in compiled_versions(ours))
 
 
 @pytest.mark.parametrize("program", [
@@ -206,7 +197,7 @@ def test_numpy_inputs_keep_numpy_meanings():
     rows = x - x.mean(1, keepdims=True)
     expected = expected + rows / (x.shape[1] * x.std(1, keepdims=True))
     np.testing.assert_allclose(grad(x), expected, rtol=1e-10)
-    assert all(e.array_level for e in entries(grad))
+    assert all(e.array_level for e in compiled_versions(grad))
 
 
 @pytest.mark.parametrize("other", [torch.tensor(2.0, dtype=torch.float64),
@@ -234,7 +225,7 @@ def test_hessian_matches_torch_func_at_array_level(name):
     expected = tfunc.hessian(f)(x)
     for _ in range(2):
         torch.testing.assert_close(hessian(x), expected, rtol=1e-9, atol=1e-9)
-    assert all(e.array_level for e in entries(hessian))
+    assert all(e.array_level for e in compiled_versions(hessian))
 
 
 # ----- torch modules through torch.func.functional_call -----
@@ -291,7 +282,7 @@ def test_functional_call_mlp_grad_matches_torch_func(make_loss, dtype):
     grad = wb.grad(make_loss(model))
     for _ in range(2):
         check_dicts(grad(params, XB.to(dtype), target), expected, dtype)
-    assert all(e.array_level for e in entries(grad))
+    assert all(e.array_level for e in compiled_versions(grad))
     # and torch itself in this dtype agrees (loosely in float32)
     theirs = tfunc.grad(make_loss(model))(params, XB.to(dtype), target)
     for k in theirs:
@@ -317,7 +308,7 @@ def test_functional_call_per_sample_gradients_match_torch_func(make_loss, dtype)
     ours = wb.vmap(wb.grad(per_sample(make_loss(model))), in_dims=dims)
     for _ in range(2):
         check_dicts(ours(params, XB.to(dtype), target), expected, dtype)
-    assert all(e.array_level for e in entries(ours))
+    assert all(e.array_level for e in compiled_versions(ours))
 
 
 def test_functional_call_per_sample_gradients_are_array_level_with_float_targets():
@@ -327,7 +318,7 @@ def test_functional_call_per_sample_gradients_are_array_level_with_float_targets
     ours = wb.vmap(wb.grad(loss), in_dims=(None, 0, 0))
     expected = tfunc.vmap(tfunc.grad(loss), in_dims=(None, 0, 0))(params, XB, TB)
     check_dicts(ours(params, XB, TB), expected, torch.float64)
-    assert all(e.array_level for e in entries(ours))
+    assert all(e.array_level for e in compiled_versions(ours))
 
 
 def test_functional_call_of_one_linear_layer_and_its_input():
@@ -343,7 +334,7 @@ def test_functional_call_of_one_linear_layer_and_its_input():
     ours = grad(params, x)
     check_dicts(ours[0], expected[0], torch.float64)
     check_close(ours[1], expected[1], torch.float64)
-    assert all(e.array_level for e in entries(grad))
+    assert all(e.array_level for e in compiled_versions(grad))
 
 
 class Scaled(torch.nn.Module):
@@ -372,7 +363,7 @@ def test_buffers_and_parameters_left_out_are_captured_state_never_stale():
         with torch.no_grad():  # in-place updates of the state the function reads
             model.scale.mul_(2.0)
             model.linear.bias.add_(0.5)
-    assert all(e.array_level for e in entries(grad))
+    assert all(e.array_level for e in compiled_versions(grad))
 
 
 def cnn(dtype):
@@ -413,7 +404,7 @@ def test_functional_call_1d_cnn_grad_and_per_sample_grads_match_torch_func(dtype
     for _ in range(2):
         check_dicts(grad(params, CNN_X.to(dtype), onehot), expected, dtype)
         check_dicts(per_sample(params, CNN_X.to(dtype), onehot), expected_ps, dtype)
-    assert all(e.array_level for e in entries(grad) + entries(per_sample))
+    assert all(e.array_level for e in compiled_versions(grad) + compiled_versions(per_sample))
 
 
 @pytest.mark.parametrize("kind", ["numpy", "torch"])

@@ -34,11 +34,9 @@ _ZERO, _ONE = 0.0, 1.0
 
 
 class BuilderMethods:
-    """The builder methods the op table's partials are written with (``b.mul(x, y)``...), over a
-    graph's ``apply``: the element graph and the array graph share them."""
-
-    def apply(self, name: str, *args: int, params: tuple = ()) -> int:
-        raise NotImplementedError
+    """The builder methods the op table's partials are written with (``b.mul(x, y)``...), over
+    the ``apply(name, *args, params=())`` of the graph class they are mixed into: the element
+    graph and the array graph share them."""
 
     def sub(self, a: int, b: int) -> int:
         return self.apply("sub", a, b)

@@ -40,9 +40,8 @@ def _differentiable(g: ArrayGraph, node: int) -> bool:
 def vjp(g: ArrayGraph, outputs: Sequence[int], cotangents: Sequence[int],
         wrt: Sequence[int]) -> list[int]:
     """Nodes of ``sum_i cotangent_i * d output_i / d wrt_j``, one per ``wrt_j`` (shaped like it)."""
-    zeros = [g.const(np.zeros(g.shape(w))) for w in wrt]
     if not wrt or not outputs:
-        return zeros
+        return [g.const(np.zeros(g.shape(w))) for w in wrt]
     wrt_set = set(wrt)
     pending: dict[int, list[int]] = {}
     for out, ct in zip(outputs, cotangents):
@@ -56,11 +55,8 @@ def vjp(g: ArrayGraph, outputs: Sequence[int], cotangents: Sequence[int],
         for arg, contribution in zip(g.args[node], arg_cotangents(g, node, ct)):
             if contribution is not None and _differentiable(g, arg):
                 pending.setdefault(arg, []).append(contribution)
-    out = []
-    for w, zero in zip(wrt, zeros):
-        terms = pending.get(w)
-        out.append(zero if terms is None else g.add(*terms))
-    return out
+    # A zero array only where no gradient reaches (most calls need none).
+    return [g.add(*pending[w]) if w in pending else g.const(np.zeros(g.shape(w))) for w in wrt]
 
 
 def arg_cotangents(g: ArrayGraph, node: int, ct: int) -> Sequence[int | None]:

@@ -96,6 +96,9 @@ class ArrayGraph(BuilderMethods):
         self.guards: list[tuple[int, bool]] = []
         self._memo: dict[tuple, int] = {}
         self._bytes = 0
+        # The trace's inputs are torch tensors: methods whose numpy and torch meanings differ
+        # (x.var(), x.max(1), x.transpose(0, 2)...) take torch's.
+        self.torch_style = False
 
     def __len__(self) -> int:
         return len(self.op)

@@ -67,6 +67,8 @@ def wants_arrays(leaves: list, only: bool = False) -> bool:
 
 @dataclass
 class OutSpec:
+    """How one output leaf comes back: computed by the program, or a plain object."""
+
     shape: tuple[int, ...] | None  # None: a static object, returned as it is
     dtype: Any = None
     static: Any = None

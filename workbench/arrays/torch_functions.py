@@ -50,7 +50,7 @@ _REFLECTED = {"__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "_
 
 def torch_style(x: ArrayTraced) -> bool:
     """The trace's inputs were torch tensors: methods take torch's meaning."""
-    return bool(getattr(x.graph, "torch_style", False))
+    return x.graph.torch_style
 
 
 def _torch():

@@ -18,6 +18,7 @@ operation it accepts is exact.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 import threading
@@ -137,6 +138,22 @@ def elementwise(name: str, *operands: Any) -> ArrayTraced:
     return _wrap(g, g.apply(name, *nodes), np.bool_ if boolean else result_dtype(*operands))
 
 
+def _torch_meaning_for_torch_inputs(numpy_method):
+    """A method whose torch meaning differs from numpy's: numpy's (the decorated body) for a
+    trace of numpy inputs, torch's (``torch_functions``) for a trace of torch inputs."""
+    name = numpy_method.__name__
+
+    @functools.wraps(numpy_method)
+    def method(self, *args, **kwargs):
+        if self.graph.torch_style:
+            from . import torch_functions
+
+            return torch_functions.call(name, self, *args, **kwargs)
+        return numpy_method(self, *args, **kwargs)
+
+    return method
+
+
 class ArrayTraced:
     """A traced array: a node of an :class:`ArrayGraph` and the dtype the user sees."""
 
@@ -178,15 +195,6 @@ class ArrayTraced:
 
         return torch_functions.method(self, name)
 
-    def _torch_style(self) -> bool:
-        """The trace's inputs were torch tensors: methods whose numpy and torch meanings differ
-        (x.var(), x.max(1), x.transpose(0, 2)...) take torch's."""
-        return getattr(self.graph, "torch_style", False)
-
-    def _torch_method(self, name: str, args: tuple, kwargs: dict):
-        from . import torch_functions
-
-        return torch_functions.call(name, self, *args, **kwargs)
 
     # ----- conversions: the element tracer decides these -----
     def __float__(self):
@@ -320,36 +328,23 @@ class ArrayTraced:
         return torch_functions.dispatch(func, args, kwargs or {})
 
     # ----- methods -----
-    def sum(self, *args, **kwargs):
-        if self._torch_style():  # torch's dim=, keepdim=
-            return self._torch_method("sum", args, kwargs)
-        return self._numpy_sum(*args, **kwargs)
-
-    def _numpy_sum(self, axis=None, keepdims=False, dtype=None, **other):
+    # Where numpy's and torch's meanings differ (x.sum(1) keeps dims the same, but x.var() is
+    # biased in one and not the other, x.max(1) returns (values, indices) in torch...), the
+    # trace's inputs decide: see ``_torch_meaning_for_torch_inputs``.
+    @_torch_meaning_for_torch_inputs
+    def sum(self, axis=None, keepdims=False, dtype=None, **other):
         return _reduce("sum", self, axis, keepdims, dtype, other)
 
-    def mean(self, *args, **kwargs):
-        if self._torch_style():
-            return self._torch_method("mean", args, kwargs)
-        return self._numpy_mean(*args, **kwargs)
-
-    def _numpy_mean(self, axis=None, keepdims=False, dtype=None, **other):
+    @_torch_meaning_for_torch_inputs
+    def mean(self, axis=None, keepdims=False, dtype=None, **other):
         return _mean(self, axis, keepdims, dtype, other)
 
-    def max(self, *args, **kwargs):
-        if self._torch_style():  # torch's x.max(dim) returns (values, indices)
-            return self._torch_method("max", args, kwargs)
-        return self._numpy_max(*args, **kwargs)
-
-    def _numpy_max(self, axis=None, keepdims=False, **other):
+    @_torch_meaning_for_torch_inputs
+    def max(self, axis=None, keepdims=False, **other):
         return _reduce("amax", self, axis, keepdims, None, other)
 
-    def min(self, *args, **kwargs):
-        if self._torch_style():
-            return self._torch_method("min", args, kwargs)
-        return self._numpy_min(*args, **kwargs)
-
-    def _numpy_min(self, axis=None, keepdims=False, **other):
+    @_torch_meaning_for_torch_inputs
+    def min(self, axis=None, keepdims=False, **other):
         return _reduce("amin", self, axis, keepdims, None, other)
 
     def all(self, axis=None, keepdims=False):
@@ -361,20 +356,12 @@ class ArrayTraced:
     def dot(self, other):
         return dot(self, other)
 
-    def var(self, *args, **kwargs):
-        if self._torch_style():  # torch: unbiased by default
-            return self._torch_method("var", args, kwargs)
-        return self._numpy_var(*args, **kwargs)
-
-    def _numpy_var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+    @_torch_meaning_for_torch_inputs
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
         return _var(self, axis, dtype, out, ddof, keepdims, **other)
 
-    def std(self, *args, **kwargs):
-        if self._torch_style():
-            return self._torch_method("std", args, kwargs)
-        return self._numpy_std(*args, **kwargs)
-
-    def _numpy_std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
+    @_torch_meaning_for_torch_inputs
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **other):
         return _std(self, axis, dtype, out, ddof, keepdims, **other)
 
     def reshape(self, *shape, order="C"):
@@ -387,19 +374,14 @@ class ArrayTraced:
     def ravel(self):
         return reshape(self, (-1,))
 
-    def flatten(self, *args, **kwargs):
-        if self._torch_style():  # torch's x.flatten(start_dim, end_dim)
-            return self._torch_method("flatten", args, kwargs)
-        return self._numpy_flatten(*args, **kwargs)
-
-    def _numpy_flatten(self, order="C"):
+    @_torch_meaning_for_torch_inputs
+    def flatten(self, order="C"):
         if order != "C":
             raise NotArrayLevel("flatten order")
         return reshape(self, (-1,))
 
+    @_torch_meaning_for_torch_inputs
     def transpose(self, *axes):
-        if self._torch_style():  # torch's x.transpose(dim0, dim1)
-            return self._torch_method("transpose", axes, {})
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = axes[0]
         return transpose(self, axes or None)
@@ -408,12 +390,8 @@ class ArrayTraced:
     def T(self) -> ArrayTraced:
         return transpose(self)
 
-    def squeeze(self, *args, **kwargs):
-        if self._torch_style():  # torch keeps a given dim whose size is not 1
-            return self._torch_method("squeeze", args, kwargs)
-        return self._numpy_squeeze(*args, **kwargs)
-
-    def _numpy_squeeze(self, axis=None):
+    @_torch_meaning_for_torch_inputs
+    def squeeze(self, axis=None):
         return squeeze(self, axis)
 
     def copy(self):

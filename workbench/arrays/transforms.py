@@ -56,7 +56,7 @@ def rewrap(original: Any, traced: ArrayTraced) -> Any:
     inputs were torch tensors hands its differentiated values to the function as tensors)."""
     from ..transforms.staging import is_torch_tensor
 
-    if is_torch_tensor(original) or getattr(traced.graph, "torch_style", False):
+    if is_torch_tensor(original) or traced.graph.torch_style:
         from .torch_tensor import as_tensor
 
         return as_tensor(traced)
@@ -87,16 +87,11 @@ def fresh_leaf(g: ArrayGraph, leaf: Any, where: str) -> ArrayTraced:
 
 
 def fresh_arguments(g: ArrayGraph, args: tuple, positions: tuple[int, ...]):
-    new_args = list(args)
-    per_arg = []
-    for pos in positions:
-        leaves, tree = pytree.flatten(args[pos])
-        fresh = [fresh_leaf(g, leaf, f"argument {pos}" if len(leaves) == 1 else
-                            f"leaf {j} of argument {pos}") for j, leaf in enumerate(leaves)]
-        # torch arguments are handed to the function as torch tensors (torch_functions)
-        new_args[pos] = pytree.unflatten(tree, [rewrap(leaf, f) for leaf, f in zip(leaves, fresh)])
-        per_arg.append((tree, fresh))
-    return new_args, per_arg
+    """The element level's ``fresh_arguments`` with array variables; torch arguments are handed
+    to the function as torch tensors (``torch_tensor``)."""
+    from ..transforms.grad import fresh_arguments as fresh_at_any_level
+
+    return fresh_at_any_level(g, args, positions, fresh_leaf, rewrap)
 
 
 def _unflatten_per_arg(per_arg, nodes: list[int], g: ArrayGraph) -> list:

@@ -85,15 +85,21 @@ def fresh_leaf(graph: Graph, leaf: Any, where: str) -> Traced:
     return read_only(Traced(graph, fresh, dtype))  # x[0] = ... inside f is refused, as by torch
 
 
-def fresh_arguments(graph: Graph, args: tuple, positions: tuple[int, ...]):
-    """Replace each differentiated argument by fresh variables; return them per argument."""
+def fresh_arguments(graph: Any, args: tuple, positions: tuple[int, ...], make_leaf=fresh_leaf,
+                    handed=None):
+    """Replace each differentiated argument by fresh variables; return them per argument.
+
+    ``make_leaf(graph, leaf, where)`` makes one variable (element level by default; the array
+    level passes its own), ``handed(leaf, fresh)`` what the function receives for it (the
+    variable itself by default)."""
     new_args = list(args)
     per_arg = []
     for pos in positions:
         leaves, tree = pytree.flatten(args[pos])
-        fresh = [fresh_leaf(graph, leaf, f"argument {pos}" if len(leaves) == 1 else
-                            f"leaf {j} of argument {pos}") for j, leaf in enumerate(leaves)]
-        new_args[pos] = pytree.unflatten(tree, fresh)
+        fresh = [make_leaf(graph, leaf, f"argument {pos}" if len(leaves) == 1 else
+                           f"leaf {j} of argument {pos}") for j, leaf in enumerate(leaves)]
+        given = fresh if handed is None else [handed(leaf, f) for leaf, f in zip(leaves, fresh)]
+        new_args[pos] = pytree.unflatten(tree, given)
         per_arg.append((tree, fresh))
     return new_args, per_arg
 

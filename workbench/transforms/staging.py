@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import pytree
 from ..arrays.graph import NotArrayLevel
-from ..arrays.staging import ArrayEntry, out_of_memory, trace_arrays, wants_arrays
+from ..arrays.staging import ArrayEntry, OutSpec, out_of_memory, trace_arrays, wants_arrays
 from ..arrays.traced import active_graph
 from ..config import config
 from ..errors import BudgetExceededError, InputTypeError
@@ -67,15 +67,6 @@ def is_torch_tensor(x) -> bool:
 
 
 @dataclass
-class LeafSpec:
-    """How one output leaf comes back: computed by the program, or a plain object."""
-
-    shape: tuple[int, ...] | None  # None: a static object, returned as it is
-    dtype: Any = None
-    static: Any = None
-
-
-@dataclass
 class Entry:
     """One compiled version of a staged body: valid where its guards hold."""
 
@@ -84,7 +75,7 @@ class Entry:
     outputs: list[int | list[int]]
     guards: list[tuple[int, bool]]
     out_tree: pytree.TreeDef
-    out_specs: list[LeafSpec]
+    out_specs: list[OutSpec]
     _scalar: Program | None = field(default=None, repr=False)
     _numpy: Program | None = field(default=None, repr=False)
     draws_random: bool = False  # the trace drew from a global random generator
@@ -374,9 +365,9 @@ class Staged:
             if isinstance(leaf, Traced):
                 ids = leaf.ids.ravel().tolist()
                 outputs.append(ids[0] if leaf.ids.ndim == 0 else ids)
-                specs.append(LeafSpec(leaf.shape, leaf.dtype))
+                specs.append(OutSpec(leaf.shape, leaf.dtype))
             else:
-                specs.append(LeafSpec(None, static=leaf))
+                specs.append(OutSpec(None, static=leaf))
         draws_random = global_rng_state() != random_state
         return Entry(graph, inputs, outputs, list(graph.guards), out_tree, specs,
                      draws_random=draws_random)
