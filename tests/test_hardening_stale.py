@@ -138,6 +138,45 @@ def test_torch_linear_trained_in_place_like_a_training_loop(torch):
         model.bias.data.add_(0.5)  # .data: not even tensor._version sees this one
 
 
+def test_large_captured_array_changed_in_its_last_byte():
+    # Past 512 bytes an array counts by a digest, remembered beside an exact copy of its bytes:
+    # a one-element change anywhere must give a fresh digest, never the remembered one.
+    data = np.linspace(0.0, 1.0, 5000)
+
+    def f(x):
+        return np.sum(data * x)
+
+    g = wb.grad(f)
+    for k in range(3):
+        assert value(g(2.0)) == pytest.approx(np.sum(data))
+        data[-1] += 1.0 + k
+
+
+def test_large_torch_tensor_updated_through_data_flips_a_branch(torch):
+    # A 2.4 kB tensor counts by digest; the branch its sum chooses is baked into the compiled
+    # version, so only the cache key can notice the in-place update (unseen by tensor._version).
+    w = torch.linspace(0.0, 1.0, 300, dtype=torch.float64)
+    x = torch.linspace(-1.0, 1.0, 300, dtype=torch.float64)
+
+    def loss(x):
+        return (w * x).sum() ** 2 if float(w.sum()) > 0 else (w * x).sum() ** 3
+
+    g = wb.grad(loss)
+    for _ in range(3):
+        torch.testing.assert_close(g(x), torch.func.grad(loss)(x))
+        w.data[123] -= 1000.0
+
+
+def test_remembered_digest_is_never_given_to_other_bytes():
+    from workbench.transforms.captured import _array_key
+
+    owner = np.zeros(1000)
+    same_id_other_bytes = np.zeros(1000)
+    same_id_other_bytes[999] = 1e-300
+    assert _array_key(owner) == _array_key(owner.copy(), owner)
+    assert _array_key(same_id_other_bytes, owner) != _array_key(owner)
+
+
 def test_torch_module_with_submodules_and_optimizer(torch):
     class Net(torch.nn.Module):
         def __init__(self):

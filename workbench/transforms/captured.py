@@ -225,20 +225,46 @@ def fingerprint_value(value: Any) -> tuple | Unverifiable:
         return Unverifiable(str(reason))
 
 
-def _array_key(array: np.ndarray) -> tuple:
+def _array_key(array: np.ndarray, owner: Any = None) -> tuple:
+    """An array by content: its bytes when small, else a digest of them (``_digest``)."""
     if array.dtype == object:
         raise _CannotSee("an object array (its elements cannot be checked cheaply)")
     contiguous = np.ascontiguousarray(array)
     if contiguous.nbytes <= _SMALL_ARRAY_BYTES:
         data: Any = contiguous.tobytes()
     else:
-        data = hashlib.blake2b(memoryview(contiguous).cast("B"), digest_size=16).digest()
+        data = _digest(contiguous, array if owner is None else owner)
     return ("array", array.shape, array.dtype.str, data)
+
+
+# id(owner) -> (bytes of its last digest, that digest). Comparing the bytes with this exact copy
+# costs a memcpy and a memcmp, about 25x less than hashing them again: a module's parameters or
+# a captured dataset are read on every cached call. The comparison is exact, so a reused id or
+# an in-place update (``p.data.add_``, which no version counter sees) only costs a fresh digest.
+_snapshots: dict[int, tuple[bytes, bytes]] = {}
+_snapshot_total = [0]  # bytes held by _snapshots
+_SNAPSHOT_BUDGET = 128 * 2**20  # past it the memo is emptied: big data is hashed each time
+
+
+def _digest(contiguous: np.ndarray, owner: Any) -> bytes:
+    data = contiguous.tobytes()
+    known = _snapshots.get(id(owner))
+    if known is not None and known[0] == data:
+        return known[1]
+    digest = hashlib.blake2b(data, digest_size=16).digest()
+    if len(data) <= _SNAPSHOT_BUDGET:
+        if _snapshot_total[0] + len(data) > _SNAPSHOT_BUDGET:
+            _snapshots.clear()
+            _snapshot_total[0] = 0
+        previous = _snapshots.get(id(owner))
+        _snapshots[id(owner)] = (data, digest)
+        _snapshot_total[0] += len(data) - (len(previous[0]) if previous is not None else 0)
+    return digest
 
 
 def _tensor_key(tensor: Any) -> tuple:
     """A torch tensor by content: ``tensor._version`` misses ``p.data`` updates, a digest not."""
-    tensor = tensor.detach()
+    owner, tensor = tensor, tensor.detach()
     if tensor.device.type == "meta":
         return ("meta-tensor", tuple(tensor.shape), str(tensor.dtype))
     tensor = tensor.cpu()
@@ -248,7 +274,7 @@ def _tensor_key(tensor: Any) -> tuple:
         data = tensor.numpy()
     except TypeError:  # bfloat16 and other dtypes numpy lacks: float64 holds them exactly
         data = tensor.double().numpy()
-    return ("tensor", str(tensor.dtype), _array_key(data))
+    return ("tensor", str(tensor.dtype), _array_key(data, owner))
 
 
 _categories: dict[type, str] = {}
@@ -415,7 +441,7 @@ class _Walk:
         if category == "tensor":
             return _tensor_key(value)
         if category == "ndarray":  # np.matrix, masked arrays, memmaps: data, and attributes
-            return ("ndarray", kind.__name__, _array_key(value.view(np.ndarray)),
+            return ("ndarray", kind.__name__, _array_key(value.view(np.ndarray), value),
                     self.value(getattr(value, "__dict__", None)))
         if category == "weakref":
             return ("weakref", self.value(value()))
@@ -425,7 +451,7 @@ class _Walk:
         if category == "rng":
             return ("rng", id(value), self.value(_rng_state(value)))
         if category == "buffer":
-            return ("buffer", kind.__name__, _array_key(np.frombuffer(value, dtype=np.uint8)))
+            return ("buffer", kind.__name__, _array_key(np.frombuffer(value, dtype=np.uint8), value))
         # functools.partial
         return ("partial", self.value(value.func), self.value(value.args),
                 self.value(value.keywords))
