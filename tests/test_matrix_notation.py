@@ -437,7 +437,7 @@ def layer_loss(W, b, x, y):
 def test_steps_of_a_layer_follow_the_matrix_chain_rule():
     rng = _shapes(170)
     W, b, x, y = rng.normal(size=(3, 4)), rng.normal(size=3), rng.normal(size=4), rng.normal(size=3)
-    s = wb.steps(layer_loss, W, b, x, y, form="matrix")
+    s = wb.steps(layer_loss, W, b, x, y)  # an array argument: the matrix chain rule by default
     rules = [step.rule for step in s.steps]
     assert rules[-1].startswith("matrix product") and any("relu'" in r for r in rules)
     product = s.steps[-1]
@@ -463,14 +463,15 @@ def test_steps_of_least_squares_compose_to_the_gradient():
     np.testing.assert_allclose(composed, X.T @ (X @ w - y), rtol=1e-10)
 
 
-def test_steps_of_an_array_need_the_matrix_form():
+def test_scalar_steps_of_an_array_point_to_the_matrix_form():
     with pytest.raises(wb.InputTypeError, match="form='matrix'"):
-        wb.steps(least_squares, np.ones(2), np.ones((3, 2)), np.ones(3))
+        wb.steps(least_squares, np.ones(2), np.ones((3, 2)), np.ones(3), form="elements")
 
 
-def test_steps_of_an_element_loop_say_why_not():
+@pytest.mark.parametrize("form", ["auto", "matrix"])
+def test_steps_of_an_element_loop_say_why_not(form):
     with pytest.raises(NoMatrixForm, match="steps: no matrix form"):
-        wb.steps(lambda w: sum(w[i] ** 2 for i in range(3)), np.ones(3), form="matrix")
+        wb.steps(lambda w: sum(w[i] ** 2 for i in range(3)), np.ones(3), form=form)
 
 
 def test_fallback_notes_are_escaped_in_latex():

@@ -88,7 +88,7 @@ def test_control_flow_branch_is_reported():
 
 def test_errors():
     with pytest.raises(wb.InputTypeError, match="float scalar"):
-        wb.steps(lambda v: v.sum(), np.ones(3))
+        wb.steps(lambda v: v.sum(), np.ones(3), form="elements")
     with pytest.raises(wb.ArgnumsError, match="one int"):
         wb.steps(lambda x, y: x * y, argnums=(0, 1))
 

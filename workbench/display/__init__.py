@@ -63,11 +63,12 @@ def derivative(func: Callable | str | Any, *example_args: Any,
 
 @api_boundary  # tracebacks end in the user's code
 def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
-          variables: Sequence[Any] | None = None, form: str = "elements"):
+          variables: Sequence[Any] | None = None, form: str = "auto"):
     """A step-by-step derivation of ``func`` (see :mod:`workbench.display.steps`): the rule at
     each step, the intermediate results and the final simplification, as text, LaTeX and pages.
-    ``form="matrix"``: for an array argument, the matrix chain rule one array operation at a
-    time (its rule, its shapes, the adjoints it sends back).
+    For an array argument the steps are the matrix chain rule, one array operation at a time
+    (its rule, its shapes, the adjoints it sends back); ``form="elements"`` or ``"matrix"``
+    insists on one kind.
 
     >>> import workbench as wb
     >>> wb.steps(lambda x: x * x + 1).result

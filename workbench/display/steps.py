@@ -160,7 +160,7 @@ class Steps:
 
 
 def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
-          variables: Sequence[Any] | None = None, form: str = "elements") -> Any:
+          variables: Sequence[Any] | None = None, form: str = "auto") -> Any:
     """The step-by-step derivation of ``d func / d (argument argnums)`` (a scalar parameter).
 
     ``func`` may be a text or a SymPy expression (``variables`` sets their parameter order).
@@ -169,15 +169,23 @@ def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
     :func:`wb.derivative`. Functions larger than ``wb.config.simplify_max_ops`` terms or
     :data:`MAX_STEPS` steps are refused (use ``wb.derivative``).
 
-    ``form="matrix"`` derives with respect to a float *array* argument by the matrix chain rule
+    With respect to a float *array* argument (1 or 2 axes) the steps are the matrix chain rule
     (:mod:`workbench.display.matrix_steps`): each array operation, its shapes, its rule and
-    what it sends back to its arguments.
+    what it sends back to its arguments. ``form="auto"`` (the default) chooses by the
+    argument; ``"matrix"`` insists on the matrix chain rule, ``"elements"`` on a scalar one.
+
+    >>> import numpy as np, workbench as wb
+    >>> s = wb.steps(lambda w, X: np.sum(np.tanh(X @ w)), np.ones(2), np.eye(2))
+    >>> len(s.steps) > 0
+    True
     """
-    if form not in ("elements", "matrix"):
-        raise InputTypeError(f"steps: form must be 'elements' or 'matrix', got {form!r}")
+    if form not in ("auto", "elements", "matrix"):
+        raise InputTypeError(f"steps: form must be 'auto', 'elements' or 'matrix', got {form!r}")
     if isinstance(argnums, bool) or not isinstance(argnums, int):
         raise ArgnumsError(f"steps: argnums must be one int (the parameter to differentiate), "
                            f"got {argnums!r}")
+    if form == "auto":
+        form = "matrix" if _array_argument(func, example_args, argnums) else "elements"
     if form == "matrix":
         if not _array_argument(func, example_args, argnums):
             raise InputTypeError("steps: form='matrix' derives with respect to a float array "
@@ -199,8 +207,9 @@ def steps(func: Callable | str | Any, *example_args: Any, argnums: int = 0,
     param = cap.params[argnums]
     if param.nodes is None or not param.is_scalar:
         raise InputTypeError(f"steps: parameter {param.name!r} must be a float scalar (steps "
-                             "derive with respect to one scalar variable); for an array, "
-                             "form='matrix' gives the matrix chain rule step by step, and "
+                             "derive with respect to one scalar variable); for an array of 1 "
+                             "or 2 axes, form='matrix' gives the matrix chain rule step by step, "
+                             "and "
                              "wb.derivative the gradient")
     if cap.output.shape != ():
         raise InputTypeError("steps: the function must return a scalar")
