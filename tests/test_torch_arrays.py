@@ -420,3 +420,18 @@ def test_outputs_computed_by_one_node_are_separate_arrays(kind):
         g = grad({"a": x, "b": x})
         g["a"] += 1.0
         np.testing.assert_allclose(np.asarray(g["b"]), np.cos(1.0))
+
+
+def test_module_the_array_level_refuses_gets_a_clear_error_not_torchs_type_error():
+    # BatchNorm is not traced at array level; the element level's values are not tensors, which
+    # torch's parameter swap refuses: the error must say so and name what is supported.
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)).double().eval()
+    params = params_of(model)
+
+    def loss(params, x):
+        return tfunc.functional_call(model, params, (x,)).sum()
+
+    for transform, x in ((wb.grad(loss), XB[:5]),
+                         (wb.vmap(wb.grad(loss), in_dims=(None, 0)), XB[:5, None])):
+        with pytest.raises(wb.UnsupportedOperationError, match=r"batch_norm.*nn\.Linear"):
+            transform(params, x)

@@ -20,12 +20,13 @@ versions that are cached are bounded (``versions``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..arrays.graph import NotArrayLevel
 from ..arrays.staging import ArrayEntry, OutSpec, out_of_memory, trace_arrays, wants_arrays
 from ..arrays.traced import active_graph
 from ..config import config
-from ..errors import BudgetExceededError, InputTypeError
+from ..errors import BudgetExceededError, InputTypeError, UnsupportedOperationError, WorkbenchError
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
 from ..tracing import STATE, Traced, budget_error, torch_to_numpy, tracing
@@ -175,6 +176,7 @@ class Staged:
         self.transform = transform
         # Cache keys whose function the array level could not trace, with the reason (bounded).
         self.element_only: dict = {}
+        self.last_refusal: str | None = None  # why the array level refused the last trace
         self.cache = VersionCache()
         self._labels: list[str] | None = None
         self._warned: dict[str, int] = {}  # reasons for not caching: how often they were met
@@ -311,6 +313,7 @@ class Staged:
     def trace(self, numeric: list, leaves: list, tree, key: Any = None) -> Entry | ArrayEntry:
         """Trace the body at these arguments and compile what its outputs need: at array level
         where it can (see ``workbench.arrays``), else element by element."""
+        array_refusal = self.element_only.get(key) if key is not None else None
         if self.array_body is not None and key not in self.element_only and \
                 wants_arrays(leaves, self.body is None):
             rng = saved_global_rng()
@@ -323,14 +326,17 @@ class Staged:
                 raise out_of_memory("while tracing") from None
             except (NotArrayLevel, Exception) as why:  # the element level handles it, or
                 restore_global_rng(rng)  # words the error; it draws what the function draws
+                array_refusal = f"{type(why).__name__}: {why}"
                 if key is not None:
                     with self.lock:
                         if len(self.element_only) >= 256:
                             self.element_only.clear()
-                        self.element_only[key] = f"{type(why).__name__}: {why}"
+                        self.element_only[key] = array_refusal
+        self.last_refusal = array_refusal
         if self.body is None:
             raise NotArrayLevel(f"{self.transform}: not traceable at array level")
-        return self.trace_elements(numeric, leaves, tree)
+        with torch_refusal_explained(self.transform, array_refusal):
+            return self.trace_elements(numeric, leaves, tree)
 
     def trace_elements(self, numeric: list, leaves: list, tree) -> Entry:
         """Trace the body element by element (one scalar node per operation)."""
@@ -383,6 +389,27 @@ class Staged:
         for key, sub in zip(kwargs_tree[1], kwargs_tree[2]):
             _label_tree(sub, str(key), labels)
         return labels
+
+
+@contextlib.contextmanager
+def torch_refusal_explained(transform: str, array_refusal: str | None) -> Iterator[None]:
+    """torch's own check that a value is a Tensor (``functional_call``'s parameter swap) failing
+    on element-level values becomes an error that says why the array level did not take the
+    function (``array_refusal``) and what it supports."""
+    try:
+        yield
+    except TypeError as error:
+        if array_refusal is None or isinstance(error, WorkbenchError) or \
+                "torch.Tensor" not in str(error) or "torch" not in sys.modules:
+            raise
+        raise UnsupportedOperationError(
+            f"wb.{transform}: torch refused workbench's element-level values (it wants "
+            "torch.Tensor instances). torch code that insists on real tensors "
+            "(torch.func.functional_call swaps only tensors into a module) runs only at "
+            f"workbench's array level, which could not trace this function: {array_refusal}. "
+            "Supported there: nn.Linear, nn.Conv1d (groups=1), activations, nn.Flatten, "
+            "nn.Sequential, MSELoss and CrossEntropyLoss; write the rest with torch functions "
+            "of the parameters") from None
 
 
 _PLAIN_TREES: dict[int, tuple] = {}

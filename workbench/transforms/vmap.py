@@ -45,6 +45,7 @@ from .staging import (
     _to_numpy,
     _unverifiable_in,
     is_torch_tensor,
+    torch_refusal_explained,
 )
 from .versions import VersionCache
 
@@ -264,18 +265,20 @@ class _BatchedFunction:
                 return found
         leaves, tree = pytree.flatten(args)
         size, dims = _batch_size(leaves, _leaf_dims(self.in_dims, args), args)
+        array_refusal = None
         if not STATE.graphs and self.randomness == "error" and size > 0 and \
                 wants_arrays(leaves + pytree.flatten(kwargs)[0], True):
             try:
                 return self.array_staged(args, kwargs)
-            except NotArrayLevel:
-                pass  # the element level maps it (and words any error)
-        if STATE.graphs or any(isinstance(v, Traced) for v in pytree.flatten(kwargs)[0]):
-            return self.map_in_trace(args, kwargs, leaves, tree, dims, size)
-        if any(d is not None and _leaf_kind(leaf) != "f" for leaf, d in zip(leaves, dims)):
-            # Batched integer data (labels, indices) is static per example: map one by one.
-            return self.map_by_loop(args, kwargs, leaves, tree, dims, size)
-        return self.map_compiled(kwargs, leaves, tree, dims, size)
+            except NotArrayLevel:  # the element level maps it (and words any error)
+                array_refusal = self.array_staged.last_refusal
+        with torch_refusal_explained("vmap", array_refusal):
+            if STATE.graphs or any(isinstance(v, Traced) for v in pytree.flatten(kwargs)[0]):
+                return self.map_in_trace(args, kwargs, leaves, tree, dims, size)
+            if any(d is not None and _leaf_kind(leaf) != "f" for leaf, d in zip(leaves, dims)):
+                # Batched integer data (labels, indices) is static per example: map one by one.
+                return self.map_by_loop(args, kwargs, leaves, tree, dims, size)
+            return self.map_compiled(kwargs, leaves, tree, dims, size)
 
     # ----- inside a trace: unrolled over the examples -----
     def map_in_trace(self, args, kwargs, leaves, tree, dims, size) -> Any:
