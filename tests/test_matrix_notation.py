@@ -375,6 +375,58 @@ def test_batched_softmax_regression(stable):
                                atol=1e-12)
 
 
+def test_shifted_log_softmax_with_an_integer_label():
+    """z − max(z) inside log-softmax, then the label's entry (how the cross-entropy is written
+    in practice): the max's subgradient meets 1 − 𝟏ᵀsoftmax(z) = 0 and drops out."""
+    rng = _shapes(135)
+    z, label = rng.normal(size=5), 3
+
+    def shifted(z, y):
+        z = z - z.max()
+        return -(z - np.log(np.exp(z).sum()))[y]
+
+    d = wb.derivative(shifted, z, label)
+    assert d.matrix == Softmax(MatrixSymbol("z", 5, 1)) - OneHot(label, 5, "y")
+    live = torch_grad(lambda z: torch.nn.functional.cross_entropy(
+        z[None], torch.tensor([label])))(_t(z)).numpy()
+    np.testing.assert_allclose(_value(d, 0, {"z": z}), live, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_batched_cross_entropy_with_integer_labels_shows_onehot(stable):
+    """The labels as class indices, gathered by Z[arange(N), Y]: ∇_W = Xᵀ(softmax(XW) − onehot(Y))/N."""
+    rng = _shapes(145)
+    n, d_in, k = 7, 3, 4
+    W, X = rng.normal(size=(d_in, k)), rng.normal(size=(n, d_in))
+    labels = rng.integers(0, k, size=n)
+
+    def loss(W, X, Y):
+        Z = X @ W
+        if stable:
+            Z = Z - Z.max(axis=1, keepdims=True)
+        log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+        return -np.mean(log_p[np.arange(len(Y)), Y])
+
+    d = wb.derivative(loss, W, X, labels)
+    assert repr(d).startswith(f"∇_W loss = 1/{n}*X.T*(softmax(X*W) - onehot(Y))")
+    assert r"\operatorname{onehot}\left(Y\right)" in d.latex()
+    live = torch_grad(lambda W: torch.nn.functional.cross_entropy(
+        _t(X) @ W, torch.tensor(labels)))(_t(W)).numpy()
+    np.testing.assert_allclose(_value(d, 0, {"W": W, "X": X, "Y": labels}), live, rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_a_constant_that_only_looks_one_hot_stays_a_constant():
+    # Each row has one nonzero, but not at the labels' columns: not onehot(Y).
+    rng = _shapes(146)
+    W, X, labels = rng.normal(size=(2, 3)), rng.normal(size=(4, 2)), np.array([0, 1, 2, 0])
+    C = np.eye(3)[(labels + 1) % 3]
+    d = wb.derivative(lambda W, X, Y: np.sum((X @ W) * C) + 0.0 * Y.sum(), W, X, labels)
+    assert "onehot" not in repr(d)
+    np.testing.assert_allclose(_value(d, 0, {"W": W, "X": X, "C": C, "C1": C, "Y": labels}),
+                               X.T @ C, rtol=1e-12)
+
+
 def test_linear_and_quadratic_terms_collect_separately():
     rng = _shapes(150)
     x, A, b = rng.normal(size=4), rng.normal(size=(4, 4)), rng.normal(size=4)

@@ -54,6 +54,7 @@ from .matrix_algebra import (
     InvalidFormError,
     NoMatrixForm,
     OneHot,
+    OneHotRows,
     RowExtreme,
     Softmax,
     _complement,
@@ -189,6 +190,8 @@ class _Converter:
         self.n_constants = 0
         self.int_labels = {int(v): cap.names[k] for k, v in enumerate(cap.values)
                            if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
+        self.label_vectors = [(cap.names[k], np.asarray(v)) for k, v in enumerate(cap.values)
+                              if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "iu"]
 
     def __call__(self, node: int) -> Any:
         for n in self.g.ancestors([node]):
@@ -252,12 +255,31 @@ class _Converter:
         if array.ndim == 1 and len(hits) == 1:  # c e_k: the cotangent of picking entry k
             k = int(hits[0])
             return _mm(number(flat[k]), OneHot(k, array.shape[0], self.int_labels.get(k, str(k))))
+        rows = self._one_hot_rows(array)
+        if rows is not None:
+            return rows
         name = self.cap.constants.get(node)
         if name is None:
             self.n_constants += 1
             name = f"C{self.n_constants}"
         self.labels[node] = name
         return MatrixSymbol(name, *_matrix_shape(array.shape))
+
+    def _one_hot_rows(self, array: np.ndarray) -> Any:
+        """``c onehot(Y)`` for a constant with the value c at column Y_i of each row i, for an
+        integer label vector Y the function takes (what ``Z[arange(N), Y]`` sends back)."""
+        if array.ndim != 2:
+            return None
+        n, classes = array.shape
+        for name, labels in self.label_vectors:
+            if labels.shape != (n,) or (labels < 0).any() or (labels >= classes).any():
+                continue
+            picked = array[np.arange(n), labels]
+            rest = array.copy()
+            rest[np.arange(n), labels] = 0.0
+            if picked[0] != 0 and (picked == picked[0]).all() and not rest.any():
+                return _mm(number(picked[0]), OneHotRows(name, n, classes))
+        return None
 
     def _pointwise(self, node, op, args, params, shape) -> Any:
         from ..ops import OPS

@@ -1,5 +1,5 @@
 """The objects and constructors of matrix notation: ``AsScalar`` (a 1×1 product used as a
-number), ``Softmax``, ``OneHot``, ``Extreme``, and products, sums and entrywise products that
+number), ``Softmax``, ``OneHot`` and ``OneHotRows``, ``Extreme``, and products, sums and entrywise products that
 fold constants as a textbook does (``(c·𝟏) ⊙ M = c M``) without SymPy's habit of moving every
 transpose inside (``(Xw)ᵀ`` stays as written).
 
@@ -97,6 +97,19 @@ class OneHot(MatrixExpr):
     @property
     def shape(self):
         return (self.args[1], 1)
+
+
+class OneHotRows(MatrixExpr):
+    """The N×C matrix whose row i is ``e_{Y_i}ᵀ`` (``onehot(Y)`` of an integer label vector
+    ``Y``, named by ``label``): what gathering ``Z[arange(N), Y]`` sends back."""
+
+    def __new__(cls, label, n, c):
+        label = label if isinstance(label, sympy.Symbol) else sympy.Symbol(str(label))
+        return super().__new__(cls, label, sympy.Integer(n), sympy.Integer(c))
+
+    @property
+    def shape(self):
+        return (self.args[1], self.args[2])
 
 
 def _scalar(e: MatrixExpr) -> Any:
@@ -209,8 +222,8 @@ def _hadamard(a: MatrixExpr, b: MatrixExpr) -> MatrixExpr:
 
 
 def _simple(a: Any) -> bool:
-    return isinstance(a, (MatrixSymbol, OneMatrix, OneHot)) or \
-        (isinstance(a, Transpose) and isinstance(a.arg, (MatrixSymbol, OneHot)))
+    return isinstance(a, (MatrixSymbol, OneMatrix, OneHot, OneHotRows)) or \
+        (isinstance(a, Transpose) and isinstance(a.arg, (MatrixSymbol, OneHot, OneHotRows)))
 
 
 def _product(coeff: Any, factors: list) -> Any:

@@ -29,7 +29,7 @@ from sympy import (
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement
 
-from .matrix_algebra import AsScalar, Extreme, NoMatrixForm, OneHot, RowExtreme, Softmax
+from .matrix_algebra import AsScalar, Extreme, NoMatrixForm, OneHot, OneHotRows, RowExtreme, Softmax
 
 
 # ----- numeric evaluation (an independent check of the formulas) ------------------------------
@@ -81,6 +81,8 @@ def _evaluate_matrix(e: Any, values: dict[str, Any]) -> np.ndarray:
         out = np.zeros(shape)
         out[int(e.args[0]), 0] = 1.0
         return out
+    if isinstance(e, OneHotRows):
+        return np.eye(shape[1])[np.asarray(values[e.args[0].name], dtype=np.int64)]
     if isinstance(e, Transpose):
         return _evaluate_matrix(e.arg, values).T
     if isinstance(e, MatMul):

@@ -32,6 +32,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from .matrix_algebra import (
     AsScalar,
     OneHot,
+    OneHotRows,
     Softmax,
     _fold,
     _hadamard,
@@ -136,14 +137,18 @@ def _from_scalar(x: Any, matrices: dict, shape: tuple) -> Any:
 def _cancel_entrywise(e: Any) -> Any:
     """Cancel the fractions of each maximal entrywise part that has a quotient, when that
     makes it smaller (``sympy.cancel`` over the entries, the other matrices as symbols)."""
-    if not isinstance(e, MatrixExpr) or isinstance(e, (MatrixSymbol, OneMatrix, OneHot)):
+    if not isinstance(e, MatrixExpr) or isinstance(e, (MatrixSymbol, OneMatrix, OneHot,
+                                                       OneHotRows)):
         return e
     if _is_entrywise(e) and e.has(HadamardPower) and any(
             isinstance(p, HadamardPower) and p.exp.is_negative for p in sympy.preorder_traversal(e)):
         leaves: dict = {}
         scalar = _to_scalar(e, leaves)
         if sympy.count_ops(scalar) <= MAX_ENTRYWISE_OPS:
-            cancelled = sympy.factor_terms(sympy.cancel(scalar))
+            try:
+                cancelled = sympy.factor_terms(sympy.cancel(scalar))
+            except NotImplementedError:  # SymPy: a 1×1 product (noncommutative) inside
+                return e
             if sympy.count_ops(cancelled) < sympy.count_ops(scalar):
                 back = _from_scalar(cancelled, {v: k for k, v in leaves.items()}, e.shape)
                 if back is not None:
@@ -160,7 +165,8 @@ def _cancel_entrywise(e: Any) -> Any:
 
 
 def _rewrite(e: Any) -> Any:
-    if not isinstance(e, sympy.Basic) or e.is_Atom or isinstance(e, (MatrixSymbol, OneHot)):
+    if not isinstance(e, sympy.Basic) or e.is_Atom or isinstance(e, (MatrixSymbol, OneHot,
+                                                                      OneHotRows)):
         return e
     if isinstance(e, ElementwiseApplyFunction):
         return ElementwiseApplyFunction(e.function, _rewrite(e.expr))
@@ -191,12 +197,32 @@ def _rewrite(e: Any) -> Any:
 
 
 def _scalar_rules(m: MatrixExpr) -> Any:
-    """``𝟏ᵀ softmax(z) = 1``; ``𝟏ᵀ(s 𝟏) = n s``; otherwise the 1×1 product as a scalar."""
+    """``𝟏ᵀ softmax(z) = 𝟏ᵀ onehot(y) = 1``, also over sums (``𝟏ᵀ(softmax(z) − onehot(y)) = 0``,
+    what a max-shifted cross-entropy leaves); ``𝟏ᵀ(s 𝟏) = n s``; otherwise the 1×1 product as
+    a scalar."""
     if isinstance(m, MatMul):
         coeff, rest = _split_coeff(m)
-        if len(rest) == 2 and isinstance(rest[0], OneMatrix) and isinstance(rest[1], Softmax):
-            return coeff
+        if len(rest) == 2 and isinstance(rest[0], OneMatrix):
+            total = _entries_total(rest[1])
+            if total is not None:
+                return coeff * total
     return _scalar(m)
+
+
+def _entries_total(v: Any) -> Any:
+    """The sum of a column vector's entries where the algebra knows it (None elsewhere)."""
+    if v.shape[1] != 1:
+        return None
+    if isinstance(v, (Softmax, OneHot)):
+        return sympy.S.One
+    if isinstance(v, MatAdd):
+        totals = [_entries_total(a) for a in v.args]
+        return None if any(t is None for t in totals) else sympy.Add(*totals)
+    if isinstance(v, MatMul):
+        coeff, rest = _split_coeff(v)
+        total = _entries_total(rest[0]) if len(rest) == 1 else None
+        return None if total is None else coeff * total
+    return None
 
 
 def _transpose_of(a: Any) -> Any:
@@ -251,8 +277,10 @@ def _collect(e: Any) -> Any:
             combined = _fold(MatMul(shared, inner))
         rest = [_product(c, f) for i, (c, f) in enumerate(terms) if i not in members]
         return _collect(_madd(combined, *rest)) if rest else combined
+    if not all(c.is_Rational for c, _ in terms):  # abs() of a symbolic scalar may not exist
+        return e
     sizes = {abs(c) for c, _ in terms}
-    if len(sizes) == 1 and all(c.is_Rational for c, _ in terms):
+    if len(sizes) == 1:
         common = sizes.pop()
         if common not in (0, 1):
             return _fold(MatMul(common, _madd(*[_product(c / common, f) for c, f in terms])))
@@ -277,16 +305,35 @@ def _rule_softmax(e: Any) -> Any:
 
 
 def _rows_sum_to_one(e: Any) -> Any:
-    """softmax(S) 𝟏 = 𝟏: each row of a softmax sums to one."""
+    """softmax(S) 𝟏 = onehot(Y) 𝟏 = 𝟏: each row of a softmax or a one-hot matrix sums to one
+    (also over sums: ``(softmax(S) − onehot(Y)) 𝟏 = 0``, what a row-max shift leaves)."""
     if not isinstance(e, MatMul):
         return e
     coeff, rest = _split_coeff(e)
     for i in range(len(rest) - 1):
-        if isinstance(rest[i], Softmax) and rest[i].shape[1] > 1 and \
-                isinstance(rest[i + 1], OneMatrix):
+        total = _row_total(rest[i])
+        if total is not None and isinstance(rest[i + 1], OneMatrix):
+            if total == 0:
+                return ZeroMatrix(*e.shape)
             ones = OneMatrix(rest[i].shape[0], rest[i + 1].shape[1])
-            return _product(coeff, rest[:i] + [ones] + rest[i + 2:])
+            return _product(coeff * total, rest[:i] + [ones] + rest[i + 2:])
     return e
+
+
+def _row_total(m: Any) -> Any:
+    """c where every row of matrix ``m`` sums to c, where the algebra knows it (else None)."""
+    if m.shape[1] == 1:
+        return None
+    if isinstance(m, (Softmax, OneHotRows)):
+        return sympy.S.One
+    if isinstance(m, MatAdd):
+        totals = [_row_total(a) for a in m.args]
+        return None if any(t is None for t in totals) else sympy.Add(*totals)
+    if isinstance(m, MatMul):
+        coeff, rest = _split_coeff(m)
+        total = _row_total(rest[0]) if len(rest) == 1 else None
+        return None if total is None else coeff * total
+    return None
 
 
 def _shift(t: Any, z: Any) -> bool:

@@ -77,6 +77,9 @@ class MatrixLatexPrinter(TextbookLatexPrinter):
     def _print_OneHot(self, expr):
         return rf"\operatorname{{onehot}}\left({self._symbol_name(expr.args[2].name)}\right)"
 
+    def _print_OneHotRows(self, expr):
+        return rf"\operatorname{{onehot}}\left({self._symbol_name(expr.args[0].name)}\right)"
+
     def _print_MatrixElement(self, expr):
         parent = self._print(expr.parent)
         if not isinstance(expr.parent, MatrixSymbol):
@@ -128,6 +131,9 @@ class MatrixStrPrinter(TextbookStrPrinter):
 
     def _print_OneHot(self, expr):
         return f"onehot({expr.args[2].name})"
+
+    def _print_OneHotRows(self, expr):
+        return f"onehot({expr.args[0].name})"
 
     def _print_MatrixElement(self, expr):
         parent = self._print(expr.parent)
