@@ -1,7 +1,7 @@
 """The objects and constructors of matrix notation: ``AsScalar`` (a 1×1 product used as a
-number), ``Softmax``, ``OneHot`` and ``OneHotRows``, ``Extreme``, and products, sums and entrywise products that
-fold constants as a textbook does (``(c·𝟏) ⊙ M = c M``) without SymPy's habit of moving every
-transpose inside (``(Xw)ᵀ`` stays as written).
+number), ``Softmax``, ``OneHot`` and ``OneHotRows``, ``Extreme``, and products, sums and
+entrywise products that fold constants as a textbook does (``(c·𝟏) ⊙ M = c M``) without
+SymPy's habit of moving every transpose inside (``(Xw)ᵀ`` stays as written).
 
 >>> from sympy import MatrixSymbol, OneMatrix
 >>> A = MatrixSymbol("A", 2, 2)
