@@ -1,7 +1,7 @@
 """The course notebooks: each runs top to bottom in a real kernel, and each is a handout.
 
 Structure checked here (each check can fail on a hand-edited or regenerated notebook):
-the six course notebooks exist and are exactly what ``scripts/make_notebooks.py`` generates;
+the course notebooks exist and are exactly what ``scripts/make_notebooks.py`` generates;
 each opens with learning goals; each has exercises, every one followed by a solution cell that
 is hidden and tagged ``solution``; key facts and every solution are asserted in code (so a broken
 engine fails the run); notebooks are committed without outputs; an interactive view
@@ -24,7 +24,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 COURSE = ["01_getting_started.ipynb", "02_exploring_derivatives.ipynb",
           "03_how_reverse_mode_works.ipynb", "04_per_sample_gradients.ipynb",
-          "05_exporting_gradient_code.ipynb", "06_nonsmooth_and_control_flow.ipynb"]
+          "05_exporting_gradient_code.ipynb", "06_nonsmooth_and_control_flow.ipynb",
+          "07_gradients_as_matrix_formulas.ipynb"]
 VIEWS = {"explore", "graph", "backprop"}
 
 
@@ -55,7 +56,7 @@ def test_notebook_runs(path: Path) -> None:
 
 def test_the_course_is_complete() -> None:
     assert [p.name for p in NOTEBOOKS] == COURSE, \
-        "notebooks/ holds exactly the six course notebooks that `make lab` opens"
+        "notebooks/ holds exactly the course notebooks that `make lab` opens"
 
 
 def test_notebooks_are_what_the_generator_writes() -> None:
