@@ -378,3 +378,41 @@ def test_deadline_does_not_fire_into_a_garbage_collector_callback():
         gc.callbacks.remove(slow_callback)
         sys.unraisablehook = old_hook
     assert len(lost) < runs
+
+
+def test_deadline_does_not_fire_into_a_weakref_finaliser():
+    """Objects dying inside the simplification (a version cache collected, a user's
+    ``weakref.finalize``) run their finalisers there; an exception raised inside one is printed
+    as "ignored" and lost, and the finaliser's work is skipped. The watchdog waits until it is
+    over (the same unavoidable race as with gc callbacks: one firing in a few may still land)."""
+    import weakref
+
+    from workbench.symbolic.simplify import _OutOfTime, within_deadline
+
+    runs = 4
+
+    class Dying:
+        pass
+
+    def slow_finaliser():
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.005:
+            pass
+
+    def dying_body():
+        while True:
+            weakref.finalize(Dying(), slow_finaliser)  # dies at once: its finaliser runs here
+            start = time.perf_counter()
+            while time.perf_counter() - start < 0.001:  # a little outside a finaliser
+                pass
+
+    lost: list = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: lost.append(unraisable.exc_type)
+    try:
+        for _ in range(runs):
+            with pytest.raises(_OutOfTime):
+                within_deadline(0.05, dying_body)
+    finally:
+        sys.unraisablehook = old_hook
+    assert len(lost) < runs

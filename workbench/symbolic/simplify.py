@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import sys
 import threading
 import time
@@ -108,13 +109,19 @@ def within_deadline(seconds: float, body: Callable[[], None]) -> None:
                 continue
 
 
+_WEAKREF_MODULES = ("weakref.py", "_weakrefset.py")
+
+
 def _in_finaliser(thread_id: int) -> bool:
-    """Whether the thread runs a garbage-collector callback or a ``__del__`` (jax registers
-    one): an exception raised there is printed as "ignored" and lost, so wait and fire later."""
+    """Whether the thread runs a garbage-collector callback (jax registers one), a ``__del__``
+    or a ``weakref.finalize`` / weak-container callback (workbench's version caches use one):
+    an exception raised there is printed as "ignored" and lost, so wait and fire later."""
     frame = sys._current_frames().get(thread_id)
     callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
     while frame is not None:
-        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+        code = frame.f_code
+        if code in callbacks or code.co_name == "__del__" or \
+                os.path.basename(code.co_filename) in _WEAKREF_MODULES:
             return True
         frame = frame.f_back
     return False

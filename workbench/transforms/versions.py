@@ -58,7 +58,10 @@ class VersionCache(dict):
         token = self._token = next(_tokens)
         self.stored = 0  # when this cache last stored (orders the caches for eviction)
         _sizes[token] = 0
-        _caches[token] = weakref.ref(self, lambda _, t=token: _forget(t))
+        _caches[token] = weakref.ref(self)
+        # weakref.finalize, not a ref callback: the simplification deadline recognises it and
+        # does not fire into it (an exception there is lost and _forget would be skipped).
+        weakref.finalize(self, _forget, token).atexit = False
 
     def store(self, key: Any, version: Any) -> None:
         """Add a version under ``key`` (tried first from now on), then enforce the bounds."""
