@@ -141,8 +141,7 @@ TORCH_HANDLERS: dict[str, Callable] = {
     "rsqrt": lambda x: 1.0 / primitive("sqrt", x), "detach": lambda x: cut(x, "detach"),
     "stack": lambda tensors, dim=0: stack(tensors, axis=dim),
     "cat": lambda tensors, dim=0: concatenate(tensors, axis=dim),
-    "reshape": lambda x, shape: reshape(x, shape),
-    "flatten": lambda x: reshape(x, (-1,)), "t": transpose,
+    "reshape": lambda x, shape: reshape(x, shape), "t": transpose,
     "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: var(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
@@ -151,8 +150,6 @@ TORCH_HANDLERS: dict[str, Callable] = {
     "__getitem__": lambda x, index: x[index],
     "ones_like": lambda x, **unused: np.ones(np.shape(raw(x))),
     "zeros_like": lambda x, **unused: np.zeros(np.shape(raw(x))),
-    "mse_loss": lambda x, target, reduction="mean", **unused: (
-        mean if reduction == "mean" else sum)((x - target) * (x - target)),
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax,
     "cumsum": lambda x, dim, **unused: cumsum(x, axis=dim),
     "linalg_norm": lambda x, ord=None, dim=None, keepdim=False, **unused: norm(x, ord, dim, keepdim),
@@ -172,17 +169,40 @@ TORCH_HANDLERS: dict[str, Callable] = {
 }
 
 
+# torch.nn.functional and the torch functions modules call (linear, conv1d, the losses...):
+# filled by torch_nn.py. Looked up first; they are not tape-value methods.
+FUNCTIONAL_HANDLERS: dict[str, Callable] = {}
+
+SUPPORTED_MODULES = ("Linear, Conv1d (groups=1), ReLU, Tanh, Sigmoid, Softmax, LogSoftmax, "
+                     "Flatten, Dropout (in eval mode), Sequential, MSELoss, CrossEntropyLoss, "
+                     "NLLLoss")
+
+
 def torch_function(func: Callable, args: tuple, kwargs: dict) -> Any:
     name = getattr(func, "__name__", str(func))
     args = tuple(_numpy(a) if not isinstance(a, (list, tuple)) else [_numpy(t) for t in a]
                  for a in args)
     if name in _REFLECTED:
         args = (args[1], args[0]) + tuple(args[2:])
-    handler = TORCH_HANDLERS.get(name)
+    handler = FUNCTIONAL_HANDLERS.get(name) or TORCH_HANDLERS.get(name)
     if handler is not None:
         return handler(*args, **kwargs)
     op = TORCH_FUNCTIONS.get(name)
     if op is not None and OPS[op].arity == 1:
         return apply(op, *args)
     raise UnsupportedOperationError(
-        f"torch.{name} is not supported on tape values; use the numpy or workbench equivalent")
+        f"{_torch_name(func, name)} is not supported on tape values (wb.tape, wb.check's tape "
+        "row, wb.backprop); use the numpy or workbench equivalent, or torch functions the tape "
+        f"knows. torch.nn layers the tape runs: {SUPPORTED_MODULES}")
+
+
+def _torch_name(func: Callable, name: str) -> str:
+    """How the user wrote it: ``torch.nn.functional.batch_norm``, ``Tensor.index_add``,
+    ``torch.cumprod``."""
+    module = getattr(func, "__module__", None) or ""
+    if module.startswith("torch.nn.functional"):
+        return f"torch.nn.functional.{name}"
+    qualname = getattr(func, "__qualname__", "") or ""
+    if qualname.startswith(("Tensor.", "TensorBase.")):
+        return f"Tensor.{name}"
+    return f"torch.{name}"
