@@ -149,7 +149,8 @@ METHODS: dict[str, Any] = {
     "std": lambda self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None,
     unbiased=None, correction=None: api.std(self, _axis(axis, dim), api._keep(keepdims, keepdim),
                                             _ddof(self, ddof, unbiased, correction)),
-    "norm": lambda self, p="fro", dim=None, keepdim=False: api.norm(self, None, dim, keepdim),
+    "norm": lambda self, p="fro", dim=None, keepdim=False, dtype=None: torch_api.euclidean_norm(
+        self, p, dim, keepdim),
     "cumsum": lambda self, axis=None, *, dim=None: api.cumsum(self, _axis(axis, dim)),
     "dot": lambda self, other: api.dot(self, other),
     "matmul": lambda self, other: api.matmul(self, other),

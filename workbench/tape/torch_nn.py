@@ -1,5 +1,5 @@
-"""torch.nn.functional on the tape: what Linear, Conv1d, ReLU, Tanh, Sigmoid, Flatten, Dropout,
-Sequential, MSELoss and CrossEntropyLoss call, with torch's semantics.
+"""torch.nn.functional on the tape: what Linear, Conv1d, ReLU, LeakyReLU, Tanh, Sigmoid,
+Flatten, Dropout, Sequential, MSELoss, CrossEntropyLoss and NLLLoss call, with torch's semantics.
 
 Each function is written with the tape's numpy-level ops (``numpy_api``), so it needs no VJP of
 its own and shares no code with the symbolic side (``workbench.arrays``): the gradient of a
@@ -124,6 +124,13 @@ def relu(input: Any, inplace: bool = False) -> Any:
     if inplace:
         raise _refuse("relu", "inplace=True", "use ReLU() / F.relu(x) without inplace")
     return primitive("relu", input)
+
+
+def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> Any:
+    """``x`` where x > 0, else ``negative_slope * x`` (torch: the slope's gradient at 0)."""
+    if inplace:
+        raise _refuse("leaky_relu", "inplace=True", "use F.leaky_relu(x) without inplace")
+    return api.where(api.compare("gt", input, 0.0), input, input * negative_slope)
 
 
 def dropout(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
@@ -283,7 +290,8 @@ def _probability_cross_entropy(logp: Any, target: Any, w: Any, reduction: str,
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
-    "linear": linear, "conv1d": conv1d, "relu": relu, "dropout": dropout, "flatten": flatten,
+    "linear": linear, "conv1d": conv1d, "relu": relu, "leaky_relu": leaky_relu,
+    "dropout": dropout, "flatten": flatten,
     "mse_loss": mse_loss, "cross_entropy": cross_entropy, "nll_loss": nll_loss,
 }
 torch_api.FUNCTIONAL_HANDLERS.update(HANDLERS)

@@ -46,6 +46,7 @@ _METADATA_METHODS = frozenset({
     "is_signed", "__format__", "__reduce_ex__", "_is_view", "is_inference", "__dir__"})
 # x.<method>() that returns x itself on the tape (the value keeps its numpy dtype and place).
 _IDENTITY_METHODS = frozenset({"contiguous", "cpu", "requires_grad_", "retain_grad"})
+_METHOD_ALIASES = {"__rdiv__": "__rtruediv__", "__div__": "__truediv__"}
 # a.__op__(b) with a a constant tensor and b a tape tensor: b.__rop__(a).
 _REFLECTED = {"__add__": "__radd__", "__sub__": "__rsub__", "__mul__": "__rmul__",
               "__truediv__": "__rtruediv__", "__div__": "__rtruediv__", "__pow__": "__rpow__",
@@ -172,6 +173,11 @@ def _tensor_function(func: Callable, args: tuple, kwargs: dict) -> Any:
 def _method(name: str, operands: list, kwargs: dict) -> Any:
     """``x.name(*rest)``: the tape value's own method (torch's spelling works on tape values)."""
     self, rest = operands[0], operands[1:]
+    name = _METHOD_ALIASES.get(name, name)
+    if name.endswith("_") and not name.endswith("__"):
+        raise UnsupportedOperationError(
+            f"the in-place Tensor.{name} on a tape value would rewrite a value the tape already "
+            f"recorded; use the out-of-place form: x = x.{name[:-1]}(...)")
     if not isinstance(self, TapeArray):  # a constant tensor on the left: tensor * x
         reflected = _REFLECTED.get(name)
         if reflected is not None and len(rest) == 1 and isinstance(rest[0], TapeArray):
