@@ -285,3 +285,17 @@ def test_tensor_code_on_tape_tensors_keeps_torchs_meaning(torch):
 
     x = torch.tensor([0.5, 2.0, 1.5])
     _assert_close_tree(torch, wb.tape.grad(f)(x), torch.func.grad(f)(x), torch.float64)
+
+
+def test_aux_tensors_come_back_as_tensors(torch):
+    model, params, x, y, _ = _problem(torch, _mlp, (5, 4), "classes", "cross_entropy",
+                                      torch.float64)
+
+    def with_logits(p, x, y):
+        logits = torch.func.functional_call(model, p, (x,))
+        return torch.nn.functional.cross_entropy(logits, y), {"logits": logits}
+
+    g, aux = wb.tape.grad(with_logits, has_aux=True)(params, x, y)
+    g_expected, aux_expected = torch.func.grad(with_logits, has_aux=True)(params, x, y)
+    _assert_close_tree(torch, g, g_expected, torch.float64)
+    _assert_close_tree(torch, aux, aux_expected, torch.float64)

@@ -157,10 +157,13 @@ def _is_tensor(leaf: Any) -> bool:
 
 def _unbox(tape: Tape, x: Any) -> Any:
     """A value of this tape as its plain value (which is an outer tape's value when nested);
-    a tape tensor's value stays a tape tensor of the outer tape."""
+    a tape tensor's value stays a tensor (of the outer tape when nested)."""
     if is_tape_tensor(x):
         inner = _unbox(tape, x.box)
-        return wrap(inner) if isinstance(inner, TapeArray) else inner
+        if isinstance(inner, TapeArray):
+            return wrap(inner)
+        return sys.modules["torch"].from_numpy(np.array(inner)) if isinstance(inner, np.ndarray) \
+            else inner
     if isinstance(x, TapeArray) and x.tape is tape:
         x = x.value
     return x
