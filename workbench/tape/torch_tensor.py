@@ -69,7 +69,7 @@ def tensor_class() -> type:
             @staticmethod
             def __new__(cls, box: TapeArray):
                 value = raw(box)
-                dtype = torch.from_numpy(np.empty(0, np.result_type(value))).dtype
+                dtype = _torch_dtype(np.result_type(value))
                 tensor = torch.Tensor._make_wrapper_subclass(cls, np.shape(value), dtype=dtype,
                                                              requires_grad=False)
                 tensor.box = box
@@ -94,6 +94,17 @@ def tensor_class() -> type:
 
         _TENSOR_CLASS = TapeTensor
     return _TENSOR_CLASS
+
+
+_TORCH_DTYPES: dict[np.dtype, Any] = {}
+
+
+def _torch_dtype(dtype: np.dtype) -> Any:
+    """torch's dtype for a numpy dtype (remembered: wrapping is on every op's path)."""
+    found = _TORCH_DTYPES.get(dtype)
+    if found is None:
+        found = _TORCH_DTYPES[dtype] = sys.modules["torch"].from_numpy(np.empty(0, dtype)).dtype
+    return found
 
 
 def wrap(box: TapeArray) -> Any:
