@@ -299,3 +299,19 @@ def test_aux_tensors_come_back_as_tensors(torch):
     g_expected, aux_expected = torch.func.grad(with_logits, has_aux=True)(params, x, y)
     _assert_close_tree(torch, g, g_expected, torch.float64)
     _assert_close_tree(torch, aux, aux_expected, torch.float64)
+
+
+def test_tensor_methods_keep_torchs_meaning_in_nested_closures(torch):
+    """An inner tape over a float whose values meet an outer tape tensor runs torch code: its
+    x.transpose(0, 1) swaps and x.var() is unbiased, as in torch."""
+    m = torch.tensor([[1.0, 2.0, 0.5], [3.0, -1.0, 2.0]])
+
+    def outer(w, grad):
+        def inner(s):
+            z = (w * s).transpose(0, 1)  # (3, 2)
+            return (z[:, 0] * torch.tensor([1.0, 2.0, 3.0])).sum() + z.var()
+        return grad(inner)(0.5) if grad is wb.tape.grad else grad(inner)(torch.tensor(0.5))
+
+    got = wb.tape.grad(outer)(m, wb.tape.grad)
+    expected = torch.func.grad(outer)(m, torch.func.grad)
+    _assert_close_tree(torch, got, expected, torch.float64)

@@ -43,7 +43,7 @@ _METADATA_PROPERTIES = frozenset({
 _METADATA_METHODS = frozenset({
     "dim", "ndimension", "size", "numel", "nelement", "is_floating_point", "is_complex",
     "element_size", "get_device", "is_contiguous", "__hash__", "__len__", "has_names",
-    "is_signed", "__format__", "__reduce_ex__", "_is_view", "is_inference", "__dir__"})
+    "is_signed", "__reduce_ex__", "_is_view", "is_inference", "__dir__"})
 # x.<method>() that returns x itself on the tape (the value keeps its numpy dtype and place).
 _IDENTITY_METHODS = frozenset({"contiguous", "cpu", "requires_grad_", "retain_grad"})
 _METHOD_ALIASES = {"__rdiv__": "__rtruediv__", "__div__": "__truediv__"}
@@ -108,7 +108,9 @@ def _torch_dtype(dtype: np.dtype) -> Any:
 
 
 def wrap(box: TapeArray) -> Any:
-    """``box`` as a :class:`TapeTensor`."""
+    """``box`` as a :class:`TapeTensor`. Its tape now runs torch code, so the methods whose
+    meaning differs (``x.transpose(0, 1)``, ``x.var()``) take torch's (``tape.torch_style``)."""
+    box.tape.torch_style = True
     return tensor_class()(box)
 
 
@@ -126,7 +128,7 @@ def _operand(x: Any) -> Any:
     tensors numpy arrays; lists and tuples are walked (torch.cat([a, b]))."""
     if is_tape_tensor(x):
         return x.box
-    if isinstance(x, (list, tuple)):
+    if type(x) in (list, tuple):
         return type(x)(_operand(a) for a in x)
     torch = sys.modules["torch"]
     if isinstance(x, torch.Tensor):
@@ -168,6 +170,8 @@ def _tensor_function(func: Callable, args: tuple, kwargs: dict) -> Any:
             return func(*args, **kwargs)
     if name in _IDENTITY_METHODS:
         return args[0]
+    if name == "__format__":  # f"{loss:.3f}": text, no gradient to keep
+        return format(raw(args[0].box), *args[1:])
     if name == "numpy":
         raise TracedConversionError(
             "x.numpy() on a tape value would turn it into a constant and drop its gradient; "
