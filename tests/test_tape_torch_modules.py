@@ -194,6 +194,12 @@ def _functional_cases(torch):
          (logits[0],)),
         ("cross_entropy over extra dims", lambda z: F.cross_entropy(
             z, torch.tensor([[0, 1, 2], [2, 2, 0]])), (torch.randn(2, 3, 3),)),
+        ("cross_entropy over extra dims, weight, ignore_index, smoothing",
+         lambda z: F.cross_entropy(z, torch.tensor([[0, 7, 2], [2, 2, 0]]), ignore_index=7,
+                                   weight=weight[:3], label_smoothing=0.3),
+         (torch.randn(2, 3, 3),)),
+        ("cross_entropy probabilities over extra dims, weight", lambda z, t: F.cross_entropy(
+            z, t, weight=weight[:3]), (torch.randn(2, 3, 4), torch.rand(2, 3, 4))),
         ("unbatched conv1d", lambda s, w: (F.conv1d(s, w, padding=1) ** 2).sum(),
          (signal[0], torch.randn(4, 3, 2))),
         ("linear without bias, leaky_relu", lambda z, w: F.leaky_relu(F.linear(z, w), 0.1).sum(),

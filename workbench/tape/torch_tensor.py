@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import TracedConversionError, UnsupportedOperationError
 from .core import TapeArray, raw
+from .torch_api import torch_function
 
 _TENSOR_CLASS: type | None = None  # made with torch, on first use
 
@@ -144,7 +145,7 @@ def _result(x: Any) -> Any:
         return sys.modules["torch"].from_numpy(np.array(x, dtype=x.dtype))
     if isinstance(x, list):
         return [_result(a) for a in x]
-    if isinstance(x, tuple) and type(x) is tuple:
+    if type(x) is tuple:
         return tuple(_result(a) for a in x)
     if isinstance(x, Iterator):
         return iter([_result(a) for a in x])
@@ -180,8 +181,6 @@ def _tensor_function(func: Callable, args: tuple, kwargs: dict) -> Any:
     kwargs = {k: _operand(v) for k, v in kwargs.items()}
     if name is not None and getattr(torch.Tensor, name, None) is func and operands:
         return _result(_method(name, operands, kwargs))
-    from .torch_api import torch_function
-
     return _result(torch_function(func, tuple(operands), kwargs))
 
 
@@ -199,6 +198,4 @@ def _method(name: str, operands: list, kwargs: dict) -> Any:
             return getattr(rest[0], reflected)(self)
     elif hasattr(self, name):
         return getattr(self, name)(*rest, **kwargs)
-    from .torch_api import torch_function
-
     return torch_function(getattr(sys.modules["torch"].Tensor, name), tuple(operands), kwargs)
