@@ -8,6 +8,8 @@ its derivative code, which makes it the witness ``wb.check`` compares against.
 
 Modules, in reading order: ``core`` (the engine), ``forward`` (op values), ``vjps`` (the rules),
 ``numpy_api``, ``torch_api`` and ``methods`` (how numpy, torch and method calls reach the ops),
+``torch_nn`` (torch.nn.functional: linear, conv1d, the losses), ``torch_tensor`` (torch leaves
+enter as tensors, so ``torch.func.functional_call(model, params, (x,))`` runs on the tape),
 ``transforms`` (grad, grad_and_value, record), ``view`` and ``schema`` (text, HTML and JSON views).
 
 ``wb.tape.grad`` nests (``grad(grad(f))``): the backward pass of an inner tape is recorded on the

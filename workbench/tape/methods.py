@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import TracedConversionError, UnsupportedOperationError
 from ..ops import NUMPY_UFUNCS, OPS, TORCH_FUNCTIONS
 from . import numpy_api as api
-from . import torch_api
+from . import torch_api, torch_nn
 from .core import TapeArray, primitive, raw
 from .forward import FORWARD
 
@@ -149,7 +149,8 @@ METHODS: dict[str, Any] = {
     "std": lambda self, axis=None, keepdims=False, ddof=None, *, dim=None, keepdim=None,
     unbiased=None, correction=None: api.std(self, _axis(axis, dim), api._keep(keepdims, keepdim),
                                             _ddof(self, ddof, unbiased, correction)),
-    "norm": lambda self, p="fro", dim=None, keepdim=False: api.norm(self, None, dim, keepdim),
+    "norm": lambda self, p="fro", dim=None, keepdim=False, dtype=None: torch_api.euclidean_norm(
+        self, p, dim, keepdim),
     "cumsum": lambda self, axis=None, *, dim=None: api.cumsum(self, _axis(axis, dim)),
     "dot": lambda self, other: api.dot(self, other),
     "matmul": lambda self, other: api.matmul(self, other),
@@ -164,7 +165,8 @@ METHODS: dict[str, Any] = {
     "reshape": lambda self, *shape, order="C": api.reshape(
         self, tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list))
         else shape),
-    "flatten": lambda self: api.reshape(self, (-1,)),
+    "flatten": lambda self, start_dim=0, end_dim=-1: torch_nn.flatten(
+        self, *((0, -1) if isinstance(start_dim, str) else (start_dim, end_dim))),  # str: order
     "ravel": lambda self: api.reshape(self, (-1,)),
     "transpose": lambda self, *axes: _transpose(self, axes),
     "squeeze": lambda self, axis=None: api.squeeze(self, axis),

@@ -36,6 +36,7 @@ from .numpy_api import (
     dot,
     matmul,
     mean,
+    moveaxis,
     norm,
     outer,
     power,
@@ -112,6 +113,21 @@ def expand(x: Any, *sizes: Any) -> Any:
     return np.broadcast_to(reshape(x, full), target)
 
 
+def euclidean_norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Any:
+    """torch.norm / x.norm for p = 2 ('fro'); other p are refused rather than computed as 2."""
+    if p not in ("fro", 2, 2.0, None):
+        raise UnsupportedOperationError(
+            f"x.norm(p={p!r}) is not supported on tape values; only the Euclidean norm "
+            "(p=2, 'fro') is: write other norms out, e.g. x.abs().sum() for p=1")
+    return norm(x, None, dim, keepdim)
+
+
+def unbind(x: Any, dim: int = 0) -> tuple:
+    """torch.unbind (and iterating over a tensor): the slices along ``dim``."""
+    moved = moveaxis(x, dim, 0) if dim else x
+    return tuple(moved[i] for i in range(np.shape(raw(x))[dim]))
+
+
 def _elementwise(op: str) -> Callable:
     def run(x: Any, other: Any, *, alpha: Any = None, **unused: Any) -> Any:
         return apply(op, x, other if alpha is None else other * alpha)
@@ -141,23 +157,21 @@ TORCH_HANDLERS: dict[str, Callable] = {
     "rsqrt": lambda x: 1.0 / primitive("sqrt", x), "detach": lambda x: cut(x, "detach"),
     "stack": lambda tensors, dim=0: stack(tensors, axis=dim),
     "cat": lambda tensors, dim=0: concatenate(tensors, axis=dim),
-    "reshape": lambda x, shape: reshape(x, shape),
-    "flatten": lambda x: reshape(x, (-1,)), "t": transpose,
+    "reshape": lambda x, shape: reshape(x, shape), "t": transpose,
     "var": lambda x, dim=None, unbiased=True, keepdim=False, correction=None: var(
         x, axis=dim, keepdims=keepdim,
         ddof=(1 if unbiased else 0) if correction is None else correction),
-    "norm": lambda x, p="fro", dim=None, keepdim=False: norm(x, None, dim, keepdim),
+    "norm": lambda x, p="fro", dim=None, keepdim=False, dtype=None: euclidean_norm(
+        x, p, dim, keepdim),
     "softplus": lambda x, beta=1.0, threshold=20.0: apply("softplus", x),
-    "__getitem__": lambda x, index: x[index],
+    "__getitem__": lambda x, index: x[index], "unbind": unbind,
     "ones_like": lambda x, **unused: np.ones(np.shape(raw(x))),
     "zeros_like": lambda x, **unused: np.zeros(np.shape(raw(x))),
-    "mse_loss": lambda x, target, reduction="mean", **unused: (
-        mean if reduction == "mean" else sum)((x - target) * (x - target)),
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax,
     "cumsum": lambda x, dim, **unused: cumsum(x, axis=dim),
     "linalg_norm": lambda x, ord=None, dim=None, keepdim=False, **unused: norm(x, ord, dim, keepdim),
-    "linalg_vector_norm": lambda x, ord=2, dim=None, keepdim=False, **unused: norm(
-        x, None, dim, keepdim),
+    "linalg_vector_norm": lambda x, ord=2, dim=None, keepdim=False, **unused: euclidean_norm(
+        x, ord, dim, keepdim),
     "transpose": swap, "swapaxes": swap, "swapdims": swap,
     "permute": lambda x, *dims: transpose(x, _sizes(dims)),
     "unsqueeze": lambda x, dim: reshape(x, np.expand_dims(np.empty(np.shape(raw(x))), dim).shape),
@@ -172,17 +186,40 @@ TORCH_HANDLERS: dict[str, Callable] = {
 }
 
 
+# torch.nn.functional and the torch functions modules call (linear, conv1d, the losses...):
+# filled by torch_nn.py. Looked up first; they are not tape-value methods.
+FUNCTIONAL_HANDLERS: dict[str, Callable] = {}
+
+SUPPORTED_MODULES = ("Linear, Conv1d (groups=1), ReLU, LeakyReLU, Tanh, Sigmoid, Softmax, LogSoftmax, "
+                     "Flatten, Dropout (in eval mode), Sequential, MSELoss, CrossEntropyLoss, "
+                     "NLLLoss")
+
+
 def torch_function(func: Callable, args: tuple, kwargs: dict) -> Any:
     name = getattr(func, "__name__", str(func))
     args = tuple(_numpy(a) if not isinstance(a, (list, tuple)) else [_numpy(t) for t in a]
                  for a in args)
     if name in _REFLECTED:
         args = (args[1], args[0]) + tuple(args[2:])
-    handler = TORCH_HANDLERS.get(name)
+    handler = FUNCTIONAL_HANDLERS.get(name) or TORCH_HANDLERS.get(name)
     if handler is not None:
         return handler(*args, **kwargs)
     op = TORCH_FUNCTIONS.get(name)
-    if op is not None and OPS[op].arity == 1:
+    if op is not None and (OPS[op].arity == 1 or OPS[op].boolean):  # boolean: torch.gt(x, 0)
         return apply(op, *args)
     raise UnsupportedOperationError(
-        f"torch.{name} is not supported on tape values; use the numpy or workbench equivalent")
+        f"{_torch_name(func, name)} is not supported on tape values (wb.tape, wb.check's tape "
+        "row, wb.backprop); use the numpy or workbench equivalent, or torch functions the tape "
+        f"knows. torch.nn layers the tape runs: {SUPPORTED_MODULES}")
+
+
+def _torch_name(func: Callable, name: str) -> str:
+    """How the user wrote it: ``torch.nn.functional.batch_norm``, ``Tensor.index_add``,
+    ``torch.cumprod``."""
+    module = getattr(func, "__module__", None) or ""
+    if module.startswith(("torch.nn.functional", "torch._C._nn")):
+        return f"torch.nn.functional.{name}"
+    qualname = getattr(func, "__qualname__", "") or ""
+    if qualname.startswith(("Tensor.", "TensorBase.")):
+        return f"Tensor.{name}"
+    return f"torch.{name}"

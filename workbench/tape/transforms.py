@@ -21,6 +21,7 @@ from ..errors import HasAuxError, InputTypeError, NonScalarOutputError, OutputTy
 from ..modes import enable_grad, is_grad_enabled
 from ..transforms.grad import check_argnums_type, normalize_argnums
 from .core import Tape, TapeArray, raw
+from .torch_tensor import is_tape_tensor, unwrap, wrap
 
 
 def _torch_tensor_type():
@@ -32,6 +33,8 @@ def _input_value(leaf: Any, where: str) -> Any:
     """A differentiable float value for ``leaf``, or an InputTypeError saying what to pass."""
     if isinstance(leaf, TapeArray):  # nested: a value of an outer tape
         return leaf
+    if is_tape_tensor(leaf):  # nested, in torch code: the outer tape's value inside
+        return unwrap(leaf)
     if isinstance(leaf, _torch_tensor_type()):
         if not leaf.is_floating_point():
             raise InputTypeError(f"{where} is an integer torch tensor; only floating-point "
@@ -57,6 +60,7 @@ def _scalar_output(output: Any, transform: str) -> Any:
         raise OutputTypeError(
             f"{transform}(f)(*args): f returned a {type(output).__name__}, but it must return a "
             "single scalar; for auxiliary outputs use has_aux=True and return (loss, aux)")
+    output = unwrap(output)
     if isinstance(output, _torch_tensor_type()):
         output = output.detach().cpu().numpy()
     shape = np.shape(raw(output))
@@ -103,9 +107,16 @@ def run(func: Callable, args: tuple, kwargs: dict, argnums: Any, has_aux: bool,
         with _grad_on():  # inside an outer no_grad: the results are constants to outer tapes
             tape = _run(func, args, kwargs, positions, isinstance(argnums, int), has_aux,
                         transform, names)
-    tape.gradient, tape.value, tape.aux = (pytree.tree_map(raw, t) for t in
+    tape.gradient, tape.value, tape.aux = (pytree.tree_map(_constant, t) for t in
                                            (tape.gradient, tape.value, tape.aux))
     return tape
+
+
+def _constant(x: Any) -> Any:
+    """``x`` cut off every tape: its plain value (a torch tensor for a tape tensor)."""
+    if is_tape_tensor(x):
+        return sys.modules["torch"].from_numpy(np.array(raw(x.box)))
+    return raw(x)
 
 
 def _run(func: Callable, args: tuple, kwargs: dict, positions: tuple[int, ...], single: bool,
@@ -120,9 +131,11 @@ def _run(func: Callable, args: tuple, kwargs: dict, positions: tuple[int, ...], 
                                          else f"leaf {j} ({labels[j]}) of argument {pos}"),
                             labels[j])
                  for j, leaf in enumerate(leaves)]
-        new_args[pos] = pytree.unflatten(tree, boxes)
+        # torch leaves enter as tensors: torch code (functional_call) accepts only tensors
+        new_args[pos] = pytree.unflatten(tree, [wrap(b) if _is_tensor(leaf) else b
+                                                for leaf, b in zip(leaves, boxes)])
         per_arg.append((tree, leaves, boxes))
-        tape.torch_style |= any(isinstance(leaf, _torch_tensor_type()) for leaf in leaves)
+        tape.torch_style |= any(_is_tensor(leaf) for leaf in leaves)
     output, aux = _split_aux(func(*new_args, **kwargs), has_aux, transform)
     output = _scalar_output(output, transform)
     if isinstance(output, TapeArray) and output.tape is tape:
@@ -138,8 +151,19 @@ def _run(func: Callable, args: tuple, kwargs: dict, positions: tuple[int, ...], 
     return tape
 
 
+def _is_tensor(leaf: Any) -> bool:
+    return isinstance(leaf, _torch_tensor_type())
+
+
 def _unbox(tape: Tape, x: Any) -> Any:
-    """A value of this tape as its plain value (which is an outer tape's value when nested)."""
+    """A value of this tape as its plain value (which is an outer tape's value when nested);
+    a tape tensor's value stays a tensor (of the outer tape when nested)."""
+    if is_tape_tensor(x):
+        inner = _unbox(tape, x.box)
+        if isinstance(inner, TapeArray):
+            return wrap(inner)
+        return sys.modules["torch"].from_numpy(np.array(inner)) if isinstance(inner, np.ndarray) \
+            else inner
     if isinstance(x, TapeArray) and x.tape is tape:
         x = x.value
     return x
@@ -147,7 +171,7 @@ def _unbox(tape: Tape, x: Any) -> Any:
 
 def _gradient_leaf(adjoint: Any, leaf: Any, box: TapeArray) -> Any:
     if isinstance(adjoint, TapeArray):  # nested: the gradient is recorded on an outer tape
-        return adjoint
+        return wrap(adjoint) if _is_tensor(leaf) else adjoint
     value = raw(box.value)
     dtype = value.dtype if value.dtype.kind == "f" else np.float64
     array = np.zeros(value.shape, dtype) if adjoint is None else np.asarray(adjoint, dtype)
