@@ -119,6 +119,26 @@ def test_float32_inputs_widen_the_tolerance_and_keep_finite_differences_in_float
     assert fd.max_abs < 1e-6 and fd.rtol == pytest.approx(1e3 * np.finfo(np.float32).eps)
 
 
+def test_float32_torch_models_get_finite_differences(torch):
+    # Parameters passed to functional_call are promoted to float64 for the differences; a
+    # float32 module closed over cannot be, so they run in float32 with a step sized for it.
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).float()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x, y = torch.randn(5, 4, dtype=torch.float32), torch.tensor([0, 1, 1, 0, 1])
+
+    def loss(p, x, y):
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, p, (x,)), y)
+
+    def closed_over(x):
+        return torch.tanh(model(x)).sum()
+
+    for report in (wb.check(loss, params, x, y), wb.check(closed_over, x)):
+        assert report.passed, report
+        assert {m for (_, m), status in _statuses(report).items() if status == "pass"} == \
+            {"tape", "finite differences", "torch.func.grad"}, report
+
+
 def test_big_runs_skip_the_symbolic_gradient_and_compare_against_the_tape():
     report = wb.check(lambda w: np.sum(np.tanh(np.ones((20, 30)) @ w)), np.full((30, 4), 0.01),
                       symbolic_max_ops=1000, fd_max_entries=20)

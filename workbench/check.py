@@ -197,7 +197,10 @@ def finite_differences(func: Callable, args: tuple, positions: tuple[int, ...],
 
     Past ``max_entries`` entries, an evenly spread subset is checked (the rest are nan);
     past ``seconds``, the remaining entries are left nan too. Returns (leaves, note).
+    torch tensors of a lower precision (a float32 model) are evaluated in float64 where the
+    function allows it; otherwise in their own precision, with a step sized for it.
     """
+    args, step = _precise(func, args)
     per_leaf = []
     for pos in positions:
         leaves, tree = pytree.flatten(args[pos])
@@ -219,17 +222,18 @@ def finite_differences(func: Callable, args: tuple, positions: tuple[int, ...],
                 if time.perf_counter() - start > seconds:
                     note = f"finite differences stopped after {seconds:g} s"
                     break
-                h = _STEP * max(1.0, abs(flat[i]))
-                values = []
+                h = step(leaves[j]) * max(1.0, abs(flat[i]))
+                values, points = [], []
                 for sign in (1.0, -1.0):
                     bumped = flat.copy()
                     bumped[i] += sign * h
                     new_leaves = list(leaves)
                     new_leaves[j] = _like(leaves[j], bumped.reshape(value.shape))
+                    points.append(float(_to_numpy(new_leaves[j]).ravel()[i]))  # as rounded
                     new_args = list(args)
                     new_args[pos] = pytree.unflatten(tree, new_leaves)
                     values.append(_evaluate(func, new_args, as_torch))
-                grad_leaf.ravel()[i] = (values[0] - values[1]) / (2.0 * h)
+                grad_leaf.ravel()[i] = (values[0] - values[1]) / (points[0] - points[1])
             results.append(grad_leaf)
     if chosen is not None:
         note = f"finite differences checked {max_entries} of {total} entries"
@@ -242,12 +246,33 @@ def _to_numpy(x: Any) -> Any:
     return x
 
 
+def _precise(func: Callable, args: tuple) -> tuple[tuple, Callable[[Any], float]]:
+    """``args`` with lower-precision torch tensors promoted to float64, if ``func`` runs on
+    them (a functional_call model takes its parameters as arguments), and the relative
+    difference step for a leaf (sized for float64, or for the leaf's own precision)."""
+    def promote(x: Any) -> Any:
+        if type(x).__module__.startswith("torch") and x.is_floating_point() and \
+                x.dtype != sys.modules["torch"].float64:
+            return x.double()
+        return x
+
+    promoted = tuple(pytree.tree_map(promote, a) for a in args)
+    if any(a is not b for a, b in zip(pytree.flatten(promoted)[0], pytree.flatten(args)[0])):
+        try:
+            with np.errstate(all="ignore"):
+                _evaluate(func, list(promoted), _evaluation_mode(func, promoted))
+            return promoted, lambda leaf: _STEP
+        except Exception:  # noqa: BLE001 - e.g. a float32 module closed over: its own precision
+            return args, lambda leaf: float(np.finfo(_float_dtype(leaf)).eps) ** (1.0 / 3.0)
+    return args, lambda leaf: _STEP
+
+
 def _like(original: Any, array: np.ndarray) -> Any:
     """``array`` in the kind of value ``original`` was (float, numpy array, torch tensor)."""
     if isinstance(original, float):
         return float(array)
     if type(original).__module__.startswith("torch"):
-        return sys.modules["torch"].from_numpy(array.copy())
+        return sys.modules["torch"].from_numpy(array.copy()).to(original.dtype)
     return array[()] if array.ndim == 0 else array  # float64 even for float32 inputs: the
     # differences need its precision (a float32 step would round away most of h)
 
