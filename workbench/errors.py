@@ -63,6 +63,11 @@ class ShapeError(WorkbenchError, ValueError):
     """Operands have shapes that do not fit together."""
 
 
+class IndexOutOfRangeError(WorkbenchError, ValueError, IndexError):
+    """An integer index or class label is outside the range it indexes (torch raises an
+    ``IndexError`` there too; numpy would wrap a negative one silently)."""
+
+
 class BudgetExceededError(WorkbenchError, ValueError):
     """A trace or expression grew past the hard size budget."""
 
