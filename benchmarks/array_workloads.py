@@ -74,8 +74,9 @@ def deep_mlp_loss(layers, x, y):
     return ((h - y) ** 2).mean()
 
 
-NUMPY_LOSSES = {"mlp784": mlp784_loss, "mlp784_label": mlp784_label_loss, "linreg": linreg_loss, "mlp_tanh": mlp_tanh_loss,
-                "reference": reference_loss, "sin": sin_loss, "deep_mlp": deep_mlp_loss}
+NUMPY_LOSSES = {"mlp784": mlp784_loss, "mlp784_label": mlp784_label_loss, "linreg": linreg_loss,
+                "mlp_tanh": mlp_tanh_loss, "reference": reference_loss, "sin": sin_loss,
+                "deep_mlp": deep_mlp_loss}
 
 
 def jax_losses() -> dict[str, Callable]:
@@ -114,8 +115,8 @@ def jax_losses() -> dict[str, Callable]:
             h = jnp.tanh(h @ W + b)
         return ((h - y) ** 2).mean()
 
-    return {"mlp784": mlp784, "mlp784_label": mlp784_label, "linreg": linreg, "mlp_tanh": mlp_tanh, "reference": reference,
-            "sin": sin, "deep_mlp": deep_mlp}
+    return {"mlp784": mlp784, "mlp784_label": mlp784_label, "linreg": linreg, "mlp_tanh": mlp_tanh,
+            "reference": reference, "sin": sin, "deep_mlp": deep_mlp}
 
 
 def torch_losses() -> dict[str, Callable]:
@@ -152,8 +153,8 @@ def torch_losses() -> dict[str, Callable]:
             h = torch.tanh(h @ W + b)
         return ((h - y) ** 2).mean()
 
-    return {"mlp784": mlp784, "mlp784_label": mlp784_label, "linreg": linreg, "mlp_tanh": mlp_tanh, "reference": reference,
-            "sin": sin, "deep_mlp": deep_mlp}
+    return {"mlp784": mlp784, "mlp784_label": mlp784_label, "linreg": linreg, "mlp_tanh": mlp_tanh,
+            "reference": reference, "sin": sin, "deep_mlp": deep_mlp}
 
 
 # ----- hand-written gradients (closed forms, derived by hand) -----
