@@ -407,3 +407,35 @@ def test_torch_gather_with_mapped_indices_and_its_range_check():
         tfunc.vmap(tfunc.grad(loss), in_dims=(None, 0, 0))(t(W), xs, bad)
     with pytest.raises(IndexOutOfRangeError, match="out of bounds"):
         per_batch(t(W), xs, bad)
+
+
+def test_cross_entropy_of_one_sample_with_a_0d_label_and_ignore_index_in_range():
+    x = torch.from_numpy(RNG.normal(size=(4, 5)))
+
+    def one(x, y):  # (C,) logits and a 0-d label
+        return F.cross_entropy(x, y)
+
+    y = torch.tensor([1, 4, -100, 0])
+    assert_trees_close(wb.vmap(wb.grad(one))(x, y), tfunc.vmap(tfunc.grad(one))(x, y))
+    assert_trees_close(wb.vmap(one)(x, y), tfunc.vmap(one)(x, y))  # nan for the ignored one
+
+    def ignoring_2(x, y):
+        return F.cross_entropy(x[None], y[None], ignore_index=2)
+
+    y = torch.tensor([1, 2, 2, 0])
+    per_sample = wb.vmap(wb.grad(ignoring_2))
+    assert_trees_close(per_sample(x, y), tfunc.vmap(tfunc.grad(ignoring_2))(x, y))
+    array_level_only(per_sample)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_concrete_labels_with_ignored_samples_without_vmap(reduction):
+    x = torch.from_numpy(RNG.normal(size=(4, 5)))
+    for y in (torch.tensor([1, 4, -100, 0]), torch.tensor([-100] * 4)):
+        def loss(x, y=y):
+            return F.cross_entropy(x, y, reduction=reduction).sum()
+
+        grad = wb.grad(loss)
+        assert_trees_close(grad(x), tfunc.grad(loss)(x))
+        array_level_only(grad)
+        assert_trees_close(wb.grad_and_value(loss)(x)[1], loss(x))  # nan if all are left out
