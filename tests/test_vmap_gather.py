@@ -439,3 +439,24 @@ def test_concrete_labels_with_ignored_samples_without_vmap(reduction):
         assert_trees_close(grad(x), tfunc.grad(loss)(x))
         array_level_only(grad)
         assert_trees_close(wb.grad_and_value(loss)(x)[1], loss(x))  # nan if all are left out
+
+
+def test_an_integer_and_an_array_separated_by_a_slice_under_vmap():
+    """x[0, :, idx]: numpy counts the 0 as an advanced index, so the two are separated and
+    their dim goes first (main's rule looked at the arrays alone: a silently transposed result,
+    of the same shape here)."""
+    xs = RNG.normal(size=(5, 3, 4, 6))
+    idx = np.array([0, 2])
+
+    def f(x):
+        return np.sin(x[0, :, idx])
+
+    mapped = wb.vmap(f)
+    expected = np.stack([f(x) for x in xs])
+    for _ in range(2):
+        np.testing.assert_allclose(mapped(xs), expected, rtol=1e-15)
+    array_level_only(mapped)
+    grads = wb.vmap(wb.grad(lambda x: f(x).sum()))(xs)
+    expected = np.zeros_like(xs)
+    expected[:, 0][..., idx] = np.cos(xs[:, 0][..., idx])
+    np.testing.assert_allclose(grads, expected, rtol=1e-15)
