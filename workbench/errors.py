@@ -63,11 +63,6 @@ class ShapeError(WorkbenchError, ValueError):
     """Operands have shapes that do not fit together."""
 
 
-class IndexOutOfRangeError(WorkbenchError, ValueError, IndexError):
-    """An integer index or class label is outside the range it indexes (torch raises an
-    ``IndexError`` there too; numpy would wrap a negative one silently)."""
-
-
 class BudgetExceededError(WorkbenchError, ValueError):
     """A trace or expression grew past the hard size budget."""
 
@@ -121,6 +116,11 @@ class OperationError(WorkbenchError, ValueError):
 
 class OperationIndexError(OperationError, IndexError):
     """:class:`OperationError` for an index or axis out of range (still an ``IndexError``)."""
+
+
+class IndexOutOfRangeError(OperationIndexError):
+    """A class label or torch index outside the range torch accepts, found by workbench's own
+    check (numpy would wrap a negative one silently; torch raises)."""
 
 
 # The modules that run numpy/torch operations on traced values for the user's code.

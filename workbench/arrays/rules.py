@@ -385,6 +385,6 @@ RULES.update({
     "cast": Rule(lambda a, p: f"_np.asarray({a[0]}).astype({p[0]!r})", None, differentiable=False),
 })
 
-__all__ = ["IndexLayout", "broadcast_to", "cast", "code_of", "concatenate", "contract", "index", "index_add",
-           "keep_shape", "normalize_axes", "reduce_extreme", "reduce_sum", "reshape", "transpose",
-           "unbroadcast"]
+__all__ = ["IndexLayout", "broadcast_to", "cast", "code_of", "concatenate", "contract", "index",
+           "index_add", "keep_shape", "normalize_axes", "reduce_extreme", "reduce_sum", "reshape",
+           "transpose", "unbroadcast"]

@@ -317,7 +317,7 @@ class Staged:
             try:
                 return trace_arrays(self.array_body, numeric, leaves, tree,
                                     self.leaf_labels(tree))
-            except (BudgetExceededError, IndexOutOfRangeError):  # the same at either level
+            except (BudgetExceededError, IndexOutOfRangeError):  # an error at either level
                 raise
             except MemoryError:
                 raise out_of_memory("while tracing") from None
