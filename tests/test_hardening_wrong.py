@@ -513,7 +513,7 @@ def test_torch_functions_with_keyword_arguments_match_torch_func():
     (lambda torch, x: x.masked_fill(x, 0.0), "boolean"),
     pytest.param(lambda torch, x: torch.add(x, x, x), "2 tensor arguments",
                  marks=pytest.mark.filterwarnings("ignore:This overload")),
-    (lambda torch, x: x.gather(0, torch.tensor([0])), "gather"),
+    (lambda torch, x: x.gather(0, torch.tensor([5])), "gather"),  # out of bounds
     (lambda torch, x: x[7], "out of bounds"),
     (lambda torch, x: x.size(3), "out of range"),
     (lambda torch, x: torch.stack([x, x], 5), "axis 5"),
