@@ -37,6 +37,14 @@ def mlp784_loss(params, x, y_onehot):
     return -((z - log_norm) * y_onehot).sum(axis=1).mean()
 
 
+def mlp784_label_loss(params, x, label):
+    """The same MLP's softmax cross-entropy for one example and its integer class label."""
+    h = np.maximum(x @ params["W1"] + params["b1"], 0.0)
+    z = h @ params["W2"] + params["b2"]
+    m = z.max()
+    return -(z[label] - m - np.log(np.exp(z - m).sum()))
+
+
 def linreg_loss(w, X, y):
     """Mean squared error of a linear model."""
     return ((X @ w - y) ** 2).mean()
@@ -66,8 +74,9 @@ def deep_mlp_loss(layers, x, y):
     return ((h - y) ** 2).mean()
 
 
-NUMPY_LOSSES = {"mlp784": mlp784_loss, "linreg": linreg_loss, "mlp_tanh": mlp_tanh_loss,
-                "reference": reference_loss, "sin": sin_loss, "deep_mlp": deep_mlp_loss}
+NUMPY_LOSSES = {"mlp784": mlp784_loss, "mlp784_label": mlp784_label_loss, "linreg": linreg_loss,
+                "mlp_tanh": mlp_tanh_loss, "reference": reference_loss, "sin": sin_loss,
+                "deep_mlp": deep_mlp_loss}
 
 
 def jax_losses() -> dict[str, Callable]:
@@ -81,6 +90,10 @@ def jax_losses() -> dict[str, Callable]:
         h = jax.nn.relu(x @ params["W1"] + params["b1"])
         z = h @ params["W2"] + params["b2"]
         return -((z - jax.nn.logsumexp(z, axis=1, keepdims=True)) * y_onehot).sum(axis=1).mean()
+
+    def mlp784_label(params, x, label):
+        h = jax.nn.relu(x @ params["W1"] + params["b1"])
+        return -jax.nn.log_softmax(h @ params["W2"] + params["b2"])[label]
 
     def linreg(w, X, y):
         return ((X @ w - y) ** 2).mean()
@@ -102,8 +115,8 @@ def jax_losses() -> dict[str, Callable]:
             h = jnp.tanh(h @ W + b)
         return ((h - y) ** 2).mean()
 
-    return {"mlp784": mlp784, "linreg": linreg, "mlp_tanh": mlp_tanh, "reference": reference,
-            "sin": sin, "deep_mlp": deep_mlp}
+    return {"mlp784": mlp784, "mlp784_label": mlp784_label, "linreg": linreg, "mlp_tanh": mlp_tanh,
+            "reference": reference, "sin": sin, "deep_mlp": deep_mlp}
 
 
 def torch_losses() -> dict[str, Callable]:
@@ -114,6 +127,11 @@ def torch_losses() -> dict[str, Callable]:
         h = torch.relu(x @ params["W1"] + params["b1"])
         z = h @ params["W2"] + params["b2"]
         return -((z - torch.logsumexp(z, dim=1, keepdim=True)) * y_onehot).sum(dim=1).mean()
+
+    def mlp784_label(params, x, label):  # as torch.func's per-sample-gradients tutorial
+        h = torch.relu(x @ params["W1"] + params["b1"])
+        z = h @ params["W2"] + params["b2"]
+        return torch.nn.functional.cross_entropy(z[None], label[None])
 
     def linreg(w, X, y):
         return ((X @ w - y) ** 2).mean()
@@ -135,8 +153,8 @@ def torch_losses() -> dict[str, Callable]:
             h = torch.tanh(h @ W + b)
         return ((h - y) ** 2).mean()
 
-    return {"mlp784": mlp784, "linreg": linreg, "mlp_tanh": mlp_tanh, "reference": reference,
-            "sin": sin, "deep_mlp": deep_mlp}
+    return {"mlp784": mlp784, "mlp784_label": mlp784_label, "linreg": linreg, "mlp_tanh": mlp_tanh,
+            "reference": reference, "sin": sin, "deep_mlp": deep_mlp}
 
 
 # ----- hand-written gradients (closed forms, derived by hand) -----
@@ -151,6 +169,19 @@ def mlp784_grad(params, x, y_onehot):
     dz = (s / s.sum(axis=1, keepdims=True) - y_onehot) / x.shape[0]
     da = (dz @ params["W2"].T) * (a > 0)
     return {"W1": x.T @ da, "b1": da.sum(axis=0), "W2": h.T @ dz, "b2": dz.sum(axis=0)}
+
+
+def mlp784_label_per_sample_grad(params, x, labels):
+    """One gradient per example: d z = softmax(z) - one-hot(label), then outer products."""
+    a = x @ params["W1"] + params["b1"]
+    h = np.maximum(a, 0.0)
+    z = h @ params["W2"] + params["b2"]
+    s = np.exp(z - z.max(axis=1, keepdims=True))
+    dz = s / s.sum(axis=1, keepdims=True)
+    dz[np.arange(len(labels)), labels] -= 1.0
+    da = (dz @ params["W2"].T) * (a > 0)
+    outer = "bi,bj->bij"
+    return {"W1": np.einsum(outer, x, da), "b1": da, "W2": np.einsum(outer, h, dz), "b2": dz}
 
 
 def linreg_grad(w, X, y):
@@ -220,6 +251,11 @@ def mlp784_args(rng, batch, n_in, hidden, classes):
     return {"W1": W1, "b1": b1, "W2": W2, "b2": b2}, x, y
 
 
+def mlp784_label_args(rng, batch, n_in, hidden, classes):
+    params, x, y_onehot = mlp784_args(rng, batch, n_in, hidden, classes)
+    return params, x, y_onehot.argmax(axis=1)  # int64 class labels
+
+
 def linreg_args(rng, n, d):
     return rng.standard_normal(d) / np.sqrt(d), rng.standard_normal((n, d)), rng.standard_normal(n)
 
@@ -266,6 +302,10 @@ WORKLOADS = {w.name: w for w in [
     Workload("mlp784", "MLP 784-128-10 relu + softmax CE, batch 64", "mlp784", mlp784_grad,
              mlp784_args, dict(batch=64, n_in=784, hidden=128, classes=10),
              dict(batch=4, n_in=7, hidden=5, classes=3)),
+    Workload("mlp784-labels-vmap", "per-sample grads, MLP 784-128-10, int labels, batch 64",
+             "mlp784_label", mlp784_label_per_sample_grad, mlp784_label_args,
+             dict(batch=64, n_in=784, hidden=128, classes=10),
+             dict(batch=4, n_in=7, hidden=5, classes=3), per_sample=True),
     Workload("linreg1000", "linear regression MSE, X 1000×1000", "linreg", linreg_grad,
              linreg_args, dict(n=1000, d=1000), dict(n=6, d=4)),
     Workload("linreg100", "linear regression MSE, X 1000×100", "linreg", linreg_grad,

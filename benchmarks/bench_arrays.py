@@ -5,10 +5,11 @@ against jax.jit, torch.func and hand-written numpy, with the issue's targets che
         /work/main/.venv/bin/python -m benchmarks.bench_arrays
 
 Options: ``--quick`` (fewer rounds and repeats), ``--only mlp784,depth`` (workloads by name:
-mlp784, linreg1000, linreg100, mlp64, mlp64-vmap, reference-vmap, sin, depth), ``--timeout S``
-(per memory subprocess). The workloads are in ``benchmarks/array_workloads.py``; float64 on one
-core. Every contender's gradient is checked against torch.func's before anything is timed; a
-workbench refusal or error is reported ("refused: ...") in place of a time.
+mlp784, mlp784-labels-vmap, linreg1000, linreg100, mlp64, mlp64-vmap, reference-vmap, sin,
+depth), ``--timeout S`` (per memory subprocess). The workloads are in
+``benchmarks/array_workloads.py``; float64 on one core. Every contender's gradient is checked
+against torch.func's before anything is timed; a workbench refusal or error is reported
+("refused: ...") in place of a time.
 
 Measured:
 - cached call: the transformed function built once, then called; interleaved medians; ratio to

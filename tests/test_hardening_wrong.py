@@ -358,9 +358,12 @@ NUMPY_CASES = {
 
 
 # Functions only the array level traces (the element level refuses them with a clear error).
+TAKE_ALONG = np.array([[0, 3, 3], [1, 1, 2], [2, 0, 1]])
 ARRAY_LEVEL_CASES = {
     "einsum": lambda xp, x: xp.einsum("ij,ik->jk", x, x) + xp.einsum("ij,i->j", x, x[:, 0]),
     "tensordot": lambda xp, x: xp.tensordot(x, x, axes=([0], [0])) + xp.tensordot(x.T, x, 1),
+    "take_along_axis": lambda xp, x: xp.take_along_axis(x, TAKE_ALONG, axis=1) +
+    xp.take_along_axis(x, TAKE_ALONG[:, :1], axis=1),  # repeated indices accumulate
 }
 
 
@@ -513,7 +516,7 @@ def test_torch_functions_with_keyword_arguments_match_torch_func():
     (lambda torch, x: x.masked_fill(x, 0.0), "boolean"),
     pytest.param(lambda torch, x: torch.add(x, x, x), "2 tensor arguments",
                  marks=pytest.mark.filterwarnings("ignore:This overload")),
-    (lambda torch, x: x.gather(0, torch.tensor([0])), "gather"),
+    (lambda torch, x: x.gather(0, torch.tensor([5])), "gather"),  # out of bounds
     (lambda torch, x: x[7], "out of bounds"),
     (lambda torch, x: x.size(3), "out of range"),
     (lambda torch, x: torch.stack([x, x], 5), "axis 5"),

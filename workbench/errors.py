@@ -118,6 +118,11 @@ class OperationIndexError(OperationError, IndexError):
     """:class:`OperationError` for an index or axis out of range (still an ``IndexError``)."""
 
 
+class IndexOutOfRangeError(OperationIndexError):
+    """A class label or torch index outside the range torch accepts, found by workbench's own
+    check (numpy would wrap a negative one silently; torch raises)."""
+
+
 # The modules that run numpy/torch operations on traced values for the user's code.
 _TRACED_ARRAY_LAYER = frozenset({"tracing.py", "array_api.py", "torch_support.py",
                                  "functions.py"})

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..ops import OPS
 from . import rules
 from .graph import RULES, ArrayGraph, NotArrayLevel
@@ -104,15 +106,7 @@ class Batch:
         if op == "cast":
             return rules.cast(g, x, params[0])
         if op in ("index", "index_add"):
-            if any(is_batched for _, is_batched in rest):
-                raise NotArrayLevel("a batched index array")
-            template = params[0]
-            if not _adjacent_arrays(template):
-                raise NotArrayLevel("separated index arrays under vmap")
-            arrays = [a for a, _ in rest]
-            if op == "index":
-                return rules.index(g, x, (_FULL,) + template, arrays)
-            return rules.index_add(g, x, (_FULL,) + template, arrays, (self.size,) + params[1])
+            return self._index(node, x, xb, rest)
         if op == "concatenate":
             parts = [b if is_batched else rules.broadcast_to(g, b, (self.size,) + g.shape(b))
                      for b, is_batched in args]
@@ -126,9 +120,49 @@ class Batch:
             return rules.contract(g, f"{sa2},{sb2}->{letter}{out}", x, b)
         raise NotArrayLevel(f"no batching rule for {op}")
 
+    def _index(self, node: int, x: int, x_batched: bool, rest: list[tuple[int, bool]]) -> int:
+        """``x[index]`` (or its adjoint ``index_add``) for every example at once.
 
-def _adjacent_arrays(template: tuple) -> bool:
-    """Index arrays next to each other keep their place in numpy's result (separated ones move
-    to the front, which a prepended batch axis would change)."""
-    positions = [i for i, item in enumerate(template) if item[0] == "a"]
-    return not positions or positions[-1] - positions[0] == len(positions) - 1
+        Index arrays without a batch axis are used as they are (numpy broadcasts them); batched
+        ones get size-1 axes after their batch axis, so they broadcast against the others. A
+        batched ``x`` indexed by batched arrays reads its own row through a batch ``arange``
+        index in front; indexed by shared arrays only, through a full slice. numpy puts the
+        broadcast index dims first when advanced indices are not next to each other, so the
+        result is transposed to batch-first ``(B,) + per-example`` layout (``index``), or the
+        cotangent is transposed to numpy's layout before it is scattered (``index_add``).
+        """
+        g = self.g
+        op = g.op[node]
+        template = g.params[node][0]
+        if op == "index":
+            x_shape = g.shape(g.args[node][0])
+        else:  # index_add: ``x`` is the cotangent; the result is batched even where it is not
+            x_shape = g.params[node][1]
+            if not x_batched:
+                x = rules.broadcast_to(g, x, (self.size,) + g.shape(x))
+            x_batched = True
+        per_example_arrays = [g.shape(a) for a in g.args[node][1:]]
+        rank = len(np.broadcast_shapes(*per_example_arrays)) if per_example_arrays else 0
+        arrays = []
+        for (a, is_batched), shape in zip(rest, per_example_arrays):
+            if is_batched:
+                a = rules.reshape(g, a, (self.size,) + (1,) * (rank - len(shape)) + shape)
+            arrays.append(a)
+        layout = rules.IndexLayout(template, len(x_shape), rank)
+        if any(is_batched for _, is_batched in rest):
+            if x_batched:  # example b reads row b: an arange index in front
+                arange = g.const(np.arange(self.size).reshape((self.size,) + (1,) * rank))
+                new_template = (("a", len(arrays)),) + template
+                arrays.append(arange)
+                raw = layout.batched_rows()
+            else:  # shared x: the batch axis comes from the index arrays alone
+                new_template = template
+                raw = layout.batched_arrays()
+        else:
+            new_template = (_FULL,) + template
+            raw = layout.batched_slice()
+        if op == "index":
+            out = rules.index(g, x, new_template, arrays)
+            return rules.transpose(g, out, tuple(np.argsort(raw)))
+        values = rules.transpose(g, x, raw)
+        return rules.index_add(g, values, new_template, arrays, (self.size,) + tuple(x_shape))

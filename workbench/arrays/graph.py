@@ -94,6 +94,8 @@ class ArrayGraph(BuilderMethods):
         self.values: list[Any] = []
         self.labels: dict[int, str] = {}
         self.guards: list[tuple[int, bool]] = []
+        # Guards that are checks of the program's meaning (``require``), with their error.
+        self.checks: dict[int, BaseException] = {}
         self._memo: dict[tuple, int] = {}
         self._bytes = 0
         # The trace's inputs are torch tensors: methods whose numpy and torch meanings differ
@@ -177,6 +179,16 @@ class ArrayGraph(BuilderMethods):
         if label is not None:
             self.labels[new] = label
         return new
+
+    def require(self, node: int, error: BaseException) -> None:
+        """A condition the program's meaning needs (``node``: a boolean scalar, such as "every
+        class label is in range"): raise ``error`` if it fails at the traced values, else keep
+        it as a guard of the compiled version. Under ``vmap`` the trace sees one example; the
+        batching then checks every example (``transforms._batched_guard``)."""
+        if not bool(self.values[node]):
+            raise error
+        self.guards.append((node, True))
+        self.checks[node] = error
 
     # ----- applying ops -----
     def emit(self, op: str, args: Sequence[int], params: tuple = ()) -> int:

@@ -167,6 +167,68 @@ def index(g: ArrayGraph, x: int, template: tuple, arrays: Sequence[int] = ()) ->
     return g.emit("index", (x, *arrays), (template,))
 
 
+class IndexLayout:
+    """Where numpy puts the dims of ``x[index]``, and of the same index with a batch axis.
+
+    With integer arrays in an index, numpy's integers count as arrays too (advanced indices).
+    Advanced indices next to each other in the index put their broadcast dims ``S`` where they
+    stand; separated ones (by a slice, ``None`` or ``...``, even an empty one) put ``S`` first.
+    The ``batched_*`` methods give the batched op's numpy layout as a permutation: entry ``k``
+    is the axis of the batch-first layout ``(B,) + per-example result`` at numpy's axis ``k``.
+
+    >>> layout = IndexLayout((("s", None, None, None), ("a", 0)), ndim=2, rank=1)
+    >>> layout.batched_rows()  # x_b[arange, :, y_b] has y's dim first, then the slice's
+    (0, 2, 1)
+    """
+
+    def __init__(self, template: tuple, ndim: int, rank: int) -> None:
+        has_arrays = any(item[0] == "a" for item in template)
+        advanced = [k for k, item in enumerate(template)
+                    if item[0] == "a" or (has_arrays and item[0] == "i")]
+        consumed = sum(item[0] in "sia" for item in template)
+        rest = ndim - consumed  # the Ellipsis's dims, or the implicit trailing slices
+        self.contiguous = not advanced or advanced[-1] - advanced[0] == len(advanced) - 1
+        self.first = advanced[0] if advanced else 0
+        pre = 0  # basic dims of the items before the first advanced one
+        n_basic = 0
+        for k, item in enumerate(template):
+            dims = {"s": 1, "n": 1, "e": rest}.get(item[0], 0)
+            n_basic += dims
+            if advanced and k < advanced[0]:
+                pre += dims
+        if not any(item[0] == "e" for item in template):
+            n_basic += rest
+        basic = [("b", k) for k in range(n_basic)]
+        self.shared = [("s", k) for k in range(rank if advanced else 0)]
+        if self.contiguous:
+            self.pre, self.post = basic[:pre], basic[pre:]
+        else:
+            self.pre, self.post = [], basic
+        # The per-example result, batch axis first.
+        self.batch_first = ["B"] + self.pre + self.shared + self.post
+
+    def _perm(self, labels: list) -> tuple[int, ...]:
+        return tuple(self.batch_first.index(label) for label in labels)
+
+    def batched_slice(self) -> tuple[int, ...]:
+        """``x_b[(slice(None),) + index]`` (shared index arrays)."""
+        if self.contiguous:
+            return self._perm(self.batch_first)
+        return self._perm(self.shared + ["B"] + self.post)
+
+    def batched_rows(self) -> tuple[int, ...]:
+        """``x_b[(arange_B,) + index]`` (batched index arrays: example b reads row b)."""
+        if self.contiguous and self.first == 0:
+            return self._perm(self.batch_first)
+        return self._perm(["B"] + self.shared + self.pre + self.post)
+
+    def batched_arrays(self) -> tuple[int, ...]:
+        """``x[index]`` with batched index arrays and a shared ``x`` (no arange)."""
+        if self.contiguous:
+            return self._perm(self.pre + ["B"] + self.shared + self.post)
+        return self._perm(["B"] + self.shared + self.post)
+
+
 def _index_vjp(g: ArrayGraph, node: int, ct: int):
     x, *arrays = g.args[node]
     (template,) = g.params[node]
@@ -323,6 +385,6 @@ RULES.update({
     "cast": Rule(lambda a, p: f"_np.asarray({a[0]}).astype({p[0]!r})", None, differentiable=False),
 })
 
-__all__ = ["broadcast_to", "cast", "code_of", "concatenate", "contract", "index", "index_add",
-           "keep_shape", "normalize_axes", "reduce_extreme", "reduce_sum", "reshape", "transpose",
-           "unbroadcast"]
+__all__ = ["IndexLayout", "broadcast_to", "cast", "code_of", "concatenate", "contract", "index",
+           "index_add", "keep_shape", "normalize_axes", "reduce_extreme", "reduce_sum", "reshape",
+           "transpose", "unbroadcast"]

@@ -444,6 +444,40 @@ def _getitem(x, index):
     return _traced_arg(x)[numpy_index(index)]
 
 
+def _gather(x, dim, index, *, sparse_grad=False, out=None):
+    """torch.gather: ``out[i][j] = x[i][index[i][j]]`` (for dim 1), over index's own shape."""
+    _no("gather", sparse_grad=(sparse_grad, False), out=(out, None))
+    x = _traced_arg(x)
+    index = _operand(index)
+    if not (isinstance(index, (ArrayTraced, np.ndarray)) and index.dtype.kind in "iu"):
+        raise NotArrayLevel("gather with a non-integer index")
+    if index.ndim != x.ndim or not x.ndim:
+        raise NotArrayLevel("gather shapes")
+    dim = int(dim) % x.ndim
+    if any(n > m for i, (n, m) in enumerate(zip(index.shape, x.shape)) if i != dim):
+        raise NotArrayLevel("gather: index larger than the input")
+    _check_in_range(index, x.shape[dim], "gather")
+    return T.gather_along(x, index, dim, index.shape)
+
+
+def _check_in_range(index: ArrayTraced | np.ndarray, n: int, name: str) -> None:
+    """torch raises for an index outside ``[0, n)`` where numpy would wrap a negative one: a
+    concrete index is checked now, a traced one (mapped by vmap) by a check of the compiled
+    version that vmap tests on every example (``ArrayGraph.require``)."""
+    from ..errors import IndexOutOfRangeError
+
+    error = IndexOutOfRangeError(f"torch.{name}: an index is out of bounds for a dimension of "
+                                 f"size {n}: indices must be in [0, {n})")
+    if not isinstance(index, ArrayTraced):
+        if ((index < 0) | (index >= n)).any():
+            raise error
+        return
+    valid = (index >= 0) & (index < n)
+    if valid.ndim:
+        valid = T._reduce("amin", valid)
+    index.graph.require(valid.node, error)
+
+
 def numpy_index(index: Any) -> Any:
     """An index with its torch tensors as numpy arrays (torch's and numpy's integer and
     boolean indexing agree on these)."""
@@ -526,7 +560,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "permute": _permute, "transpose": _transpose, "swapaxes": _transpose, "swapdims": _transpose,
     "t": _t, "unsqueeze": _unsqueeze, "squeeze": _squeeze, "flatten": _flatten,
     "expand": _expand, "cat": _cat, "concat": _cat, "concatenate": _cat, "stack": _stack,
-    "__getitem__": _getitem,
+    "__getitem__": _getitem, "gather": _gather,
     "detach": lambda x: _traced_arg(x).detach(),
     "clone": _identity, "contiguous": _identity,
     "float": lambda x, memory_format=None: _as_dtype(_traced_arg(x), np.dtype(np.float32)),

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import IndexOutOfRangeError
 from . import traced as T
 from .graph import NotArrayLevel
 from .torch_functions import _log_softmax, _logsumexp, _no, _squeeze, _traced_arg, _unsqueeze
@@ -107,29 +108,87 @@ def _cross_entropy(input, target, weight=None, size_average=None, ignore_index=-
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if x.ndim not in (1, 2):
         raise NotArrayLevel("cross_entropy of more than 2 dims")
-    if isinstance(target, ArrayTraced) or np.asarray(target).dtype.kind == "f":
+    integer_labels = isinstance(target, ArrayTraced) and target.dtype.kind in "iu"
+    if not integer_labels and (isinstance(target, ArrayTraced) or
+                               np.asarray(target).dtype.kind == "f"):
         if np.shape(target) != x.shape:
             raise NotArrayLevel("cross_entropy probability targets of another shape")
         losses = T._reduce("sum", T.elementwise("neg", _log_softmax(x, -1) * target), x.ndim - 1)
         if reduction == "mean" and x.ndim == 2:  # torch divides by the batch size here
             return T._reduce("sum", losses) / float(x.shape[0])
         return _reduced(losses, reduction, "cross_entropy")
-    if np.asarray(target).dtype.kind not in "iu":
-        raise NotArrayLevel("cross_entropy targets")
-    target = np.asarray(target, dtype=np.int64)
-    if x.ndim == 1 and target.ndim == 0:
+    if not integer_labels:
+        if np.asarray(target).dtype.kind not in "iu":
+            raise NotArrayLevel("cross_entropy targets")
+        target = np.asarray(target, dtype=np.int64)
+    if x.ndim == 1 and np.ndim(target) == 0:
         rows, classes = None, x.shape[0]
-    elif x.ndim == 2 and target.shape == x.shape[:1]:
+    elif x.ndim == 2 and np.shape(target) == x.shape[:1]:
         rows, classes = x.shape[0], x.shape[1]
     else:
         raise NotArrayLevel("cross_entropy shapes")
-    if (target == ignore_index).any() or (target < 0).any() or (target >= classes).any():
-        raise NotArrayLevel("cross_entropy targets out of range or ignored")
+    _check_labels(target, classes, ignore_index)
+    if integer_labels or (target == ignore_index).any():
+        return _ignoring(x, target, rows, ignore_index, reduction)
     if rows is None:
-        losses = _logsumexp(x, 0) - x[int(target)]
+        picked = x[int(target)]
     else:
-        losses = _logsumexp(x, 1) - x[np.arange(rows), target]
+        picked = x[np.arange(rows), target]
+    losses = _logsumexp(x, -1) - picked
     return _reduced(losses, reduction, "cross_entropy")
+
+
+def _ignoring(x: ArrayTraced, labels, rows: int | None, ignore_index: int,
+              reduction: str) -> ArrayTraced:
+    """Class-index cross entropy that leaves out the samples labelled ``ignore_index``, as
+    torch does: their loss is 0 and ``mean`` divides by the number of the others (0/0 = nan
+    when all are left out; their gradient is 0). Used for traced labels (vmap: which are
+    ignored is not known while tracing one example) and for concrete ones that need it."""
+    keep = labels != ignore_index
+    if isinstance(labels, ArrayTraced):  # an integer 0 where ignored, so the gather is valid
+        g = labels.graph
+        safe = ArrayTraced(g, g.where(keep.node, labels.node, g.const(np.int64(0))))
+    else:
+        safe = np.where(keep, labels, 0)
+    picked = x[safe] if rows is None else x[np.arange(rows), safe]
+    losses = T.where(keep, _logsumexp(x, -1) - picked, 0.0)
+    if reduction != "mean":
+        return _reduced(losses, reduction, "cross_entropy")
+    total = T._reduce("sum", losses)
+    if isinstance(keep, ArrayTraced):
+        count = T._reduce("sum", T.astype(keep, np.float64))
+        # total / 0 would send an infinite cotangent into the zeros of the left-out samples
+        # (nan); torch's gradient there is 0, its value nan.
+        mean = total / T.elementwise("maximum", count, 1.0)
+        return T.where(count > 0.0, mean, np.nan)
+    count = int(np.count_nonzero(keep))
+    return total / float(count) if count else T.where(False, total, np.nan)
+
+
+def _check_labels(labels: np.ndarray | ArrayTraced, classes: int, ignore_index: int) -> None:
+    """torch raises for a class label outside ``[0, classes)`` (other than ``ignore_index``)
+    where numpy's indexing would wrap a negative one silently, so labels are checked. Concrete
+    labels are checked here. Traced ones (labels mapped by ``vmap``: the trace sees one
+    example's) become checks of the compiled version (``ArrayGraph.require``), which ``vmap``
+    tests on every example's label while tracing: labels are static data of the compiled
+    version (part of its cache key), so that test is exact, and the guard keeps it exact if
+    they ever become inputs. Refusing to the element level would not help: it has no
+    cross_entropy, so its error would not name the label."""
+    def out_of_range(detail: str) -> IndexOutOfRangeError:
+        return IndexOutOfRangeError(
+            f"cross_entropy: {detail} is out of bounds for {classes} classes: class-index "
+            f"targets must be integers in [0, {classes}), or ignore_index={ignore_index} for "
+            "a sample left out of the loss")
+
+    if not isinstance(labels, ArrayTraced):
+        bad = labels[((labels < 0) | (labels >= classes)) & (labels != ignore_index)]
+        if bad.size:
+            raise out_of_range(f"target {int(bad.flat[0])}")
+        return
+    valid = ((labels >= 0) & (labels < classes)) | (labels == ignore_index)
+    if valid.ndim:
+        valid = T._reduce("amin", valid)
+    labels.graph.require(valid.node, out_of_range("a target (class label) of the batch"))
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {

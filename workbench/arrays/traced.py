@@ -435,6 +435,13 @@ def _index_template(g: ArrayGraph, index) -> tuple[tuple, list[int]]:
             template.append(("s",) + tuple(None if b is None else int(b) for b in bounds))
         elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
             template.append(("i", int(item)))
+        elif isinstance(item, ArrayTraced):  # a traced integer array (labels mapped by vmap)
+            if item.graph is not g:
+                raise NotArrayLevel("an index of another trace")
+            if item.dtype.kind not in "iu":
+                raise NotArrayLevel(f"a traced index of dtype {item.dtype}")
+            template.append(("a", len(arrays)))
+            arrays.append(item.node)
         elif isinstance(item, (np.ndarray, list)):
             array = np.asarray(item)
             if array.dtype == np.bool_:
@@ -745,6 +752,29 @@ def _contract(subscripts: str, a, b) -> ArrayTraced:
     return _wrap(g, node, result_dtype(a, b))
 
 
+def gather_along(x: ArrayTraced, indices, axis: int, sizes: Sequence[int]) -> ArrayTraced:
+    """``x`` read at ``indices`` along ``axis``, and at the position itself along the other
+    axes (of ``sizes``): one integer-array index (``np.take_along_axis``, ``torch.gather``)."""
+    if np.ndim(indices) != x.ndim:
+        raise NotArrayLevel("gather: indices of another number of dims")
+    index = []
+    for i, n in enumerate(sizes):
+        if i == axis:
+            index.append(indices)
+        else:
+            index.append(np.arange(n).reshape(tuple(n if j == i else 1 for j in range(x.ndim))))
+    return x[tuple(index)]
+
+
+def take_along_axis(arr, indices, axis):
+    x = _traced(arr)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    if x.ndim == 0:
+        raise NotArrayLevel("take_along_axis of a 0-d array")
+    return gather_along(x, indices, int(axis) % x.ndim, x.shape)
+
+
 def _like(fill):
     def make(x, dtype=None, **other):
         if other:
@@ -782,7 +812,7 @@ _FUNCTIONS = {
     np.moveaxis: moveaxis, np.squeeze: squeeze, np.expand_dims: expand_dims,
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
-    np.var: _var, np.std: _std,
+    np.var: _var, np.std: _std, np.take_along_axis: take_along_axis,
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),
     np.shape: lambda x: _traced(x).shape, np.ndim: lambda x: _traced(x).ndim,
     np.size: lambda x, axis=None: _traced(x).size if axis is None else _traced(x).shape[axis],

@@ -253,6 +253,43 @@ def jvp_body(func: Callable, has_aux: bool):
 
 
 # ----- vmap -----
+def _mapped_leaf(g: ArrayGraph, leaf: Any) -> ArrayTraced:
+    """A mapped argument as a traced value: integer data (class labels) keeps its integer
+    values, so each example can index with its own label."""
+    from ..transforms.staging import is_torch_tensor
+
+    if not isinstance(leaf, ArrayTraced):
+        if is_torch_tensor(leaf):  # float tensors arrive traced: this one holds integers
+            from ..tracing import torch_to_numpy
+
+            value = torch_to_numpy(leaf)
+        else:
+            value = _numeric(leaf)
+        if value.dtype.kind in "iu":
+            return ArrayTraced(g, g.const(value))
+    x = as_array(g, leaf)
+    if x.dtype.kind not in "fiu":
+        raise NotArrayLevel(f"mapping over {x.dtype} data")
+    return x
+
+
+def _batched_guard(g: ArrayGraph, batch: Batch, node: int, expected: bool) -> None:
+    """A guard recorded while tracing one example, made to hold for the whole batch.
+
+    Guards that do not depend on the example stay as they are. Control flow on mapped values
+    is refused (the element level runs each example on its own). A check (``g.require``: a
+    label in range...) must hold for every example: it is tested on the batch's values now
+    (raising its error if one example fails) and kept as a guard of the compiled version."""
+    if node not in batch.batched:
+        g.guards.append((node, expected))
+        return
+    error = g.checks.get(node)
+    if error is None or not expected:
+        raise NotArrayLevel("control flow on mapped values")
+    every = rules.reduce_extreme(g, "amin", batch.batched[node], (0,), False)
+    g.require(every, error)
+
+
 def vmap_body(func: Callable, in_dims: Any, out_dims: Any):
     """vmap by batching rules (see ``batching``)."""
     from ..transforms.captured import global_rng_state
@@ -278,9 +315,7 @@ def vmap_body(func: Callable, in_dims: Any, out_dims: Any):
             if d is None:
                 example_leaves.append(original)
                 continue
-            x = as_array(g, leaf)
-            if x.dtype.kind != "f":
-                raise NotArrayLevel("mapping over integer data")
+            x = _mapped_leaf(g, leaf)
             perm = (d,) + tuple(i for i in range(x.ndim) if i != d)
             moved = rules.transpose(g, x.node, perm)
             example_leaves.append(rewrap(original, ArrayTraced(g, batch.placeholder(moved),
@@ -294,11 +329,14 @@ def vmap_body(func: Callable, in_dims: Any, out_dims: Any):
         for leaf in out_leaves:
             _check_output(leaf)
         traced_out = [as_array(g, leaf) for leaf in out_leaves]
-        new_guards = [node for node, _ in g.guards[n_guards:]]
-        roots = [t.node for t in traced_out] + new_guards
-        batched = batch.emit(roots)
-        if any(n in batch.batched for n in new_guards):
-            raise NotArrayLevel("control flow on mapped values")
+        new_guards = g.guards[n_guards:]
+        # Guards first: a label out of range must be reported as that, before the batched
+        # gather it protects is computed (and fails, or wraps a negative label).
+        batch.emit([node for node, _ in new_guards])
+        del g.guards[n_guards:]
+        for node, expected in new_guards:
+            _batched_guard(g, batch, node, expected)
+        batched = batch.emit([t.node for t in traced_out])
         dims_out = _out_dims_per_leaf(out_dims, out_tree, len(out_leaves))
         results = []
         for k, (t, node, d) in enumerate(zip(traced_out, batched, dims_out)):

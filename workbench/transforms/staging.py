@@ -37,7 +37,13 @@ from ..arrays.graph import NotArrayLevel
 from ..arrays.staging import ArrayEntry, OutSpec, out_of_memory, trace_arrays, wants_arrays
 from ..arrays.traced import active_graph
 from ..config import config
-from ..errors import BudgetExceededError, InputTypeError, UnsupportedOperationError, WorkbenchError
+from ..errors import (
+    BudgetExceededError,
+    IndexOutOfRangeError,
+    InputTypeError,
+    UnsupportedOperationError,
+    WorkbenchError,
+)
 from ..graph import Graph
 from ..symbolic.codegen import Program, generate
 from ..tracing import STATE, Traced, budget_error, torch_to_numpy, tracing
@@ -320,7 +326,7 @@ class Staged:
             try:
                 return trace_arrays(self.array_body, numeric, leaves, tree,
                                     self.leaf_labels(tree))
-            except BudgetExceededError:
+            except (BudgetExceededError, IndexOutOfRangeError):  # an error at either level
                 raise
             except MemoryError:
                 raise out_of_memory("while tracing") from None
