@@ -154,6 +154,13 @@ class ArrayGraph(BuilderMethods):
         self.labels[node] = label
         return node
 
+    def integer_input(self, value: np.ndarray, label: str) -> int:
+        """An integer array the compiled program takes at every call (class labels, indices):
+        never differentiated, and its values are read only through graph ops and guards."""
+        node = self._push("input", (), (label,), np.asarray(value, dtype=np.int64))
+        self.labels[node] = label
+        return node
+
     def const(self, value: Any) -> int:
         array = np.asarray(value)
         if array.dtype.kind == "f" and array.dtype != np.float64:

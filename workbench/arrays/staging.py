@@ -90,6 +90,8 @@ class ArrayEntry:
     array_level = True
     _function: Callable = field(default=None, repr=False)  # type: ignore[assignment]
     _single: OutSpec | None = field(default=None, repr=False)
+    # Positions among the inputs that take integer arrays (see ``dynamic_integers``).
+    integer_inputs: tuple[int, ...] = ()
 
     @property
     def program(self) -> ArrayProgram:
@@ -111,8 +113,15 @@ class ArrayEntry:
         """The outputs at these float inputs, or None where a guard fails."""
         if self._function is None:
             self.program  # noqa: B018 - compiles it
+        if self.integer_inputs:
+            values = [np.asarray(v, dtype=np.int64 if k in self.integer_inputs else np.float64)
+                      for k, v in enumerate(values)]
+        else:
+            values = [np.asarray(v, dtype=np.float64) for v in values]
         try:
-            return self._function(*[np.asarray(v, dtype=np.float64) for v in values])
+            return self._function(*values)
+        except IndexError:  # an integer input out of range: tracing again words the error
+            return None
         except MemoryError:
             raise out_of_memory("running the compiled program") from None
 
@@ -168,19 +177,39 @@ def out_of_memory(doing: str) -> Exception:
         "or wb.vmap with chunk_size), or the numeric tape (wb.tape), which keeps fewer arrays")
 
 
-def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list[str]) -> ArrayEntry:
-    """Trace ``body`` with array-level inputs for the float leaves, and compile it."""
+def dynamic_integers(leaf: Any) -> bool:
+    """An integer array (numpy or torch, at least one axis) that a cached array-level program
+    takes as an input at every call, so new class labels do not trace again. (Python ints and
+    0-d integers stay static: they are sizes, axes and counts more often than data.)"""
+    if type(leaf) is np.ndarray:
+        return leaf.dtype.kind in "iu" and leaf.ndim > 0
+    return _is_torch(leaf) and leaf.dim() > 0 and not leaf.is_floating_point() and \
+        not leaf.is_complex() and leaf.dtype != sys.modules["torch"].bool
+
+
+def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list[str],
+                 integers_as_inputs: bool = False) -> ArrayEntry:
+    """Trace ``body`` with array-level inputs for the float leaves, and compile it.
+    ``integers_as_inputs``: integer arrays are inputs too (``dynamic_integers``), not data
+    baked into the program; traced values refuse to become Python numbers, so the program is
+    valid for any values of them where its guards hold."""
     from ..transforms.captured import global_rng_state
     from ..transforms.staging import _leaf_kind
 
     g = ArrayGraph()
     g.torch_style = any(_is_torch(leaf) for leaf in leaves)  # torch's meaning of x.var()...
     inputs: list[int] = []
+    integer_inputs: list[int] = []
     random_state = global_rng_state()
     with array_tracing(g):
         traced_leaves = []
         for k, (value, leaf) in enumerate(zip(numeric, leaves)):
-            if _leaf_kind(leaf) == "f":
+            if integers_as_inputs and dynamic_integers(leaf):
+                integer_inputs.append(len(inputs))
+                node = g.integer_input(np.asarray(value), labels[k])
+                inputs.append(node)
+                traced_leaves.append(ArrayTraced(g, node, np.asarray(value).dtype))
+            elif _leaf_kind(leaf) == "f":
                 array = np.asarray(value)
                 node = g.input(array, labels[k])
                 inputs.append(node)
@@ -203,4 +232,4 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
             specs.append(OutSpec(None, static=leaf))
     draws_random = global_rng_state() != random_state
     return ArrayEntry(g, inputs, outputs, list(g.guards), out_tree, specs,
-                      draws_random=draws_random)
+                      draws_random=draws_random, integer_inputs=tuple(integer_inputs))

@@ -130,12 +130,25 @@ def _wrap(g: ArrayGraph, node: int, dtype: Any) -> ArrayTraced:
     return result
 
 
+# Ops whose result stays an integer for integer operands (the graph computes in float64; the
+# output is handed back in the integer dtype, as numpy's y + 1 on integer labels gives).
+_INTEGER_CLOSED = frozenset({"add", "sub", "mul", "neg", "abs", "maximum", "minimum"})
+
+
 def elementwise(name: str, *operands: Any) -> ArrayTraced:
     """Op ``name`` of the op table, broadcasting its operands."""
     g = _graph_of(operands)
     nodes = [node_of(g, o) for o in operands]
     boolean = OPS[name].boolean if name in OPS else False
-    return _wrap(g, g.apply(name, *nodes), np.bool_ if boolean else result_dtype(*operands))
+    dtype = np.bool_ if boolean else result_dtype(*operands)
+    if name in _INTEGER_CLOSED:
+        dtypes = [_dtype_of(o) for o in operands]
+        typed = [d for d in dtypes if d is not None]
+        if typed and all(d.kind in "iu" for d in typed) and all(
+                d is not None or (isinstance(o, (int, np.integer)) and not isinstance(o, bool))
+                for d, o in zip(dtypes, operands)):
+            dtype = np.result_type(*typed)
+    return _wrap(g, g.apply(name, *nodes), dtype)
 
 
 def _torch_meaning_for_torch_inputs(numpy_method):
@@ -164,8 +177,10 @@ class ArrayTraced:
     def __init__(self, graph: ArrayGraph, node: int, dtype: Any = np.float64) -> None:
         self.graph = graph
         self.node = node
-        kind = graph.dtype(node).kind
-        self.dtype = np.dtype(dtype) if kind == "f" else graph.dtype(node)
+        kind, given = graph.dtype(node).kind, np.dtype(dtype)
+        # Integers are int64 in the graph; the user's integer dtype is kept for the results.
+        self.dtype = given if kind == "f" or (kind in "iu" and given.kind in "iu") else \
+            graph.dtype(node)
 
     # ----- attributes -----
     @property

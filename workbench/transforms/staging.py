@@ -28,13 +28,20 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import pytree
 from ..arrays.graph import NotArrayLevel
-from ..arrays.staging import ArrayEntry, OutSpec, out_of_memory, trace_arrays, wants_arrays
+from ..arrays.staging import (
+    ArrayEntry,
+    OutSpec,
+    dynamic_integers,
+    out_of_memory,
+    trace_arrays,
+    wants_arrays,
+)
 from ..arrays.traced import active_graph
 from ..config import config
 from ..errors import (
@@ -213,6 +220,7 @@ class Staged:
             leaves, tree = pytree.flatten((args, kwargs))
         kinds = []
         values = []  # the float inputs as they are (each kind of entry converts them)
+        integers = []  # positions in values of integer arrays (inputs at array level only)
         use_torch = False
         for leaf in leaves:
             kind = type(leaf)
@@ -222,6 +230,13 @@ class Staged:
                 continue
             if kind is np.ndarray and leaf.dtype.kind == "f":  # the common case, kept thin
                 kinds.append((leaf.shape, leaf.dtype))
+                values.append(leaf)
+                continue
+            if self.array_body is not None and dynamic_integers(leaf):
+                use_torch = use_torch or is_torch_tensor(leaf)
+                leaf = _to_numpy(leaf)
+                kinds.append(("integers", leaf.shape, leaf.dtype.str))
+                integers.append(len(values))
                 values.append(leaf)
                 continue
             if is_torch_tensor(leaf):
@@ -234,7 +249,7 @@ class Staged:
                 kinds.append(_static_key(leaf))
         # use_torch: torch inputs trace torch's meaning of x.var()/x.std() (trace.STATE.torch_style)
         key = (tree, tuple(kinds), fingerprint(self.func), use_torch)
-        return key, leaves, tree, values, use_torch
+        return Signature(key, leaves, tree, values, use_torch, tuple(integers))
 
     def call_top(self, args: tuple, kwargs: dict) -> Any:
         if not kwargs and all(type(a) is float for a in args):
@@ -247,13 +262,19 @@ class Staged:
                     if result is not None:
                         entry.used = True  # recency, for eviction
                         return entry.assemble(result, False)
-        key, leaves, tree, values, use_torch = signature = self.signature(args, kwargs)
+        key, leaves, tree, values, use_torch, integers = signature = self.signature(args, kwargs)
         found = self.from_cache(signature)
         if found is not MISS:
             return found
+        if integers:  # versions traced element by element hold these integers as data
+            found = self.from_cache(signature.with_integer_data())
+            if found is not MISS:
+                return found
         entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree, key)
         reason = self.not_cacheable(key, entry, args, kwargs)
         if reason is None:
+            if integers and not entry.array_level:
+                key = signature.with_integer_data().key
             with self.lock:
                 for cache_key in (key, _float_key(args, kwargs, key)):
                     if cache_key is not None:
@@ -272,10 +293,12 @@ class Staged:
 
     def from_cache(self, signature: tuple) -> Any:
         """The result of a cached version whose guards hold at these arguments, else MISS."""
-        key, _, _, values, use_torch = signature
+        key, _, _, values, use_torch, integers = signature
         versions = self.cache.get(key)
         if versions:
             scalar_values = None
+            if integers and not versions[0].array_level:  # integers are not their inputs
+                values = [v for k, v in enumerate(values) if k not in integers]
             for entry in versions:
                 if entry.array_level:
                     result = entry.run(values)
@@ -325,7 +348,7 @@ class Staged:
             rng = saved_global_rng()
             try:
                 return trace_arrays(self.array_body, numeric, leaves, tree,
-                                    self.leaf_labels(tree))
+                                    self.leaf_labels(tree), integers_as_inputs=True)
             except (BudgetExceededError, IndexOutOfRangeError):  # an error at either level
                 raise
             except MemoryError:
@@ -475,6 +498,23 @@ def _unverifiable_in(key: Any) -> Unverifiable | None:
             if found is not None:
                 return found
     return None
+
+
+class Signature(NamedTuple):
+    """A call as the cache sees it: its key, leaves and their structure, the compiled code's
+    inputs (``values``; at ``integers``, integer arrays that only array-level versions take)."""
+
+    key: tuple
+    leaves: list
+    tree: Any
+    values: list
+    use_torch: bool
+    integers: tuple[int, ...]
+
+    def with_integer_data(self) -> Signature:
+        """The key of element-level versions, which hold the integer arrays as data."""
+        data = tuple(_static_key(self.values[k]) for k in self.integers)
+        return self._replace(key=self.key + (("integer data",) + data,))
 
 
 def _float_key(args: tuple, kwargs: dict, key) -> tuple | None:
