@@ -69,15 +69,16 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     example-argument tuples, whose branches are exported too (the first branch whose
     conditions hold computes the result; not for ``jax``, whose code must run under jit).
     ``path`` writes the result to a file. For a function of array arguments that the array
-    level traces, the numpy (and jax) module is that program, one statement per array
-    operation (:mod:`workbench.export.array_numpy`; its docstring names no element formula).
+    level traces, the numpy, jax and torch modules are that program, one statement per array
+    operation (:mod:`workbench.export.array_numpy`; its docstring names no element formula);
+    its arguments may then be pytrees (a dict of a torch module's parameters, class labels).
     """
     from ..display.capture import capture
     from ..display.derivative import Derivative
     from ..display.formula import build_formula
 
     _check_options(func, example_args, target, path, name, also_at)
-    if target in ("numpy", "jax") and not also_at:  # array functions: a statement per array op
+    if target in ("numpy", "jax", "torch") and not also_at:  # array functions: a statement per array op
         from .array_numpy import array_export
 
         exported = array_export(func, example_args, argnums, name=name, with_value=with_value,
