@@ -81,10 +81,12 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     if target in ("numpy", "jax", "torch") and not also_at:  # array functions: a statement per array op
         from .array_numpy import array_export
 
+        why: list[str] = []
         exported = array_export(func, example_args, argnums, name=name, with_value=with_value,
-                                target=target)
+                                target=target, why=why)
         if exported is not None:
             return _written(exported, path)
+        _refuse_containers(func, example_args, argnums, why)
     points = [tuple(example_args)] + [tuple(a) for a in also_at]
     captures = [capture(func, p, argnums=argnums, order=1, transform="export") for p in points]
     captures = _distinct_branches(captures)
@@ -103,6 +105,35 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     else:
         result = _code(captures, derivatives, argnums, target, with_value, path)
     return _written(result, path)
+
+
+def _refuse_containers(func, example_args: tuple, argnums, why: list[str]) -> None:
+    """Differentiated dicts, tuples and lists of arrays are exported at array level only: say
+    why that failed (the element export would only say it cannot differentiate a dict)."""
+    from ..transforms.grad import normalize_argnums
+    from .python_like import ExportError
+
+    try:
+        positions = normalize_argnums(argnums, len(example_args), "export")
+    except Exception:
+        return  # the element export words this error
+    for k in positions:
+        if isinstance(example_args[k], (dict, tuple, list)) and not _numbers(example_args[k]):
+            reason = why[0] if why else "no argument is a float array; it exports " \
+                "functions of arrays"
+            raise ExportError(
+                f"export: argument {k} is a {type(example_args[k]).__name__}, which only the "
+                f"array-level export differentiates, and that cannot export this function "
+                f"({reason:.300}); write the function with the operations it supports (see "
+                "wb.supported_functions()), or pass the arrays as separate arguments")
+
+
+def _numbers(value) -> bool:
+    """A list or tuple of plain numbers (the element export reads it as one array)."""
+    from .. import pytree
+
+    leaves = pytree.flatten(value)[0]
+    return bool(leaves) and all(isinstance(v, (int, float)) for v in leaves)
 
 
 def _written(result: Exported, path: str | Path | None) -> Exported:

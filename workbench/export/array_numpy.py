@@ -72,8 +72,8 @@ _GUARD_TEXT_CHARS = 100  # longer conditions are named by their local in the err
 
 
 def array_export(func: Callable, example_args: Sequence[Any], argnums: int | tuple[int, ...],
-                 name: str | None = None, with_value: bool = False,
-                 target: str = "numpy") -> Exported | None:
+                 name: str | None = None, with_value: bool = False, target: str = "numpy",
+                 why: list[str] | None = None) -> Exported | None:
     """The ``target`` module (numpy, jax or torch) of ``func``'s gradient at array level, or
     None (use the element export).
 
@@ -81,14 +81,16 @@ def array_export(func: Callable, example_args: Sequence[Any], argnums: int | tup
     >>> array_export(np.sin, (0.5,), 0) is None   # scalar programs keep the element export
     True
     """
-    trace = trace_gradient(func, example_args, argnums)
+    trace = trace_gradient(func, example_args, argnums, why)
     if trace is None:
         return None
     if name is not None:
         trace.name = name
     try:
         return module(trace, with_value, target)
-    except NotPrintable:
+    except NotPrintable as error:
+        if why is not None:
+            why.append(str(error))
         return None
 
 

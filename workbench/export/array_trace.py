@@ -207,9 +207,10 @@ def _same_program(a: ArrayGraph, b: ArrayGraph, ea: ArrayEntry, eb: ArrayEntry) 
     return True
 
 
-def trace_gradient(func: Callable, example_args: Sequence[Any],
-                   argnums: int | tuple[int, ...]) -> ArrayTrace | None:
-    """Trace ``func``'s gradient at array level at ``example_args`` (None: it cannot be)."""
+def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | tuple[int, ...],
+                   why: list[str] | None = None) -> ArrayTrace | None:
+    """Trace ``func``'s gradient at array level at ``example_args`` (None: it cannot be, and
+    ``why`` gets the reason where the trace failed)."""
     from ..display.capture import function_name as display_name
     from ..display.capture import parameter_names
     from ..transforms.captured import restore_global_rng, saved_global_rng
@@ -264,7 +265,9 @@ def trace_gradient(func: Callable, example_args: Sequence[Any],
         raise
     except MemoryError:
         raise out_of_memory("while tracing for export") from None
-    except (NotArrayLevel, Exception):  # the element export traces it (or words the error)
+    except (NotArrayLevel, Exception) as error:  # the element export traces it (or words
+        if why is not None:  # the error)
+            why.append(f"{type(error).__name__}: {error}")
         return None
     return _array_trace(display_name(func), names, per_arg, labels, kinds, entry, g, positions,
                         several, taken)
@@ -283,7 +286,7 @@ def _number_sequence(value: Any) -> bool:
     """A list or tuple of plain numbers: one float array, as before pytrees."""
     return isinstance(value, (list, tuple)) and bool(value) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in pytree.flatten(value)[0]
-    ) and np.asarray(value).dtype.kind in "if"
+    ) and np.asarray(value).dtype.kind == "f"
 
 
 def _leaf_range(per_arg: list, positions: Sequence[int]) -> list[int]:
