@@ -262,3 +262,10 @@ def test_a_dict_argument_the_array_level_cannot_trace_is_a_clear_error():
 
     with pytest.raises(wb.errors.WorkbenchError, match="argument 0 is a dict.*cumsum"):
         wb.export(loss, {"a": np.array([1.0, 2.0]), "b": 0.5}, np.array([0.3, 0.4]))
+
+
+def test_benchmark_runs_at_tiny_sizes():
+    from benchmarks.bench_export_torch import measure
+
+    rows = measure(tiny=True)  # checks the exported gradient against torch.func.grad first
+    assert len(rows) == 1 and rows[0][3].endswith("x")
