@@ -269,3 +269,57 @@ def test_benchmark_runs_at_tiny_sizes():
 
     rows = measure(tiny=True)  # checks the exported gradient against torch.func.grad first
     assert len(rows) == 1 and rows[0][3].endswith("x")
+
+
+# ----- the printers of every array op: the numpy export tests' programs, now as torch -----
+def elementwise(x, y):
+    return np.sum(1.0 / (1.0 + np.exp(-x)) * np.arctan2(x, y)) + np.sum(np.mod(x, 0.7) * y) \
+        + np.sum(np.log1p(np.exp(np.minimum(x, 20.0))) * np.sign(y)) + np.sum(np.abs(y) ** x) \
+        + np.sum(np.sqrt(x * x + 1.0) * np.tanh(y)) + np.sum(np.maximum(x, y))
+
+
+def t_elementwise(x, y):
+    return torch.sum(torch.sigmoid(x) * torch.atan2(x, y)) + torch.sum(torch.remainder(x, 0.7) * y) \
+        + torch.sum(F.softplus(x) * torch.sign(y)) + torch.sum(torch.abs(y) ** x) \
+        + torch.sum(torch.sqrt(x * x + 1.0) * torch.tanh(y)) + torch.sum(torch.maximum(x, y))
+
+
+def ties(x):
+    return np.sum(x.max(axis=1) ** 2) + np.sum(np.amin(x, axis=0) * 3.0) + np.max(x)
+
+
+def t_ties(x):
+    return torch.sum(torch.amax(x, dim=1) ** 2) + torch.sum(torch.amin(x, dim=0) * 3.0) \
+        + torch.amax(x)
+
+
+def _op_cases() -> dict:
+    from tests.test_export_array_numpy import JAX_CASES
+
+    rng = np.random.default_rng(11)
+    return {**JAX_CASES,
+            "elementwise": (elementwise, t_elementwise,
+                            (rng.uniform(0.1, 2.0, size=(3, 4)), rng.normal(size=(3, 4))), (0, 1)),
+            "ties": (ties, t_ties, (np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0],
+                                              [3.0, 0.5, 3.0]]),), 0)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", ["contractions", "elementwise", "gather", "joined", "mlp",
+                                  "piecewise", "reductions", "ties"])
+def test_each_array_op_prints_as_torch(tmp_path, case, dtype):
+    from tests.test_export_array_numpy import module_args
+
+    f, tf, args, argnums = _op_cases()[case]
+    code = wb.export(f, *args, argnums=argnums, target="torch", path=tmp_path / f"t_{case}.py")
+    assert "array-level trace" in code.source and "np." not in code.source
+    grad = getattr(load(tmp_path / f"t_{case}.py"), f"grad_{f.__name__}")
+    tensors = [torch.tensor(np.asarray(a)) for a in args]
+    tensors = [t.to(dtype) if t.is_floating_point() else t for t in tensors]
+    expected = torch.func.grad(tf, argnums=argnums)(*tensors)
+    got = grad(*module_args(code, f, tensors))
+    expected, got = ((expected, got) if isinstance(argnums, tuple) else ((expected,), (got,)))
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-5)
+    for g, e in zip(got, expected):
+        assert g.dtype == dtype
+        torch.testing.assert_close(g, e, **tol)
