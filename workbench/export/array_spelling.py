@@ -146,7 +146,10 @@ def _scatter_add(shape, index, values, basic):
 
 _TORCH_HELPERS = _helpers('''
 def _input(value, name, shape):
-    """``value`` as a float tensor of ``shape`` (its own float dtype; float64 for other data)."""
+    """``value`` as a float tensor of ``shape``: tensors and numpy arrays keep their float dtype,
+    Python numbers and lists are float64 (as numpy reads them), integer data becomes float64."""
+    if not hasattr(value, "dtype"):
+        value = torch.as_tensor(value, dtype=torch.float64)
     tensor = torch.as_tensor(value)
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.float64)
