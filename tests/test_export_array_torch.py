@@ -323,3 +323,45 @@ def test_each_array_op_prints_as_torch(tmp_path, case, dtype):
     for g, e in zip(got, expected):
         assert g.dtype == dtype
         torch.testing.assert_close(g, e, **tol)
+
+
+# ----- random array programs (tests/array_programs.py): the torch module vs the numeric tape -----
+def test_random_array_programs_export_to_torch_as_the_tape_differentiates(tmp_path):
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+
+    from tests.array_programs import build_function, points, programs
+
+    counter = iter(range(10**6))
+    array_level = []  # per example: the module is the array program (not the element export)
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                     HealthCheck.function_scoped_fixture])
+    @given(program=programs(), seed=st.integers(0, 2**32 - 1))
+    def check(program, seed):
+        f = build_function(program)
+        argnums = tuple(range(len(program.inputs)))
+        pts = points(program, seed, 2)
+        for p in pts:
+            loss = f(*p)
+            assume(np.isfinite(loss) and abs(loss) < 1e6)
+        path = tmp_path / f"program_{next(counter)}.py"
+        code = wb.export(f, *pts[0], argnums=argnums, target="torch", path=path, name="program")
+        array_level.append("array-level trace" in code.source)
+        grad = load(path).grad_program
+        for j, p in enumerate(pts):
+            try:
+                got = grad(*[torch.tensor(np.asarray(a, dtype=np.float64)) for a in p])
+            except ValueError as error:  # another branch at the second point: the guard says so
+                assert j == 1 and "outside the region" in str(error)
+                continue
+            want = wb.tape.grad(f, argnums=argnums)(*p)
+            scale = max(1.0, *(float(np.max(np.abs(w), initial=0.0)) for w in want))
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(np.asarray(g, dtype=float), np.asarray(w, dtype=float),
+                                           rtol=1e-8, atol=1e-8 * scale)
+
+    check()
+    print(f"{sum(array_level)} of {len(array_level)} exported at array level")
+    assert sum(array_level) > len(array_level) / 2
