@@ -226,24 +226,26 @@ def test_guards_raise_outside_the_traced_branch(tmp_path):
 
 
 def test_labels_used_to_compute_constants_are_fixed_and_said_so(tmp_path):
-    """Labels from which the function computes other data while tracing (here weights made
-    by torch from a comparison) cannot be an input of the module: they are fixed at their
-    example values."""
-    def loss(w, x, y):
-        weights = (y == 2).to(torch.float64)
-        return torch.sum(torch.log_softmax(x @ w, dim=1)[:, 0] * weights)
+    """Integer data from which the function computes other data while tracing (here weights
+    made by torch from a comparison) cannot be an input of the module: it is fixed at its
+    example values; class labels used as they are stay an input."""
+    def loss(w, x, y, groups):
+        weights = (groups == 2).to(torch.float64)
+        logits = x @ w
+        return torch.sum(torch.log_softmax(logits, dim=1)[:, 0] * weights) \
+            + F.cross_entropy(logits, y)
 
     g = torch.Generator().manual_seed(3)
     w = torch.randn(4, 3, generator=g, dtype=torch.float64)
     x = torch.randn(5, 4, generator=g, dtype=torch.float64)
-    y = torch.tensor([0, 2, 1, 1, 0])
-    code = wb.export(loss, w, x, y, target="torch", path=tmp_path / "l.py")
-    if "array-level trace" not in code.source:
-        pytest.skip("not traced at array level")
-    assert "Fixed at their example values: y" in code.source
-    assert "def grad_loss(w, x):" in code.source
-    torch.testing.assert_close(load(tmp_path / "l.py").grad_loss(w, x),
-                               torch.func.grad(loss)(w, x, y))
+    y, groups = torch.tensor([0, 2, 1, 1, 0]), torch.tensor([2, 0, 2, 1, 1])
+    code = wb.export(loss, w, x, y, groups, target="torch", path=tmp_path / "l.py")
+    assert "array-level trace" in code.source
+    assert "Fixed at their example values: groups" in code.source
+    assert "def grad_loss(w, x, y):" in code.source
+    grad = load(tmp_path / "l.py").grad_loss
+    for labels in (y, torch.tensor([2, 2, 0, 1, 0])):
+        torch.testing.assert_close(grad(w, x, labels), torch.func.grad(loss)(w, x, labels, groups))
 
 
 def test_what_no_level_can_export_is_a_clear_error():

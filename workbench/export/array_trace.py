@@ -120,20 +120,20 @@ class _DataGraph(ArrayGraph):
     def __init__(self, data: Sequence[tuple[np.ndarray, str]]) -> None:
         super().__init__()
         self.data = [(np.asarray(v), label) for v, label in data]
-        self.data_nodes: dict[int, int] = {}  # index into data -> its input node
+        self.data_nodes: dict[str, int] = {}  # label -> its input node
 
     def const(self, value: Any) -> int:
         array = np.asarray(value)
         if array.ndim and array.dtype.kind in "iub":
-            for k, (data, label) in enumerate(self.data):
+            for data, label in self.data:
                 if data.shape == array.shape and (data.dtype.kind == "b") == \
                         (array.dtype.kind == "b") and np.array_equal(data, array):
-                    node = self.data_nodes.get(k)
+                    node = self.data_nodes.get(label)
                     if node is None:
                         stored = data if data.dtype.kind == "b" else data.astype(np.int64)
                         node = self._push("input", (), (label,), stored)
                         self.labels[node] = label
-                        self.data_nodes[k] = node
+                        self.data_nodes[label] = node
                     return node
         return super().const(value)
 
@@ -243,24 +243,24 @@ def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | t
         grads, value, _ = gradient(a, kwargs)
         return [*(grads if several else (grads,)), value]
 
-    integer_leaves = [j for j, k in enumerate(kinds) if k == "i"]
-
-    def run(data: list) -> tuple[ArrayEntry, _DataGraph]:
-        """Trace with ``data`` as the integer leaves' values ([]: all at their examples)."""
+    def run(data: dict[int, np.ndarray]) -> tuple[ArrayEntry, _DataGraph]:
+        """A trace with these values of integer leaves, which are input nodes of the graph."""
         handed = list(leaves)
-        for j, (value, _) in zip(integer_leaves, data):
+        for j, value in data.items():
             handed[j] = _like(leaves[j], value)
         saved = saved_global_rng()
         try:
-            return _trace(body, numeric, handed, kinds, tree, labels, data)
+            return _trace(body, numeric, handed, kinds, tree, labels,
+                          [(value, labels[j]) for j, value in data.items()])
         finally:  # every trace draws what the function draws, from the same state
             restore_global_rng(saved)
 
-    integers = [(np.asarray(numeric[j]), labels[j]) for j in integer_leaves]
+    examples = {j: np.asarray(numeric[j]) for j, k in enumerate(kinds) if k == "i"}
     try:
-        entry, g = run(integers)
-        if integers and not _data_checked(run, entry, g, integers):
-            entry, g = run([])  # fixed at their example values
+        entry, g = run(examples)
+        kept = _inputs_kept(run, entry, g, examples, labels)
+        if kept != list(examples):  # the others are fixed at their example values
+            entry, g = run({j: examples[j] for j in kept})
     except BudgetExceededError:
         raise
     except MemoryError:
@@ -294,31 +294,29 @@ def _leaf_range(per_arg: list, positions: Sequence[int]) -> list[int]:
     return [j for k in positions for j in range(starts[k], starts[k + 1])]
 
 
-def _data_checked(run: Callable, entry: ArrayEntry, g: _DataGraph, integers: list) -> bool:
-    """Integer data may stay inputs: every one the trace used is an input node, and a trace at
-    other values of it is the same program (no constant computed from it, no branch on it)."""
-    if len(g.data_nodes) != len(integers):
-        return False  # some data is not used as it is (or not at all): keep it fixed
-    for k, (data, label) in enumerate(integers):
+def _inputs_kept(run: Callable, entry: ArrayEntry, g: _DataGraph, examples: dict[int, Any],
+                 labels: list[str]) -> list[int]:
+    """The integer leaves that stay inputs of the module: those whose data the trace used as it
+    is (an input node) where a trace at other values of theirs is the same program (no constant
+    computed from them, no branch on them)."""
+    kept = []
+    for j, data in examples.items():
+        if labels[j] not in g.data_nodes:
+            continue  # not used as it is (or not at all): fixed
         for other in _alternatives(data):
-            moved = list(integers)
-            moved[k] = (other, label)
             try:
-                other_entry, other_g = run(moved)
+                other_entry, other_g = run({**examples, j: other})
             except (NotArrayLevel, Exception):  # out of range for the function: try another
                 continue
             if _same_program(g, other_g, entry, other_entry):
-                break
-            return False
-        else:
-            return False
-    return True
+                kept.append(j)
+            break
+    return kept
 
 
 def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], kinds: list[str],
                  entry: ArrayEntry, g: _DataGraph, positions: Sequence[int], several: bool,
                  taken: set[str]) -> ArrayTrace:
-    data_node = {label: node for node, label in g.labels.items() if g.op[node] == "input"}
     params, arguments, static = [], [], []
     j = 0
     float_nodes = iter(entry.inputs)
@@ -329,8 +327,8 @@ def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], 
             j += 1
             if kind == "f":
                 node = next(float_nodes)
-            elif kind == "i" and label in data_node and data_node[label] not in entry.inputs:
-                node = data_node[label]
+            elif kind == "i" and label in g.data_nodes:
+                node = g.data_nodes[label]
             else:
                 continue
             local = names[k]
