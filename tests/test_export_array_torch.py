@@ -188,8 +188,11 @@ def test_tuple_and_list_arguments_and_several_argnums(tmp_path):
     biases = [torch.randn(4, generator=g, dtype=torch.float64),
               torch.randn(2, generator=g, dtype=torch.float64)]
     x = torch.randn(6, 3, generator=g, dtype=torch.float64)
-    wb.export(net, weights, biases, x, argnums=(0, 1), target="torch", path=tmp_path / "n.py")
-    gw, gb = load(tmp_path / "n.py").grad_net(weights, biases, x)
+    wb.export(net, weights, biases, x, argnums=(0, 1), target="torch", path=tmp_path / "n.py",
+              with_value=True)
+    module = load(tmp_path / "n.py")
+    torch.testing.assert_close(module.value_net(weights, biases, x), net(weights, biases, x))
+    gw, gb = module.grad_net(weights, biases, x)
     ew, eb = torch.func.grad(net, argnums=(0, 1))(weights, biases, x)
     assert isinstance(gw, tuple) and isinstance(gb, list) and len(gw) == len(gb) == 2
     for got, expected in zip([*gw, *gb], [*ew, *eb]):

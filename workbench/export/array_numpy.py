@@ -63,8 +63,8 @@ MAX_LITERAL_ELEMENTS = 10_000
 
 # Ops whose numpy result may share memory with an input, a constant or another result: a
 # returned value of theirs is copied (the caller owns what it gets, as from the element export).
-_MAY_SHARE = frozenset({"input", "const", "reshape", "transpose", "broadcast_to", "index",
-                        "sum", "amax", "amin"})  # torch's reductions over no dims return x
+_MAY_SHARE = frozenset({"input", "const", "reshape", "transpose", "broadcast_to", "index"})
+_REDUCTIONS = frozenset({"sum", "amax", "amin"})  # over no axes, torch's print returns x itself
 # Local names: the op's name, but a contraction reads as the product it prints as.
 _LOCAL_PREFIX = {"einsum": "dot", "index": "take", "index_add": "scatter",
                  "broadcast_to": "broadcast"}
@@ -334,8 +334,9 @@ class _Module:
         if not shaped:
             text = f"{spelling.names.get('_np', 'torch')}.broadcast_to({text}, {shape})"
         if spelling.copies:
-            fresh = g.op[node] not in _MAY_SHARE and node not in returned and \
-                g.dtype(node) == np.float64
+            shares = g.op[node] in _MAY_SHARE or (g.op[node] in _REDUCTIONS and
+                                                  not g.params[node][0])
+            fresh = not shares and node not in returned and g.dtype(node) == np.float64
             returned.add(node)
             return text if fresh and shaped else spelling.array.format(text)
         return text if shaped and g.op[node] != "const" else spelling.array.format(text)
