@@ -118,22 +118,26 @@ def _refuse_containers(func, example_args: tuple, argnums, why: list[str]) -> No
     except Exception:
         return  # the element export words this error
     for k in positions:
-        if isinstance(example_args[k], (dict, tuple, list)) and not _numbers(example_args[k]):
-            reason = why[0] if why else "no argument is a float array; it exports " \
-                "functions of arrays"
+        if isinstance(example_args[k], (dict, tuple, list)) and not _one_array(example_args[k]):
+            reason = why[0] if why else "the program's ops"
             raise ExportError(
                 f"export: argument {k} is a {type(example_args[k]).__name__}, which only the "
                 f"array-level export differentiates, and that cannot export this function "
-                f"({reason:.300}); write the function with the operations it supports (see "
-                "wb.supported_functions()), or pass the arrays as separate arguments")
+                f"({reason:.300}); pass the arrays as separate arguments, or see "
+                "wb.supported_functions() for what the array level traces")
 
 
-def _numbers(value) -> bool:
-    """A list or tuple of plain numbers (the element export reads it as one array)."""
-    from .. import pytree
+def _one_array(value) -> bool:
+    """A list or tuple the element export reads as one float array (as it did before the array
+    export took pytrees): numbers, or arrays of one shape."""
+    import numpy as np
 
-    leaves = pytree.flatten(value)[0]
-    return bool(leaves) and all(isinstance(v, (int, float)) for v in leaves)
+    if not isinstance(value, (list, tuple)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "fiu"
+    except (ValueError, TypeError):
+        return False
 
 
 def _written(result: Exported, path: str | Path | None) -> Exported:

@@ -229,13 +229,17 @@ def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | t
     try:
         paths = [_paths(t) for _, t in per_arg]
         positions = normalize_argnums(argnums, len(args), "export")
-    except (NotArrayLevel, Exception):
-        return None
+    except (NotArrayLevel, Exception) as error:
+        return _refused(why, str(error))
+    labels = [_access(n, p) for n, ps in zip(names, paths) for p in ps]  # p['0.weight']
     kinds = [_kind(leaf) for leaf in leaves]
     numeric = [_numeric(leaf) for leaf in leaves]
-    if not wants_arrays(numeric) or any(kinds[j] != "f" for j in _leaf_range(per_arg, positions)):
-        return None
-    labels = [_access(n, p) for n, (ls, _), ps in zip(names, per_arg, paths) for p in ps]
+    if not wants_arrays(numeric):
+        return _refused(why, "no argument holds a float array: it exports functions of arrays")
+    for j in _leaf_range(per_arg, positions):
+        if kinds[j] != "f":
+            return _refused(why, f"{labels[j]} is of type {type(leaves[j]).__name__}, not a "
+                                 "float or a float array")
     several = isinstance(argnums, tuple)
     gradient = gradient_body(func, argnums, has_aux=False)
 
@@ -266,11 +270,15 @@ def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | t
     except MemoryError:
         raise out_of_memory("while tracing for export") from None
     except (NotArrayLevel, Exception) as error:  # the element export traces it (or words
-        if why is not None:  # the error)
-            why.append(f"{type(error).__name__}: {error}")
-        return None
+        return _refused(why, f"{type(error).__name__}: {error}")  # the error)
     return _array_trace(display_name(func), names, per_arg, labels, kinds, entry, g, positions,
                         several, taken)
+
+
+def _refused(why: list[str] | None, reason: str) -> None:
+    """None (no array-level trace), with the reason in ``why``."""
+    if why is not None:
+        why.append(reason)
 
 
 def _like(leaf: Any, value: np.ndarray) -> Any:
