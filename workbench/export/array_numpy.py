@@ -245,8 +245,9 @@ class _Module:
                  for s, a in zip(scalars, args)]
         inlines = [self.inline[a] if t == self.names.get(a) else t for t, a in zip(texts, args)]
         result = _kind(g.dtype(node))
-        expression = self.spelling.code(op, texts, g.params[node], kinds, result)
-        inline = self.spelling.code(op, inlines, g.params[node], kinds, result)
+        shapes = [g.shape(a) for a in args]
+        expression = self.spelling.code(op, texts, g.params[node], kinds, result, shapes)
+        inline = self.spelling.code(op, inlines, g.params[node], kinds, result, shapes)
         text = identifier(f"{_LOCAL_PREFIX.get(op, op)}_{len(self.statements) + 1}", self.taken)
         self.taken.add(text)
         self.statements[node] = f"{text} = {expression}"

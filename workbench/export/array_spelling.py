@@ -69,10 +69,11 @@ class Spelling:
     dtype_line: str = ""  # the computation's dtype from the float inputs: "{0}" their names
 
     def code(self, op: str, args: Sequence[str], params: tuple, kinds: Sequence[str],
-             result: str) -> str:
-        """The expression of one op over argument texts."""
+             result: str, shapes: Sequence[tuple] = ()) -> str:
+        """The expression of one op over argument texts (of these dtype kinds and shapes)."""
         if self.target == "torch":
-            return renamed(_torch_code(op, list(args), params, kinds, result), self.names)
+            return renamed(_torch_code(op, list(args), params, kinds, result, shapes),
+                           self.names)
         return renamed(code_of(op, args, params), self.names)
 
     def literal(self, text: str) -> str:
@@ -174,11 +175,13 @@ def _dtype(*tensors):
 ''', "tuple(tensor.shape)", "tensor.dtype", "tensor.is_floating_point() or tensor.is_complex()")
 
 _TORCH_SCATTER_ADD = '''
-def _scatter_add(shape, index, values, basic):
-    """Zeros of ``shape`` with ``values`` added at ``index`` (repeated indices accumulate)."""
+def _scatter_add(shape, index, values, basic, flips=()):
+    """Zeros of ``shape`` with ``values`` added at ``index`` (repeated indices accumulate),
+    indexing the array with the dims ``flips`` reversed."""
     values = torch.as_tensor(values)
     out = torch.zeros(shape, dtype=values.dtype)
-    positions = torch.arange(out.numel()).reshape(shape)[index]
+    positions = torch.arange(out.numel()).reshape(shape)
+    positions = (torch.flip(positions, flips) if flips else positions)[index]
     out.view(-1).index_add_(0, positions.reshape(-1),
                             torch.broadcast_to(values, positions.shape).reshape(-1))
     return out
@@ -260,9 +263,43 @@ def _reduction(name: str) -> Callable[[list[str], tuple], str]:
     return code
 
 
-def _index(template: tuple) -> None:
-    if any(item[0] == "s" and item[3] is not None and item[3] < 0 for item in template):
-        raise NotPrintable("a slice with a negative step (torch has none)")
+def forward_slices(template: tuple, shape: tuple) -> tuple[tuple, tuple[int, ...]]:
+    """``template`` (``rules``' index template) with each negative-step slice made the
+    positive-step slice of the flipped dim, and the dims to flip first: torch's slices have no
+    negative steps.
+
+    >>> forward_slices((("s", None, None, -1), ("i", 0)), (5, 2))
+    ((('s', 0, 5, 1), ('i', 0)), (0,))
+    """
+    consuming = sum(item[0] in ("s", "i", "a") for item in template)
+    out, flips, dim = [], [], 0
+    for item in template:
+        tag = item[0]
+        if tag == "e":
+            dim += len(shape) - consuming
+        elif tag == "s" and item[3] is not None and item[3] < 0:
+            n = shape[dim]
+            picked = range(n)[slice(*item[1:])]
+            out.append(("s", n - 1 - picked[0], n - picked[-1], -item[3]) if picked else
+                       ("s", 0, 0, None))
+            flips.append(dim)
+            dim += 1
+            continue
+        dim += tag in ("s", "i", "a")
+        out.append(item)
+    return tuple(out), tuple(flips)
+
+
+def _torch_index(args: list[str], params: tuple, shape: tuple) -> str:
+    template, flips = forward_slices(params[0], shape)
+    x = f"torch.flip({args[0]}, {flips!r})" if flips else args[0]
+    return RULES["index"].code([x, *args[1:]], (template,))
+
+
+def _torch_index_add(args: list[str], params: tuple) -> str:
+    template, flips = forward_slices(params[0], params[1])
+    text = RULES["index_add"].code(args, (template, params[1]))  # _scatter_add(...)
+    return text[:-1] + f", {flips!r})" if flips else text
 
 
 def _einsum(args: list[str], params: tuple) -> str:
@@ -278,16 +315,15 @@ _TORCH_RULES: dict[str, Callable[[list[str], tuple], str]] = {
     "reshape": lambda a, p: f"torch.reshape({a[0]}, {p[0]!r})",
     "transpose": lambda a, p: f"torch.permute({a[0]}, {p[0]!r})",
     "broadcast_to": lambda a, p: f"torch.broadcast_to({a[0]}, {p[0]!r})",
-    "index": lambda a, p: _index(p[0]) or RULES["index"].code(a, p),
-    "index_add": lambda a, p: _index(p[0]) or RULES["index_add"].code(a, p),
+    "index_add": _torch_index_add,
     "concatenate": lambda a, p: f"torch.cat(({''.join(x + ', ' for x in a)}), dim={p[0]})",
     "einsum": _einsum,
     "cast": lambda a, p: f"{a[0]}.to({'dtype' if p[0].startswith('float') else 'torch.' + p[0]})",
 }
 
 
-def _torch_code(op: str, args: list[str], params: tuple, kinds: Sequence[str],
-                result: str) -> str:
+def _torch_code(op: str, args: list[str], params: tuple, kinds: Sequence[str], result: str,
+                shapes: Sequence[tuple]) -> str:
     if op not in _INFIX:  # function calls: scalar literals as 0-d tensors
         args = [_tensor(a, k) if k.isupper() else a for a, k in zip(args, kinds)]
     if result == "f" and (op in _FLOAT_ARITHMETIC or (op in OPS and op not in RULES and
@@ -295,6 +331,8 @@ def _torch_code(op: str, args: list[str], params: tuple, kinds: Sequence[str],
         args = [_as_float(a, k) for a, k in zip(args, kinds)]
     elif op == "where" and result == "f":
         args = [args[0]] + [_as_float(a, k) for a, k in zip(args[1:], kinds[1:])]
+    if op == "index":
+        return _torch_index(args, params, shapes[0])
     if op in _TORCH_RULES:
         return _TORCH_RULES[op](args, params)
     if op in _TORCH_OPS:
