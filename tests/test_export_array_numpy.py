@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -50,6 +52,14 @@ def run_isolated(tmp_path: Path, module: str, function: str, args) -> tuple:
         return tuple(out[f"arr_{k}"] for k in range(len(out.files)))
 
 
+def module_args(code, f, args) -> list:
+    """The arguments the exported grad_<f> takes: the float ones and the integer data it reads
+    (class labels), not those fixed at their example values (it names them in its signature)."""
+    taken = re.search(rf"def grad_{f.__name__}\((.*?)\):", code.source).group(1).split(", ")
+    names = list(inspect.signature(f).parameters)
+    return [a for name, a in zip(names, args) if name in taken]
+
+
 def export_and_compare(tmp_path, torch, f, tf, args, argnums, points, name="m"):
     """Export ``f`` at ``args``; at each point (float arguments only) the isolated module's
     gradient must equal torch.func.grad of ``tf`` (which takes every argument as a tensor)."""
@@ -61,7 +71,7 @@ def export_and_compare(tmp_path, torch, f, tf, args, argnums, points, name="m"):
         full = list(args)
         for k, value in zip(floats, point):
             full[k] = value
-        got = run_isolated(tmp_path, name, f"grad_{f.__name__}", point)
+        got = run_isolated(tmp_path, name, f"grad_{f.__name__}", module_args(code, f, full))
         tensors = [torch.tensor(np.asarray(a)) for a in full]
         expected = torch.func.grad(tf, argnums=tuple(positions))(*tensors)
         assert len(got) == len(expected)
@@ -420,7 +430,7 @@ def test_jax_module_matches_torch_eagerly_and_under_jit(tmp_path, jax, torch, ca
     code = wb.export(f, *args, argnums=argnums, target="jax", path=tmp_path / f"j_{case}.py")
     assert "array-level trace" in code.source and "jnp." in code.source
     grad = getattr(load(tmp_path / f"j_{case}.py"), f"grad_{f.__name__}")
-    floats = [a for a in args if np.asarray(a).dtype.kind == "f"]
+    floats = module_args(code, f, args)
     expected = torch.func.grad(tf, argnums=argnums)(*[torch.tensor(np.asarray(a)) for a in args])
     expected = expected if isinstance(argnums, tuple) else (expected,)
     for got in (grad(*floats), jax.jit(grad)(*floats)):

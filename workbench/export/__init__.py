@@ -69,21 +69,24 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     example-argument tuples, whose branches are exported too (the first branch whose
     conditions hold computes the result; not for ``jax``, whose code must run under jit).
     ``path`` writes the result to a file. For a function of array arguments that the array
-    level traces, the numpy (and jax) module is that program, one statement per array
-    operation (:mod:`workbench.export.array_numpy`; its docstring names no element formula).
+    level traces, the numpy, jax and torch modules are that program, one statement per array
+    operation (:mod:`workbench.export.array_numpy`; its docstring names no element formula);
+    its arguments may then be pytrees (a dict of a torch module's parameters, class labels).
     """
     from ..display.capture import capture
     from ..display.derivative import Derivative
     from ..display.formula import build_formula
 
     _check_options(func, example_args, target, path, name, also_at)
-    if target in ("numpy", "jax") and not also_at:  # array functions: a statement per array op
+    if target in ("numpy", "jax", "torch") and not also_at:  # array functions: a statement per array op
         from .array_numpy import array_export
 
+        why: list[str] = []
         exported = array_export(func, example_args, argnums, name=name, with_value=with_value,
-                                target=target)
+                                target=target, why=why)
         if exported is not None:
             return _written(exported, path)
+        _refuse_containers(func, example_args, argnums, why)
     points = [tuple(example_args)] + [tuple(a) for a in also_at]
     captures = [capture(func, p, argnums=argnums, order=1, transform="export") for p in points]
     captures = _distinct_branches(captures)
@@ -102,6 +105,39 @@ def export(func: Callable, *example_args: Any, argnums: int | tuple[int, ...] = 
     else:
         result = _code(captures, derivatives, argnums, target, with_value, path)
     return _written(result, path)
+
+
+def _refuse_containers(func, example_args: tuple, argnums, why: list[str]) -> None:
+    """Differentiated dicts, tuples and lists of arrays are exported at array level only: say
+    why that failed (the element export would only say it cannot differentiate a dict)."""
+    from ..transforms.grad import normalize_argnums
+    from .python_like import ExportError
+
+    try:
+        positions = normalize_argnums(argnums, len(example_args), "export")
+    except Exception:
+        return  # the element export words this error
+    for k in positions:
+        if isinstance(example_args[k], (dict, tuple, list)) and not _one_array(example_args[k]):
+            reason = why[0] if why else "the program's ops"
+            raise ExportError(
+                f"export: argument {k} is a {type(example_args[k]).__name__}, which only the "
+                f"array-level export differentiates, and that cannot export this function "
+                f"({reason:.300}); pass the arrays as separate arguments, or see "
+                "wb.supported_functions() for what the array level traces")
+
+
+def _one_array(value) -> bool:
+    """A list or tuple the element export reads as one float array (as it did before the array
+    export took pytrees): numbers, or arrays of one shape."""
+    import numpy as np
+
+    if not isinstance(value, (list, tuple)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "fiu"
+    except (ValueError, TypeError):
+        return False
 
 
 def _written(result: Exported, path: str | Path | None) -> Exported:
