@@ -228,10 +228,9 @@ def test_guards_raise_outside_the_traced_branch(tmp_path):
         grad(-w, x)
 
 
-def test_labels_used_to_compute_constants_are_fixed_and_said_so(tmp_path):
-    """Integer data from which the function computes other data while tracing (here weights
-    made by torch from a comparison) cannot be an input of the module: it is fixed at its
-    example values; class labels used as they are stay an input."""
+def test_integer_data_computed_with_stays_an_input(tmp_path):
+    """Integer data the function computes with (weights from a comparison) is an input of the
+    module like the class labels: the module is right for other values of both."""
     def loss(w, x, y, groups):
         weights = (groups == 2).to(torch.float64)
         logits = x @ w
@@ -243,12 +242,36 @@ def test_labels_used_to_compute_constants_are_fixed_and_said_so(tmp_path):
     x = torch.randn(5, 4, generator=g, dtype=torch.float64)
     y, groups = torch.tensor([0, 2, 1, 1, 0]), torch.tensor([2, 0, 2, 1, 1])
     code = wb.export(loss, w, x, y, groups, target="torch", path=tmp_path / "l.py")
-    assert "array-level trace" in code.source
-    assert "Fixed at their example values: groups" in code.source
-    assert "def grad_loss(w, x, y):" in code.source
+    assert "array-level trace" in code.source and "Fixed at their example values" not in code.source
+    assert "def grad_loss(w, x, y, groups):" in code.source
     grad = load(tmp_path / "l.py").grad_loss
+    for labels, other in ((y, groups), (torch.tensor([2, 2, 0, 1, 0]), torch.tensor([0, 2, 2, 2, 1]))):
+        torch.testing.assert_close(grad(w, x, labels, other),
+                                   torch.func.grad(loss)(w, x, labels, other))
+
+
+def test_integer_data_needed_as_python_numbers_is_fixed_and_said_so(tmp_path):
+    """A function that turns integer data into Python numbers (a loop bound) cannot take it as
+    an input: it is fixed at its example values, and the docstring says so; the class labels,
+    used as they are, stay an input."""
+    def loss(w, x, y, repeats):
+        logits = x @ w
+        total = F.cross_entropy(logits, y)
+        for _ in range(int(repeats.max())):  # a Python number from the data
+            total = total + 0.1 * torch.sum(logits ** 2)
+        return total
+
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    y, repeats = torch.tensor([0, 2, 1, 1, 0]), torch.tensor([1, 2])
+    code = wb.export(loss, w, x, y, repeats, target="torch", path=tmp_path / "r.py")
+    assert "array-level trace" in code.source
+    assert "Fixed at their example values: repeats" in code.source
+    assert "def grad_loss(w, x, y):" in code.source
+    grad = load(tmp_path / "r.py").grad_loss
     for labels in (y, torch.tensor([2, 2, 0, 1, 0])):
-        torch.testing.assert_close(grad(w, x, labels), torch.func.grad(loss)(w, x, labels, groups))
+        torch.testing.assert_close(grad(w, x, labels), torch.func.grad(loss)(w, x, labels, repeats))
 
 
 def test_what_no_level_can_export_is_a_clear_error():

@@ -188,11 +188,12 @@ def dynamic_integers(leaf: Any) -> bool:
 
 
 def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list[str],
-                 integers_as_inputs: bool = False) -> ArrayEntry:
+                 integers_as_inputs: bool | frozenset[int] = False) -> ArrayEntry:
     """Trace ``body`` with array-level inputs for the float leaves, and compile it.
-    ``integers_as_inputs``: integer arrays are inputs too (``dynamic_integers``), not data
-    baked into the program; traced values refuse to become Python numbers, so the program is
-    valid for any values of them where its guards hold."""
+    ``integers_as_inputs``: integer arrays are inputs too (``dynamic_integers``; or only the
+    leaves at these positions), not data baked into the program; traced values refuse to
+    become Python numbers, so the program is valid for any values of them where its guards
+    hold."""
     from ..transforms.captured import global_rng_state
     from ..transforms.staging import _leaf_kind
 
@@ -204,7 +205,8 @@ def trace_arrays(body: Callable, numeric: list, leaves: list, tree, labels: list
     with array_tracing(g):
         traced_leaves = []
         for k, (value, leaf) in enumerate(zip(numeric, leaves)):
-            if integers_as_inputs and dynamic_integers(leaf):
+            if (k in integers_as_inputs if isinstance(integers_as_inputs, frozenset)
+                    else integers_as_inputs) and dynamic_integers(leaf):
                 integer_inputs.append(len(inputs))
                 node = g.integer_input(np.asarray(value), labels[k])
                 inputs.append(node)

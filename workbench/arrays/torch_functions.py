@@ -498,8 +498,8 @@ def _numpy_float_dtype(dtype) -> np.dtype:
 def _as_dtype(x: ArrayTraced, dtype: np.dtype) -> ArrayTraced:
     """A float dtype change: values stay float64 inside, the output is rounded once (as on the
     element path)."""
-    if x.dtype.kind != "f":
-        raise NotArrayLevel("converting a non-float tensor")
+    if x.dtype.kind != "f":  # a mask or integer labels made float: a cast node
+        return T.astype(x, dtype)
     return ArrayTraced(x.graph, x.node, dtype)
 
 

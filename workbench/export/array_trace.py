@@ -3,12 +3,12 @@ the structure of its arguments and results.
 
 Arguments may be pytrees (dicts, tuples and lists, as ``torch.func.grad`` takes them): each float
 leaf is an input of the exported function, read from the argument the caller passes (``p["0.weight"]``),
-and the gradient comes back in the differentiated arguments' structure. Integer and bool arrays
-(class labels, index arrays) are inputs too, not constants baked into the module: they are traced
-as input nodes of the graph wherever the function uses their data, and a second trace at other
-values of theirs checks that nothing else the trace computed depends on them (constants computed
-from labels while tracing, a branch on their values). Where that check fails they are fixed at
-their example values, as other non-float arguments are, and the docstring says so.
+and the gradient comes back in the differentiated arguments' structure. Integer arrays (class
+labels, index arrays) are inputs too, not constants baked into the module: they are traced as
+input nodes of the graph (``staging.trace_arrays(integers_as_inputs=True)``), whose values the
+trace refuses to turn into Python numbers, so the module is valid for any labels where its
+checks (a branch on their values, a label range) hold. A function that needs their values as
+numbers is traced again with them fixed at their example values, and the docstring says so.
 
 >>> import numpy as np
 >>> def loss(p, X, y):
@@ -32,8 +32,7 @@ import numpy as np
 
 from .. import pytree
 from ..arrays.graph import ArrayGraph, NotArrayLevel
-from ..arrays.staging import ArrayEntry, OutSpec, out_of_memory, wants_arrays
-from ..arrays.traced import ArrayTraced, array_tracing
+from ..arrays.staging import ArrayEntry, dynamic_integers, out_of_memory, trace_arrays, wants_arrays
 from ..arrays.transforms import gradient_body
 from ..errors import BudgetExceededError
 from .program import identifier
@@ -112,99 +111,15 @@ def _paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
     raise NotArrayLevel(f"a {tag} argument")  # namedtuples, OrderedDicts: the element export
 
 
-class _DataGraph(ArrayGraph):
-    """An array graph in which the data of integer arguments is an input node wherever the
-    traced function makes a constant of it (``x[np.arange(n), y]``), so that nothing computed
-    from it is folded into a constant."""
-
-    def __init__(self, data: Sequence[tuple[np.ndarray, str]]) -> None:
-        super().__init__()
-        self.data = [(np.asarray(v), label) for v, label in data]
-        self.data_nodes: dict[str, int] = {}  # label -> its input node
-
-    def const(self, value: Any) -> int:
-        array = np.asarray(value)
-        if array.ndim and array.dtype.kind in "iub":
-            for data, label in self.data:
-                if data.shape == array.shape and (data.dtype.kind == "b") == \
-                        (array.dtype.kind == "b") and np.array_equal(data, array):
-                    node = self.data_nodes.get(label)
-                    if node is None:
-                        stored = data if data.dtype.kind == "b" else data.astype(np.int64)
-                        node = self._push("input", (), (label,), stored)
-                        self.labels[node] = label
-                        self.data_nodes[label] = node
-                    return node
-        return super().const(value)
-
-
-def _trace(body: Callable, numeric: list, leaves: list, kinds: list[str], tree, labels: list[str],
-           data: list[tuple[np.ndarray, str]]) -> tuple[ArrayEntry, _DataGraph]:
-    """``staging.trace_arrays`` over a :class:`_DataGraph` (the integer leaves' data as inputs)."""
+def _trace(body: Callable, numeric: list, leaves: list, tree, labels: list[str],
+           integers_as_inputs: bool) -> ArrayEntry:
+    """``staging.trace_arrays``, every result traced (the module computes all of them)."""
     from .. import arrays  # noqa: F401 - registers the torch handlers with the tracer
 
-    g = _DataGraph(data)
-    g.torch_style = any(_is_torch(leaf) for leaf in leaves)
-    inputs: list[int] = []
-    with array_tracing(g):
-        handed = []
-        for value, leaf, kind, label in zip(numeric, leaves, kinds, labels):
-            if kind != "f":
-                handed.append(leaf)
-                continue
-            array = np.asarray(value)
-            node = g.input(array, label)
-            inputs.append(node)
-            traced = ArrayTraced(g, node, array.dtype)
-            if _is_torch(leaf):
-                from ..arrays.torch_tensor import as_tensor
-
-                handed.append(as_tensor(traced))
-            else:
-                handed.append(traced)
-        args, kwargs = pytree.unflatten(tree, handed)
-        out = body(args, kwargs)
-    outputs, specs = [], []
-    out_leaves, out_tree = pytree.flatten(out)
-    for leaf in out_leaves:
-        if _is_torch(leaf):
-            from ..arrays.torch_tensor import unwrap
-
-            leaf = unwrap(leaf)
-        if not isinstance(leaf, ArrayTraced):
-            raise NotArrayLevel("a result that is not traced")
-        outputs.append(leaf.node)
-        specs.append(OutSpec(leaf.shape, leaf.dtype))
-    return ArrayEntry(g, inputs, outputs, list(g.guards), out_tree, specs), g
-
-
-def _alternatives(data: np.ndarray) -> list[np.ndarray]:
-    """Other values for integer data, most likely valid first (a class label stays a class seen):
-    each value moved to the next distinct value present, the data rolled, then shifted by one."""
-    if data.dtype.kind == "b":
-        return [~data]
-    values = np.unique(data)
-    out = []
-    if len(values) > 1:
-        out.append(values[(np.searchsorted(values, data) + 1) % len(values)].astype(data.dtype))
-        rolled = np.roll(data.ravel(), 1).reshape(data.shape)
-        if not np.array_equal(rolled, data):
-            out.append(rolled)
-    out += [data + 1, data - 1]
-    return out
-
-
-def _same_program(a: ArrayGraph, b: ArrayGraph, ea: ArrayEntry, eb: ArrayEntry) -> bool:
-    """The two traces are one program: the same ops on the same nodes, equal constants."""
-    if len(a) != len(b) or a.op != b.op or a.args != b.args or a.params != b.params or \
-            ea.outputs != eb.outputs or ea.guards != eb.guards:
-        return False
-    for node, op in enumerate(a.op):
-        if op == "const":
-            va, vb = np.asarray(a.values[node]), np.asarray(b.values[node])
-            if va.dtype != vb.dtype or va.shape != vb.shape or va.tobytes() != vb.tobytes():
-                return False
-    return True
+    entry = trace_arrays(body, numeric, leaves, tree, labels, integers_as_inputs)
+    if any(spec.shape is None for spec in entry.out_specs):
+        raise NotArrayLevel("a result that is not traced")
+    return entry
 
 
 def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | tuple[int, ...],
@@ -247,47 +162,47 @@ def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | t
         grads, value, _ = gradient(a, kwargs)
         return [*(grads if several else (grads,)), value]
 
-    def run(data: dict[int, np.ndarray]) -> tuple[ArrayEntry, _DataGraph]:
-        """A trace with these values of integer leaves, which are input nodes of the graph."""
-        handed = list(leaves)
-        for j, value in data.items():
-            handed[j] = _like(leaves[j], value)
+    def run(integers: frozenset[int]) -> ArrayEntry:
         saved = saved_global_rng()
         try:
-            return _trace(body, numeric, handed, kinds, tree, labels,
-                          [(value, labels[j]) for j, value in data.items()])
+            return _trace(body, numeric, leaves, tree, labels, integers)
         finally:  # every trace draws what the function draws, from the same state
             restore_global_rng(saved)
 
-    examples = {j: np.asarray(numeric[j]) for j, k in enumerate(kinds) if k == "i"}
     try:
-        entry, g = run(examples)
-        kept = _inputs_kept(run, entry, g, examples, labels)
-        if kept != list(examples):  # the others are fixed at their example values
-            entry, g = run({j: examples[j] for j in kept})
+        integers = frozenset(j for j, leaf in enumerate(leaves) if dynamic_integers(leaf))
+        entry, integers = _with_integer_inputs(run, integers)
     except BudgetExceededError:
         raise
     except MemoryError:
         raise out_of_memory("while tracing for export") from None
     except (NotArrayLevel, Exception) as error:  # the element export traces it (or words
         return _refused(why, f"{type(error).__name__}: {error}")  # the error)
-    return _array_trace(display_name(func), names, per_arg, labels, kinds, entry, g, positions,
-                        several, taken)
+    return _array_trace(display_name(func), names, per_arg, labels, kinds, entry, integers,
+                        positions, several, taken)
+
+
+def _with_integer_inputs(run: Callable, integers: frozenset[int]) -> tuple[ArrayEntry, frozenset]:
+    """A trace with as many integer leaves as inputs as the function allows: all of them, else
+    all but one (the one it turns into Python numbers, tried in turn), else none."""
+    candidates = [integers] + [integers - {j} for j in sorted(integers)]
+    if len(integers) > 1:
+        candidates.append(frozenset())
+    for k, chosen in enumerate(candidates):
+        try:
+            return run(chosen), chosen
+        except (BudgetExceededError, MemoryError):
+            raise
+        except (NotArrayLevel, Exception):  # it needs these integers' values as numbers
+            if k == len(candidates) - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _refused(why: list[str] | None, reason: str) -> None:
     """None (no array-level trace), with the reason in ``why``."""
     if why is not None:
         why.append(reason)
-
-
-def _like(leaf: Any, value: np.ndarray) -> Any:
-    """``value`` as the kind of object ``leaf`` is (a torch tensor for a tensor)."""
-    if _is_torch(leaf):
-        import torch
-
-        return torch.as_tensor(value).to(leaf.dtype)
-    return value.astype(leaf.dtype)
 
 
 def _number_sequence(value: Any) -> bool:
@@ -302,43 +217,20 @@ def _leaf_range(per_arg: list, positions: Sequence[int]) -> list[int]:
     return [j for k in positions for j in range(starts[k], starts[k + 1])]
 
 
-def _inputs_kept(run: Callable, entry: ArrayEntry, g: _DataGraph, examples: dict[int, Any],
-                 labels: list[str]) -> list[int]:
-    """The integer leaves that stay inputs of the module: those whose data the trace used as it
-    is (an input node) where a trace at other values of theirs is the same program (no constant
-    computed from them, no branch on them)."""
-    kept = []
-    for j, data in examples.items():
-        if labels[j] not in g.data_nodes:
-            continue  # not used as it is (or not at all): fixed
-        for other in _alternatives(data):
-            try:
-                other_entry, other_g = run({**examples, j: other})
-            except (NotArrayLevel, Exception):  # out of range for the function: try another
-                continue
-            if _same_program(g, other_g, entry, other_entry):
-                kept.append(j)
-            break
-    return kept
-
-
 def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], kinds: list[str],
-                 entry: ArrayEntry, g: _DataGraph, positions: Sequence[int], several: bool,
-                 taken: set[str]) -> ArrayTrace:
+                 entry: ArrayEntry, integers: frozenset[int], positions: Sequence[int],
+                 several: bool, taken: set[str]) -> ArrayTrace:
     params, arguments, static = [], [], []
     j = 0
-    float_nodes = iter(entry.inputs)
+    nodes = iter(entry.inputs)  # in leaf order: float leaves, and integer arrays if inputs
     for k, (leaves, _tree) in enumerate(per_arg):
         used = False
         for _leaf in leaves:
-            kind, label = kinds[j], labels[j]
+            kind, label, is_input = kinds[j], labels[j], kinds[j] == "f" or j in integers
             j += 1
-            if kind == "f":
-                node = next(float_nodes)
-            elif kind == "i" and label in g.data_nodes:
-                node = g.data_nodes[label]
-            else:
+            if not is_input:
                 continue
+            node = next(nodes)
             local = names[k]
             if label != local:  # a leaf of a container: p['0.weight'] is read into p_0_weight
                 local = identifier(re.sub(r"\W+", "_", label).strip("_"), taken)
@@ -348,6 +240,6 @@ def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], 
         (arguments if used else static).append(names[k])
     outputs = iter(entry.outputs)
     trees = [(per_arg[k][1], [next(outputs) for _ in per_arg[k][0]]) for k in positions]
-    return ArrayTrace(name, g, arguments, params, static,
+    return ArrayTrace(name, entry.graph, arguments, params, static,
                       [arguments.index(names[k]) for k in positions], trees, entry.outputs[-1],
                       list(entry.guards), several)
