@@ -346,6 +346,28 @@ def test_control_flow_becomes_a_check_outside_the_traced_branch(tmp_path, torch)
             function(-x, w)
 
 
+def test_a_branch_on_class_labels_becomes_a_check_in_the_module(tmp_path):
+    # The labels are an input of the module; the branch their values chose must be checked
+    # at every call, never assumed (labels on the other side raise, they are never served).
+    def f(w, X, y):
+        Z = X @ w
+        scale = 2.0 if (y == 0).sum() > 2 else 1.0
+        return scale * -np.mean(Z[np.arange(len(y)), y] - np.log(np.exp(Z).sum(axis=1)))
+
+    w, X = RNG.normal(size=(3, 4)), RNG.normal(size=(6, 3))
+    y = np.array([0, 0, 0, 1, 2, 3])
+    code = wb.export(f, w, X, y, path=tmp_path / "b.py")
+    assert "def grad_f(w, X, y):" in code.source
+    module = load(tmp_path / "b.py")
+    same_branch = np.array([0, 3, 0, 2, 0, 1])
+    P = np.exp(X @ w)
+    P /= P.sum(axis=1, keepdims=True)
+    expected = 2.0 * X.T @ (P - np.eye(4)[same_branch]) / 6
+    np.testing.assert_allclose(module.grad_f(w, X, same_branch), expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="outside the region this code was traced in"):
+        module.grad_f(w, X, np.array([1, 1, 0, 2, 3, 3]))
+
+
 # ----- where the element export keeps the work -----
 def test_scalar_programs_and_several_branches_stay_element_level():
     assert "array-level" not in wb.export(lambda x, y: np.sin(x) * y, 0.5, 2.0).source

@@ -489,13 +489,16 @@ def _reduce(kind: str, x, axis=None, keepdims=False, dtype=None, other=None):
         raise NotArrayLevel(f"{kind} with {sorted(other or {})} / dtype {dtype}")
     x = _traced(x)
     axes = rules.normalize_axes(axis, x.ndim)
+    counted = x.dtype.kind in "biu" and kind == "sum"  # a count, or a sum of integers
     if kind == "sum":
-        if x.dtype == np.bool_:
-            raise NotArrayLevel("sum of booleans")
-        node = rules.reduce_sum(x.graph, x.node, axes, bool(keepdims))
+        source = rules.cast(x.graph, x.node, "float64") if x.dtype == np.bool_ else x.node
+        node = rules.reduce_sum(x.graph, source, axes, bool(keepdims))
     else:
         node = rules.reduce_extreme(x.graph, kind, x.node, axes, bool(keepdims))
-    dtype = np.dtype(dtype) if dtype is not None else x.dtype
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    else:  # numpy's (and torch's) integer result: int64 here
+        dtype = np.zeros(0, x.dtype).sum().dtype if counted else x.dtype
     return _wrap(x.graph, node, dtype)
 
 
