@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8888
 LAB_ARGS ?=
+# `make lab LAB_EXTRAS=notebook,torch` adds torch (notebook 08 needs it; a large download).
+LAB_EXTRAS ?= notebook
 # The extension is built by node while pip installs the package (hatch-jupyter-builder + jlpm).
 # The venv's bin comes first on PATH, so a node installed there (see `node` below) is found.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -33,9 +35,9 @@ node: $(BIN)/python
 	fi
 
 # `make lab`: only what JupyterLab and the notebooks need (the `notebook` extra), not the benchmark contenders.
-$(VENV)/.lab-installed: pyproject.toml $(EXTENSION_SOURCES) | $(BIN)/python
+$(VENV)/.lab-installed-$(LAB_EXTRAS): pyproject.toml $(EXTENSION_SOURCES) | $(BIN)/python
 	$(MAKE) --no-print-directory node
-	$(BIN)/pip install --quiet -e ".[notebook]"
+	$(BIN)/pip install --quiet -e ".[$(LAB_EXTRAS)]"
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml $(EXTENSION_SOURCES) | $(BIN)/python
@@ -47,7 +49,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[bench]"
 	touch $@
 
-lab: $(VENV)/.lab-installed
+lab: $(VENV)/.lab-installed-$(LAB_EXTRAS)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.port=$(PORT) --ServerApp.allow_root=True $(LAB_ARGS)
 
 lint: $(VENV)/.test-installed

@@ -145,3 +145,10 @@ def test_big_runs_skip_the_symbolic_gradient_and_compare_against_the_tape():
     assert report.reference == "tape" and report.passed
     assert any("symbolic wb.grad skipped: the run makes about" in n for n in report.notes)
     assert [m.method for m in report.inputs[0].methods] == ["finite differences", "torch.func.grad"]
+
+
+def test_finite_differences_of_a_python_float_argument():
+    report = wb.check(lambda x, y: x * np.sin(y), 0.7, 1.1, argnums=(0, 1))
+    assert report.passed
+    assert {m.method: m.status for r in report.inputs for m in r.methods}["finite differences"] \
+        == "pass"

@@ -211,6 +211,9 @@ def test_wrong_shapes_and_label_dtypes_get_the_modules_clear_errors(tmp_path):
         grad(params, x, y.double())
     with pytest.raises(ValueError, match=r"y must have shape \(5,\)"):
         grad(params, x, y[:4])
+    for label in (3, -1):  # torch raises for both; numpy's indexing would wrap -1 silently
+        with pytest.raises(ValueError, match="out of bounds for 3 classes"):
+            grad(params, x, torch.where(torch.arange(5) == 2, label, y))
 
 
 def test_guards_raise_outside_the_traced_branch(tmp_path):

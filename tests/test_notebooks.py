@@ -25,7 +25,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 COURSE = ["01_getting_started.ipynb", "02_exploring_derivatives.ipynb",
           "03_how_reverse_mode_works.ipynb", "04_per_sample_gradients.ipynb",
           "05_exporting_gradient_code.ipynb", "06_nonsmooth_and_control_flow.ipynb",
-          "07_gradients_as_matrix_formulas.ipynb"]
+          "07_gradients_as_matrix_formulas.ipynb", "08_torch_modules.ipynb"]
 VIEWS = {"explore", "graph", "backprop"}
 
 

@@ -229,7 +229,7 @@ def finite_differences(func: Callable, args: tuple, positions: tuple[int, ...],
                     bumped[i] += sign * h
                     new_leaves = list(leaves)
                     new_leaves[j] = _like(leaves[j], bumped.reshape(value.shape))
-                    points.append(float(_to_numpy(new_leaves[j]).ravel()[i]))  # as rounded
+                    points.append(float(np.ravel(_to_numpy(new_leaves[j]))[i]))  # as rounded
                     new_args = list(args)
                     new_args[pos] = pytree.unflatten(tree, new_leaves)
                     values.append(_evaluate(func, new_args, as_torch))

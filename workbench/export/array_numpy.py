@@ -343,9 +343,13 @@ class _Module:
         return text if shaped and g.op[node] != "const" else spelling.array.format(text)
 
     def _guard_lines(self, function: str, node: int, expected: bool) -> list[str]:
-        message = (f"{function}: the inputs are outside the region this code was traced in "
-                   f"({self.inline[node]} was {expected} at the example arguments); export "
-                   "again at arguments in the region you need")
+        check = self.g.checks.get(node)
+        if check is not None:  # a condition of the program's meaning: a class label in range
+            message = f"{function}: {check}"
+        else:
+            message = (f"{function}: the inputs are outside the region this code was traced "
+                       f"in ({self.inline[node]} was {expected} at the example arguments); "
+                       "export again at arguments in the region you need")
         return self.spelling.guard(self.names[node], expected, _string_lines(message, 8))
 
 
@@ -426,10 +430,15 @@ def _docstring(trace: ArrayTrace, printer: _Module, n_gradient: int) -> str:
         paragraphs[-1] += " It computes in the dtype of its float inputs (float32 in, float32 out)."
     if trace.static:
         paragraphs[-1] += f" Fixed at their example values: {', '.join(trace.static)}."
-    if trace.guards:
-        valid = ", ".join(f"{printer.inline[n]} is {e}" for n, e in trace.guards)
+    checks = trace.graph.checks
+    branches = [(n, e) for n, e in trace.guards if n not in checks]
+    if branches:
+        valid = ", ".join(f"{printer.inline[n]} is {e}" for n, e in branches)
         paragraphs.append(f"Valid where {valid} (the branch traced); outside, the functions "
                           "raise ValueError.")
+    for n, _ in trace.guards:
+        if n in checks:
+            paragraphs.append(f"Checked at every call (ValueError otherwise): {checks[n]}.")
     text = "\n\n".join(textwrap.fill(p, width=96, break_long_words=False, break_on_hyphens=False)
                        for p in paragraphs)
     return text.replace("\\", "\\\\").replace('"""', "'''")
