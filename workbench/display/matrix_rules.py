@@ -203,24 +203,26 @@ def _scalar_rules(m: MatrixExpr) -> Any:
     if isinstance(m, MatMul):
         coeff, rest = _split_coeff(m)
         if len(rest) == 2 and isinstance(rest[0], OneMatrix):
-            total = _entries_total(rest[1])
+            total = _known_sum(rest[1], rows=False)
             if total is not None:
                 return coeff * total
     return _scalar(m)
 
 
-def _entries_total(v: Any) -> Any:
-    """The sum of a column vector's entries where the algebra knows it (None elsewhere)."""
-    if v.shape[1] != 1:
+def _known_sum(m: Any, rows: bool) -> Any:
+    """c where the entries of column vector ``m`` sum to c (``rows=False``), or where each row
+    of matrix ``m`` does (``rows=True``): softmax and one-hot vectors and rows sum to one, and
+    sums and multiples of them follow. None where the algebra does not know it."""
+    if (m.shape[1] == 1) == rows:
         return None
-    if isinstance(v, (Softmax, OneHot)):
+    if isinstance(m, (Softmax, OneHotRows if rows else OneHot)):
         return sympy.S.One
-    if isinstance(v, MatAdd):
-        totals = [_entries_total(a) for a in v.args]
+    if isinstance(m, MatAdd):
+        totals = [_known_sum(a, rows) for a in m.args]
         return None if any(t is None for t in totals) else sympy.Add(*totals)
-    if isinstance(v, MatMul):
-        coeff, rest = _split_coeff(v)
-        total = _entries_total(rest[0]) if len(rest) == 1 else None
+    if isinstance(m, MatMul):
+        coeff, rest = _split_coeff(m)
+        total = _known_sum(rest[0], rows) if len(rest) == 1 else None
         return None if total is None else coeff * total
     return None
 
@@ -311,29 +313,13 @@ def _rows_sum_to_one(e: Any) -> Any:
         return e
     coeff, rest = _split_coeff(e)
     for i in range(len(rest) - 1):
-        total = _row_total(rest[i])
+        total = _known_sum(rest[i], rows=True)
         if total is not None and isinstance(rest[i + 1], OneMatrix):
             if total == 0:
                 return ZeroMatrix(*e.shape)
             ones = OneMatrix(rest[i].shape[0], rest[i + 1].shape[1])
             return _product(coeff * total, rest[:i] + [ones] + rest[i + 2:])
     return e
-
-
-def _row_total(m: Any) -> Any:
-    """c where every row of matrix ``m`` sums to c, where the algebra knows it (else None)."""
-    if m.shape[1] == 1:
-        return None
-    if isinstance(m, (Softmax, OneHotRows)):
-        return sympy.S.One
-    if isinstance(m, MatAdd):
-        totals = [_row_total(a) for a in m.args]
-        return None if any(t is None for t in totals) else sympy.Add(*totals)
-    if isinstance(m, MatMul):
-        coeff, rest = _split_coeff(m)
-        total = _row_total(rest[0]) if len(rest) == 1 else None
-        return None if total is None else coeff * total
-    return None
 
 
 def _shift(t: Any, z: Any) -> bool:
