@@ -7,6 +7,8 @@ values come from torch.func run live, or from the loss written out in numpy by h
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import compiled_versions, require
@@ -136,3 +138,20 @@ def test_a_label_out_of_range_on_a_cached_version_gets_the_traced_error():
         g(W, X, bad)
     np.testing.assert_allclose(g(W, X, BATCHES[1]), softmax_ce_grad_by_hand(W, X, BATCHES[1]),
                                rtol=1e-10)
+
+
+def test_a_function_that_changes_its_integer_argument_is_not_served_stale():
+    def f(w, y):
+        total = np.sum(w[y] ** 2)
+        y[0] = (y[0] + 1) % 3  # changes the labels it read (element level: writes into arrays)
+        return total
+
+    g = wb.grad(f)
+    w = np.array([1.0, 2.0, 3.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", wb.RetracingWarning)  # said once: it is traced each call
+        for labels in ([0, 2], [1, 2], [0, 2], [1, 2], [2, 2]):
+            y = np.array(labels)
+            expected = np.zeros(3)
+            np.add.at(expected, y, 2 * w[y])
+            np.testing.assert_allclose(g(w, y), expected)

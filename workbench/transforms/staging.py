@@ -267,14 +267,16 @@ class Staged:
         if found is not MISS:
             return found
         if integers:  # versions traced element by element hold these integers as data
-            found = self.from_cache(signature.with_integer_data())
+            with_data = signature.with_integer_data()  # (taken before the function runs)
+            found = self.from_cache(with_data)
             if found is not MISS:
                 return found
         entry = self.trace([_to_numpy(leaf) for leaf in leaves], leaves, tree, key)
-        reason = self.not_cacheable(key, entry, args, kwargs)
+        integer_data = bool(integers) and not entry.array_level
+        if integer_data:
+            key = with_data.key
+        reason = self.not_cacheable(key, entry, args, kwargs, integer_data)
         if reason is None:
-            if integers and not entry.array_level:
-                key = signature.with_integer_data().key
             with self.lock:
                 for cache_key in (key, _float_key(args, kwargs, key)):
                     if cache_key is not None:
@@ -311,15 +313,18 @@ class Staged:
                     return entry.assemble(result, use_torch)
         return MISS
 
-    def not_cacheable(self, key: tuple, entry: Entry, args: tuple, kwargs: dict) -> str | None:
-        """Why the version just traced must not be cached (None: it may be)."""
+    def not_cacheable(self, key: tuple, entry: Entry, args: tuple, kwargs: dict,
+                      integer_data: bool = False) -> str | None:
+        """Why the version just traced must not be cached (None: it may be). ``integer_data``:
+        ``key`` holds the integer arrays' values (an element-level version)."""
         unverifiable = _unverifiable_in(key)
         if unverifiable is not None:
             return f"it reads state workbench cannot check: {unverifiable.reason}"
         if entry.draws_random:
             return ("it draws random numbers inside (from numpy's, Python's or torch's random "
                     "generator), so each call must draw fresh numbers, as running it does")
-        if self.signature(args, kwargs)[0] != key:
+        now = self.signature(args, kwargs)
+        if (now.with_integer_data() if integer_data else now).key != key:
             return ("it changes state it reads while it runs (a random generator object it "
                     "draws from, a counter, a list it appends to...)")
         return None
