@@ -156,7 +156,7 @@ def test_float32_is_computed_in_float64_and_rounded_once():
 
 @pytest.mark.parametrize("program", [
     lambda x: np.flip(x) @ x,                      # np.flip: element level only, for now
-    lambda x: np.linalg.norm(x) * x.sum(),         # a function the array level does not trace
+    lambda x: np.roll(x, 1) @ x,                   # a function the array level does not trace
     lambda x: np.cumsum(x).sum() + x.prod(),
 ])
 def test_what_the_array_level_cannot_trace_runs_element_by_element(program):
@@ -193,3 +193,39 @@ def test_array_level_can_be_switched_off(monkeypatch):
     grad = wb.grad(lambda x: (x * x).sum())
     np.testing.assert_allclose(grad(np.array([1.0, 2.0])), [2.0, 4.0])
     assert not the_entry(grad).array_level
+
+
+# ----- norms: the element level's definitions (workbench.norms), traced as array ops -----
+NORM_X = np.array([[1.0, -2.0, 0.5, 2.0], [0.0, 0.0, 0.0, 0.0], [3.0, -3.0, 1.0, 0.25]])
+NORMS = {  # numpy spelling, torch spelling (given torch; a zero row: torch's gradient there is 0)
+    "frobenius": (lambda x: np.linalg.norm(x), lambda t: lambda x: x.norm()),
+    "rows": (lambda x: np.linalg.norm(x, axis=1).sum(),
+             lambda t: lambda x: t.linalg.vector_norm(x, dim=1).sum()),
+    "rows keepdims": (lambda x: (np.linalg.norm(x, axis=1, keepdims=True) * x).sum(),
+                      lambda t: lambda x: (x.norm(dim=1, keepdim=True) * x).sum()),
+    "matrix 1": (lambda x: np.linalg.norm(x, ord=1), lambda t: lambda x: t.linalg.norm(x, ord=1)),
+    "matrix inf": (lambda x: np.linalg.norm(x, ord=np.inf),
+                   lambda t: lambda x: t.linalg.norm(x, ord=float("inf"))),
+    "columns 1": (lambda x: np.linalg.norm(x, ord=1, axis=0).sum(),
+                  lambda t: lambda x: t.linalg.vector_norm(x, ord=1, dim=0).sum()),
+    "columns inf, ties": (lambda x: np.linalg.norm(x, ord=np.inf, axis=0).sum(),
+                          lambda t: lambda x: t.linalg.vector_norm(x, ord=float("inf"), dim=0).sum()),
+    "3-norm": (lambda x: np.linalg.norm(x[0], ord=3), lambda t: lambda x: x[0].norm(p=3)),
+    "weight decay": (lambda x: 0.5 * np.linalg.norm(x) ** 2, lambda t: lambda x: 0.5 * x.norm() ** 2),
+}
+
+
+@pytest.mark.parametrize("name", list(NORMS))
+def test_norms_are_array_level_and_match_torch(name):
+    torch = require("torch")
+    numpy_norm, torch_norm = NORMS[name][0], NORMS[name][1](torch)
+    expected = torch.func.grad(torch_norm)(torch.tensor(NORM_X)).numpy()
+    for fn, x in ((numpy_norm, NORM_X), (torch_norm, torch.tensor(NORM_X))):
+        grad = wb.grad(fn)
+        np.testing.assert_allclose(np.asarray(grad(x)), expected, rtol=1e-12, atol=1e-15)
+        assert the_entry(grad).array_level, grad.__wb_staged__.element_only
+
+
+def test_matrix_norms_that_need_singular_values_are_still_refused_by_name():
+    with pytest.raises(wb.UnsupportedOperationError, match="spectral"):
+        wb.grad(lambda x: np.linalg.norm(x, ord=2))(NORM_X)

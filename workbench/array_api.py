@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import norms
 from .errors import ShapeError, UnsupportedOperationError
 from .graph import Graph
 from .ops import NUMPY_UFUNCS
@@ -273,8 +274,8 @@ def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NO
 
 def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NO_VALUE,
         mean=_NO_VALUE, correction=_NO_VALUE):
-    return sqrt_zero_grad_at_zero(var(x, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
-                                      correction=correction))
+    return norms.sqrt_zero_grad_at_zero(var(x, axis, dtype, out, ddof, keepdims, where=where,
+                                            mean=mean, correction=correction))
 
 
 def _from_sequence(x, fn: str) -> Traced:
@@ -284,15 +285,6 @@ def _from_sequence(x, fn: str) -> Traced:
     if not isinstance(converted, Traced):
         raise UnsupportedOperationError(f"{fn}: no traced value in {type(x).__name__} operand")
     return converted
-
-
-def sqrt_zero_grad_at_zero(s: Traced) -> Traced:
-    """``sqrt(s)`` whose gradient is 0 where ``s == 0`` (torch's rule for norm and std), not 0 * inf.
-
-    The inner ``where`` keeps the unused branch finite, so no nan leaks into the gradient.
-    """
-    zero = elementwise("eq", s, 0.0)
-    return where(zero, 0.0, elementwise("sqrt", where(zero, 1.0, s)))
 
 
 def clip(x, lo=None, hi=None, out=None, **kwargs):
@@ -500,70 +492,10 @@ def _inner(a, b):
     return sum(elementwise("mul", a2, b), axis=-1)
 
 
-def vector_norm(x: Traced, ord, axis, keepdims: bool, fn: str) -> Traced:
-    """The vector p-norm along ``axis`` (numpy's and torch's definitions, ord any number)."""
-    if isinstance(ord, str) or ord is None or isinstance(ord, bool):
-        if ord not in (None, 2):
-            raise UnsupportedOperationError(f"{fn}: ord={ord!r} is not a vector norm order")
-        ord = 2
-    ord = float(ord)
-    if ord == 2:
-        return sqrt_zero_grad_at_zero(sum(x * x, axis=axis, keepdims=keepdims))
-    magnitude = elementwise("abs", x)
-    if ord == np.inf:
-        return amax(magnitude, axis=axis, keepdims=keepdims)
-    if ord == -np.inf:
-        return amin(magnitude, axis=axis, keepdims=keepdims)
-    if ord == 0:
-        return sum(elementwise("ne", x, 0.0), axis=axis, keepdims=keepdims)  # count non-zeros
-    if ord == 1:
-        return sum(magnitude, axis=axis, keepdims=keepdims)
-    return power(sum(power(magnitude, ord), axis=axis, keepdims=keepdims), 1.0 / ord)
-
-
 def _linalg_norm(x, ord=None, axis=None, keepdims=False):
-    """``np.linalg.norm``. Vector norms of any order; the Frobenius norm of matrices and the
-    induced 1- and inf-norms. The spectral and nuclear norms (ord=2, -2, 'nuc' of a matrix) need
-    singular values, which tracing cannot differentiate here: they are refused by name."""
+    """``np.linalg.norm`` (:mod:`workbench.norms`, shared with the array level)."""
     x = x if isinstance(x, Traced) else _from_sequence(x, "np.linalg.norm")
-    ndim = x.ndim
-    if axis is None and ord is None:
-        return vector_norm(x.ravel(), 2, None, False, "np.linalg.norm") if not keepdims else \
-            vector_norm(x, 2, None, True, "np.linalg.norm")
-    if axis is None:
-        if ndim not in (1, 2):
-            raise ShapeError(f"np.linalg.norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), "
-                             f"got shape {x.shape}")
-        axis = tuple(range(ndim))
-    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
-    if len(axes) == 1:
-        normalize_axes(axes, ndim, "np.linalg.norm")
-        if isinstance(ord, str):
-            raise UnsupportedOperationError(f"np.linalg.norm: ord={ord!r} is a matrix norm, "
-                                            "but one axis was given")
-        return vector_norm(x, ord, axes[0], keepdims, "np.linalg.norm")
-    if len(axes) != 2:
-        raise ShapeError(f"np.linalg.norm: axis must name one or two axes, got {axis!r}")
-    row, col = normalize_axes(axes, ndim, "np.linalg.norm") if axes[0] % ndim < axes[1] % ndim \
-        else normalize_axes(axes, ndim, "np.linalg.norm")[::-1]
-    if ord in (None, "fro"):
-        out = sqrt_zero_grad_at_zero(sum(x * x, axis=(row, col), keepdims=keepdims))
-    elif ord in (1, -1, np.inf, -np.inf):
-        magnitude = elementwise("abs", x)
-        summed_axis, extreme_axis = (row, col) if ord in (1, -1) else (col, row)
-        sums = sum(magnitude, axis=summed_axis, keepdims=True)
-        pick = amax if ord > 0 else amin
-        out = pick(sums, axis=extreme_axis, keepdims=True)
-        if not keepdims:
-            out = out.squeeze(axis=(row, col))
-    else:
-        raise UnsupportedOperationError(
-            f"np.linalg.norm(x, ord={ord!r}) of a matrix is the "
-            f"{'spectral' if ord in (2, -2) else 'nuclear' if ord == 'nuc' else 'requested'} "
-            "norm, which needs singular values: workbench tracing does not support it. Use "
-            "ord=None/'fro' (Frobenius), 1 or inf, or compute it from an eigen-decomposition "
-            "outside the traced function")
-    return out
+    return norms.linalg_norm(x, ord, axis, keepdims)
 
 
 def _cumsum(x, axis=None, dtype=None, out=None):

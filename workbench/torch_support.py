@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import array_api, tracing
+from . import array_api, norms, tracing
 from .errors import UnsupportedOperationError
 from .ops import OPS, TORCH_FUNCTIONS
 
@@ -57,32 +57,23 @@ def _div(a, b, *, rounding_mode=None, out=None):
 
 
 def _norm(x, p="fro", dim=None, keepdim=False, out=None, dtype=None):
-    """torch.norm: as torch computes it, the *vector* p-norm over ``dim`` (all elements when
-    None) for every number p and for 'fro'; 'nuc' and other matrix norms are refused."""
-    if isinstance(p, str) and p != "fro":
-        raise UnsupportedOperationError(f"torch.norm(x, p={p!r}) needs singular values, which "
-                                        "workbench tracing does not support")
-    return _vector_norm(x, 2 if p in ("fro", None) else p, dim, keepdim, out=out, dtype=dtype)
+    """torch.norm (:mod:`workbench.norms`)."""
+    _refuse_keywords("norm", {"out": out} if out is not None else {})
+    result = norms.torch_norm(x, p, dim, keepdim)
+    return result if dtype is None else _to(result, dtype)
 
 
 def _linalg_norm(x, ord=None, dim=None, keepdim=False, *, out=None, dtype=None):
-    """torch.linalg.norm: numpy's rules (a vector or matrix norm by the number of dims)."""
+    """torch.linalg.norm (:mod:`workbench.norms`)."""
     _refuse_keywords("linalg.norm", {"out": out} if out is not None else {})
-    result = array_api._linalg_norm(x, ord, dim if dim is None or np.ndim(dim) == 0
-                                    else tuple(dim), keepdim)
+    result = norms.torch_linalg_norm(x, ord, dim, keepdim)
     return result if dtype is None else _to(result, dtype)
 
 
 def _vector_norm(x, ord=2, dim=None, keepdim=False, *, out=None, dtype=None):
-    """torch.linalg.vector_norm: the vector ord-norm over ``dim`` (all elements when None)."""
+    """torch.linalg.vector_norm (:mod:`workbench.norms`)."""
     _refuse_keywords("linalg.vector_norm", {"out": out} if out is not None else {})
-    if dim is None:
-        result = array_api.vector_norm(x.reshape(-1), ord, None, False, "torch.linalg.vector_norm")
-        if keepdim:
-            result = result.reshape((1,) * x.ndim)
-    else:
-        result = array_api.vector_norm(x, ord, dim if np.ndim(dim) == 0 else tuple(dim), keepdim,
-                                       "torch.linalg.vector_norm")
+    result = norms.torch_vector_norm(x, ord, dim, keepdim)
     return result if dtype is None else _to(result, dtype)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import norms
 from ..ops import OPS, TORCH_FUNCTIONS
 from . import traced as T
 from .graph import NotArrayLevel
@@ -539,6 +540,15 @@ def _identity(x, *args, memory_format=None, **kwargs):
     return _traced_arg(x)
 
 
+def _norm_handler(norm: Callable) -> Callable:
+    """A torch norm (:mod:`workbench.norms`, shared with the element level) of a traced value."""
+    def run(x, *args, out=None, dtype=None, **kwargs):
+        _no("norm", out=(out, None), dtype=(dtype, None))
+        return norm(_traced_arg(x), *args, **kwargs)
+
+    return run
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "sum": _sum, "mean": _mean,
     "amax": _extreme("amax"), "amin": _extreme("amin"),
@@ -570,6 +580,8 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "numel": lambda x: _traced_arg(x).size, "size": _size,
     "__len__": lambda x: len(_traced_arg(x)),
     "zeros_like": _like(0.0), "ones_like": _like(1.0), "full_like": _like(None),
+    "norm": _norm_handler(norms.torch_norm), "linalg_norm": _norm_handler(norms.torch_linalg_norm),
+    "linalg_vector_norm": _norm_handler(norms.torch_vector_norm),
 }
 
 # Elementwise handlers: mixed float dtypes follow torch's promotion (``torch_float_dtype``).

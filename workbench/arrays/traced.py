@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import norms
 from ..ops import NUMPY_UFUNCS, OPS
 from ..tracing import grad_enabled, gradients_recorded
 from . import rules
@@ -831,6 +832,8 @@ _FUNCTIONS = {
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
     np.var: _var, np.std: _std, np.take_along_axis: take_along_axis,
+    np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: norms.linalg_norm(
+        _traced(x), ord, axis, keepdims),
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),
     np.shape: lambda x: _traced(x).shape, np.ndim: lambda x: _traced(x).ndim,
     np.size: lambda x, axis=None: _traced(x).size if axis is None else _traced(x).shape[axis],
