@@ -198,3 +198,13 @@ def test_rows_and_drawing_show_the_shape_of_every_array_row():
     assert [n["shape"] for n in view.to_json()["nodes"]] == [list(np.shape(v)) for v in expected]
     svg = view.svg()
     assert svg.count(">64×8<") == 3 and ">20×8<" in svg and ">8<" in svg
+
+
+def test_torch_data_arguments_are_shown_by_name():
+    torch = pytest.importorskip("torch")
+    weights = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    data = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=torch.float64)
+    view = wb.backprop(lambda w, X: torch.tanh(X @ w).sum(), weights, data)
+    operands = [r[2] for r in view.rows()]
+    assert any(o.startswith("X(3x2)") for o in operands), operands
+    assert not any("const(3x2)" in o for o in operands)

@@ -103,6 +103,12 @@ class Entry:
         return f"Entry(#{self.index} {self.op}({inputs}) shape={np.shape(self.value)})"
 
 
+def _memory_key(value: Any) -> tuple:
+    """Where an array's elements are, and how they are laid out (equal for views alike)."""
+    array = np.asarray(value)
+    return (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+
+
 class Tape:
     """The rows of one run, in order. Print it, show it in Jupyter, or export it with ``to_json``."""
 
@@ -124,8 +130,9 @@ class Tape:
         self.torch_style = False  # inputs were torch tensors: x.std() means torch's (unbiased)
         # The backward pass step by step, only inside recording_steps() (for teaching views).
         self.steps: list[Step] | None = [] if _record_steps else None
-        # id(array) -> (array, name): data arrays the views show by name (see name_data).
-        self.data_names: dict[int, tuple[Any, str]] = {}
+        # memory key -> (array, name): data arrays the views show by name (see name_data); the
+        # array is kept so its memory is not reused while the tape lives.
+        self.data_names: dict[tuple, tuple[Any, str]] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -142,13 +149,14 @@ class Tape:
 
     def name_data(self, value: Any, name: str) -> None:
         """Show the constant operand ``value`` (a data array the function was given) as ``name``
-        in the views, instead of its shape."""
-        self.data_names[id(value)] = (value, name)
+        in the views, instead of its shape. Known by its memory, so the numpy view torch code
+        reaches the tape through (a new array object each time) is found too."""
+        self.data_names[_memory_key(value)] = (value, name)
 
     def data_name(self, value: Any) -> str:
         """The name given to ``value`` by :meth:`name_data`, or ""."""
-        found = self.data_names.get(id(value))
-        return found[1] if found is not None and found[0] is value else ""
+        found = self.data_names.get(_memory_key(value))
+        return found[1] if found is not None else ""
 
     def record(self, op: str, value: Any, parents: tuple, args: tuple, params: dict,
                label: str = "") -> TapeArray:

@@ -66,6 +66,8 @@ def backprop(f: Callable, *args: Any, argnums: int | tuple[int, ...] = 0,
     with recording_steps():
         tape = record(f, *args, argnums=argnums, **kwargs)
     for pos, (name, arg) in enumerate(zip(names, args)):
+        if type(arg).__module__.startswith("torch") and hasattr(arg, "detach"):
+            arg = arg.detach().cpu().numpy()  # the tape sees torch data as numpy views of it
         if pos not in positions and isinstance(arg, np.ndarray) and arg.ndim > 0:
             tape.name_data(arg, name)
     return BackpropView(tape, function_name(f), [names[p] for p in positions])
