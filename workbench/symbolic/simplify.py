@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
@@ -319,6 +320,18 @@ _FOLLOW_UPS: list[tuple[str, Callable | None]] = [
 ]
 
 
+def _attempt(rewrite: Callable, expr: Any) -> Any:
+    """``rewrite(expr)``, one optional pass, or None where SymPy fails inside it (or ``expr`` is
+    None): the other passes go on. Seen: mpmath's PSLQ asserting inside ``sympy.simplify`` at
+    a random test point. The deadline's ``_OutOfTime`` is a BaseException and passes."""
+    if expr is None:
+        return None
+    try:
+        return rewrite(expr)
+    except (Exception, RecursionError):  # noqa: BLE001 - any failure of an optional pass
+        return None
+
+
 def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> Simplified:
     """The shortest equal form of ``expr`` found within the budgets (see the module docstring)."""
     max_ops = config.simplify_max_ops if max_ops is None else max_ops
@@ -348,12 +361,14 @@ def simplify(expr, max_ops: int | None = None, seconds: float | None = None) -> 
         tried: set = set()  # candidates already followed up (passes often agree)
         for name, rewrite in _PASSES:
             for source in {base} if name in _EXPENSIVE else {base, best}:
-                candidate = drop_singular_masks(rewrite(source))
-                if candidate in tried:
+                candidate = _attempt(drop_singular_masks, _attempt(rewrite, source))
+                if candidate is None or candidate in tried:
                     continue
                 tried.add(candidate)
                 for extra_name, extra in _FOLLOW_UPS:
-                    form = candidate if extra is None else extra(candidate)
+                    form = candidate if extra is None else _attempt(extra, candidate)
+                    if form is None:
+                        continue
                     form_size = size(form)
                     if form_size < best_size:
                         best, best_size, method = form, form_size, name + extra_name
