@@ -448,9 +448,8 @@ def textbook_form(expr, seconds: float | None = None):
     def search() -> None:  # the rewrites, under the deadline
         nonlocal best, best_size
         for rewrite in _TEXTBOOK_REWRITES:
-            try:
-                candidate = rewrite(expr)
-            except (ValueError, TypeError, NotImplementedError, sympy.PolynomialError):
+            candidate = _attempt(rewrite, expr)
+            if candidate is None:
                 continue  # SymPy could not rewrite this one: the other candidates stand
             candidate_size = size(candidate)
             if (candidate != expr and fraction_depth(candidate) < depth
