@@ -155,8 +155,8 @@ def test_float32_is_computed_in_float64_and_rounded_once():
 
 
 @pytest.mark.parametrize("program", [
-    lambda x: np.flip(x) @ x,                      # np.flip: element level only, for now
-    lambda x: np.roll(x, 1) @ x,                   # a function the array level does not trace
+    lambda x: np.cumsum(x) @ x,                    # cumsum: element level only, for now
+    lambda x: x.prod() * x.sum(),                  # a function the array level does not trace
     lambda x: np.cumsum(x).sum() + x.prod(),
 ])
 def test_what_the_array_level_cannot_trace_runs_element_by_element(program):
@@ -229,3 +229,27 @@ def test_norms_are_array_level_and_match_torch(name):
 def test_matrix_norms_that_need_singular_values_are_still_refused_by_name():
     with pytest.raises(wb.UnsupportedOperationError, match="spectral"):
         wb.grad(lambda x: np.linalg.norm(x, ord=2))(NORM_X)
+
+
+REORDERINGS = {  # numpy spelling, torch spelling (given torch)
+    "flip all": (lambda x: (np.flip(x) * x ** 2).sum(),
+                 lambda t: lambda x: (t.flip(x, (0, 1)) * x ** 2).sum()),
+    "flip axis": (lambda x: (np.flip(x, 1) * x).sum(), lambda t: lambda x: (x.flip(1) * x).sum()),
+    "roll axis": (lambda x: (np.roll(x, 2, axis=1) * x).sum(),
+                  lambda t: lambda x: (t.roll(x, 2, 1) * x).sum()),
+    "roll flattened": (lambda x: (np.roll(x, -5) * x ** 3).sum(),
+                       lambda t: lambda x: (x.roll(-5) * x ** 3).sum()),
+    "roll two axes": (lambda x: (np.roll(x, (1, 3), axis=(0, 1)) * x).sum(),
+                      lambda t: lambda x: (t.roll(x, (1, 3), (0, 1)) * x).sum()),
+}
+
+
+@pytest.mark.parametrize("name", list(REORDERINGS))
+def test_flip_and_roll_are_array_level_and_match_torch(name):
+    torch = require("torch")
+    numpy_fn, torch_fn = REORDERINGS[name][0], REORDERINGS[name][1](torch)
+    expected = torch.func.grad(torch_fn)(torch.tensor(NORM_X)).numpy()
+    for fn, x in ((numpy_fn, NORM_X), (torch_fn, torch.tensor(NORM_X))):
+        grad = wb.grad(fn)
+        np.testing.assert_allclose(np.asarray(grad(x)), expected, rtol=1e-12, atol=1e-15)
+        assert the_entry(grad).array_level, grad.__wb_staged__.element_only

@@ -334,6 +334,7 @@ NUMPY_CASES = {
     "expand_dims squeeze": lambda xp, x: xp.squeeze(xp.expand_dims(x, 1), axis=1),
     "broadcast_to": lambda xp, x: xp.broadcast_to(x[0], (2, 4)),
     "flip axis": lambda xp, x: xp.flip(x, axis=1) * x,
+    "flip all axes, roll flattened": lambda xp, x: xp.flip(x) * xp.roll(x, -5) ** 2,
     "roll shift axis": lambda xp, x: xp.roll(x, 2, axis=1) * x,
     "tile": lambda xp, x: xp.tile(x, (2, 1)),
     "repeat axis": lambda xp, x: xp.repeat(x, 2, axis=0),

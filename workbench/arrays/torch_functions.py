@@ -580,6 +580,8 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "numel": lambda x: _traced_arg(x).size, "size": _size,
     "__len__": lambda x: len(_traced_arg(x)),
     "zeros_like": _like(0.0), "ones_like": _like(1.0), "full_like": _like(None),
+    "flip": lambda x, *dims: T.flip(_traced_arg(x), _sizes(dims)),
+    "roll": lambda x, shifts, dims=None: T.roll(_traced_arg(x), shifts, dims),
     "norm": _norm_handler(norms.torch_norm), "linalg_norm": _norm_handler(norms.torch_linalg_norm),
     "linalg_vector_norm": _norm_handler(norms.torch_vector_norm),
 }

@@ -563,6 +563,35 @@ def transpose(x, axes=None):
     return ArrayTraced(x.graph, rules.transpose(x.graph, x.node, perm), x.dtype)
 
 
+def flip(x, axis=None):
+    """``np.flip``: a reversing slice on each axis (an index op; its adjoint scatters back)."""
+    x = _traced(x)
+    axes = rules.normalize_axes(axis, x.ndim)
+    return x[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim))]
+
+
+def roll(x, shift, axis=None):
+    """``np.roll``: a gather by the rotated positions along each axis (flattened for None)."""
+    x = _traced(x)
+    if axis is None:
+        return reshape(roll(reshape(x, (-1,)), shift, 0), x.shape)
+    shifts = (shift,) if np.ndim(shift) == 0 else tuple(shift)
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    if len(shifts) == 1:
+        shifts = shifts * len(axes)
+    if len(axes) == 1 and len(shifts) > 1:
+        axes = axes * len(shifts)
+    if len(shifts) != len(axes) or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                                       for s in shifts):
+        raise NotArrayLevel("np.roll shifts")
+    for s, a in zip(shifts, axes):
+        (a,) = rules.normalize_axes(a, x.ndim)
+        n = x.shape[a]
+        if n and int(s) % n:
+            x = x[(slice(None),) * a + ((np.arange(n) - int(s)) % n,)]
+    return x
+
+
 def swapaxes(x, a, b):
     x = _traced(x)
     perm = list(range(x.ndim))
@@ -832,6 +861,7 @@ _FUNCTIONS = {
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
     np.var: _var, np.std: _std, np.take_along_axis: take_along_axis,
+    np.flip: flip, np.roll: roll,
     np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: norms.linalg_norm(
         _traced(x), ord, axis, keepdims),
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),
