@@ -155,8 +155,8 @@ def test_float32_is_computed_in_float64_and_rounded_once():
 
 
 @pytest.mark.parametrize("program", [
-    lambda x: np.cumsum(x) @ x,                    # cumsum: element level only, for now
-    lambda x: x.prod() * x.sum(),                  # a function the array level does not trace
+    lambda x: x.prod() * x.sum(),                  # prod: element level only, for now
+    lambda x: np.trace(np.outer(x, x)) * x.sum(),  # a function the array level does not trace
     lambda x: np.cumsum(x).sum() + x.prod(),
 ])
 def test_what_the_array_level_cannot_trace_runs_element_by_element(program):
@@ -241,11 +241,15 @@ REORDERINGS = {  # numpy spelling, torch spelling (given torch)
                        lambda t: lambda x: (x.roll(-5) * x ** 3).sum()),
     "roll two axes": (lambda x: (np.roll(x, (1, 3), axis=(0, 1)) * x).sum(),
                       lambda t: lambda x: (t.roll(x, (1, 3), (0, 1)) * x).sum()),
+    "cumsum axis": (lambda x: (np.cumsum(x, axis=1) ** 2).sum(),
+                    lambda t: lambda x: (t.cumsum(x, 1) ** 2).sum()),
+    "cumsum flattened": (lambda x: (np.cumsum(x) * np.tanh(x.ravel())).sum(),
+                         lambda t: lambda x: (x.reshape(-1).cumsum(0) * t.tanh(x.reshape(-1))).sum()),
 }
 
 
 @pytest.mark.parametrize("name", list(REORDERINGS))
-def test_flip_and_roll_are_array_level_and_match_torch(name):
+def test_flip_roll_and_cumsum_are_array_level_and_match_torch(name):
     torch = require("torch")
     numpy_fn, torch_fn = REORDERINGS[name][0], REORDERINGS[name][1](torch)
     expected = torch.func.grad(torch_fn)(torch.tensor(NORM_X)).numpy()

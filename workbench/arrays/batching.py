@@ -107,6 +107,8 @@ class Batch:
             return rules.cast(g, x, params[0])
         if op in ("index", "index_add"):
             return self._index(node, x, xb, rest)
+        if op == "cumsum":
+            return rules.cumsum(g, x, params[0] + 1)
         if op == "concatenate":
             parts = [b if is_batched else rules.broadcast_to(g, b, (self.size,) + g.shape(b))
                      for b, is_batched in args]

@@ -245,6 +245,18 @@ def _index_add_vjp(g: ArrayGraph, node: int, ct: int):
     return (index(g, ct, template, arrays),) + (None,) * len(arrays)
 
 
+def cumsum(g: ArrayGraph, x: int, axis: int) -> int:
+    """Running sums along ``axis``."""
+    return g.emit("cumsum", (x,), (axis,))
+
+
+def _cumsum_vjp(g: ArrayGraph, node: int, ct: int):
+    """The adjoint of running sums is running sums from the other end: flip, cumsum, flip."""
+    (axis,) = g.params[node]
+    reverse = (("s", None, None, None),) * axis + (("s", None, None, -1),)
+    return (index(g, cumsum(g, index(g, ct, reverse), axis), reverse),)
+
+
 def concatenate(g: ArrayGraph, xs: Sequence[int], axis: int) -> int:
     if len(xs) == 1:
         return xs[0]
@@ -382,9 +394,11 @@ RULES.update({
     "concatenate": Rule(lambda a, p: f"_np.concatenate(({''.join(x + ', ' for x in a)}), "
                                      f"axis={p[0]})", _concatenate_vjp),
     "einsum": Rule(_einsum_code, _einsum_vjp),
+    "cumsum": Rule(lambda a, p: f"_np.cumsum({a[0]}, axis={p[0]})", _cumsum_vjp),
     "cast": Rule(lambda a, p: f"_np.asarray({a[0]}).astype({p[0]!r})", None, differentiable=False),
 })
 
-__all__ = ["IndexLayout", "broadcast_to", "cast", "code_of", "concatenate", "contract", "index",
+__all__ = ["IndexLayout", "broadcast_to", "cast", "code_of", "concatenate", "contract", "cumsum",
+           "index",
            "index_add", "keep_shape", "normalize_axes", "reduce_extreme", "reduce_sum", "reshape",
            "transpose", "unbroadcast"]

@@ -582,6 +582,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "zeros_like": _like(0.0), "ones_like": _like(1.0), "full_like": _like(None),
     "flip": lambda x, *dims: T.flip(_traced_arg(x), _sizes(dims)),
     "roll": lambda x, shifts, dims=None: T.roll(_traced_arg(x), shifts, dims),
+    "cumsum": lambda x, dim, *, dtype=None, out=None: T.cumsum(_traced_arg(x), dim, dtype, out),
     "norm": _norm_handler(norms.torch_norm), "linalg_norm": _norm_handler(norms.torch_linalg_norm),
     "linalg_vector_norm": _norm_handler(norms.torch_vector_norm),
 }

@@ -352,6 +352,10 @@ class ArrayTraced:
         return _reduce("sum", self, axis, keepdims, dtype, other)
 
     @_torch_meaning_for_torch_inputs
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return cumsum(self, axis, dtype, out)
+
+    @_torch_meaning_for_torch_inputs
     def mean(self, axis=None, keepdims=False, dtype=None, **other):
         return _mean(self, axis, keepdims, dtype, other)
 
@@ -561,6 +565,19 @@ def transpose(x, axes=None):
     if sorted(perm) != list(range(x.ndim)):
         raise NotArrayLevel("transpose axes")
     return ArrayTraced(x.graph, rules.transpose(x.graph, x.node, perm), x.dtype)
+
+
+def cumsum(x, axis=None, dtype=None, out=None):
+    """``np.cumsum``: running sums along ``axis`` (of the flattened array for None)."""
+    if dtype is not None or out is not None:
+        raise NotArrayLevel("cumsum with dtype= or out=")
+    x = _traced(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    (axis,) = rules.normalize_axes(axis, x.ndim)
+    dtype = np.zeros(0, x.dtype).cumsum().dtype if x.dtype.kind in "biu" else x.dtype
+    source = rules.cast(x.graph, x.node, "float64") if x.dtype == np.bool_ else x.node
+    return _wrap(x.graph, rules.cumsum(x.graph, source, axis), dtype)
 
 
 def flip(x, axis=None):
@@ -861,7 +878,7 @@ _FUNCTIONS = {
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
     np.var: _var, np.std: _std, np.take_along_axis: take_along_axis,
-    np.flip: flip, np.roll: roll,
+    np.flip: flip, np.roll: roll, np.cumsum: cumsum,
     np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: norms.linalg_norm(
         _traced(x), ord, axis, keepdims),
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),

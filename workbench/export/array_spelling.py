@@ -318,6 +318,7 @@ _TORCH_RULES: dict[str, Callable[[list[str], tuple], str]] = {
     "index_add": _torch_index_add,
     "concatenate": lambda a, p: f"torch.cat(({''.join(x + ', ' for x in a)}), dim={p[0]})",
     "einsum": _einsum,
+    "cumsum": lambda a, p: f"torch.cumsum({a[0]}, dim={p[0]})",
     "cast": lambda a, p: f"{a[0]}.to({'dtype' if p[0].startswith('float') else 'torch.' + p[0]})",
 }
 
