@@ -155,9 +155,9 @@ def test_float32_is_computed_in_float64_and_rounded_once():
 
 
 @pytest.mark.parametrize("program", [
-    lambda x: x.prod() * x.sum(),                  # prod: element level only, for now
+    lambda x: np.vdot(x, x) * x.sum(),             # vdot: element level only, for now
     lambda x: np.trace(np.outer(x, x)) * x.sum(),  # a function the array level does not trace
-    lambda x: np.cumsum(x).sum() + x.prod(),
+    lambda x: np.tile(x, 2) @ np.repeat(x, 2),
 ])
 def test_what_the_array_level_cannot_trace_runs_element_by_element(program):
     x = np.array([0.3, -0.7, 1.1])
@@ -245,11 +245,18 @@ REORDERINGS = {  # numpy spelling, torch spelling (given torch)
                     lambda t: lambda x: (t.cumsum(x, 1) ** 2).sum()),
     "cumsum flattened": (lambda x: (np.cumsum(x) * np.tanh(x.ravel())).sum(),
                          lambda t: lambda x: (x.reshape(-1).cumsum(0) * t.tanh(x.reshape(-1))).sum()),
+    # NORM_X has a row of zeros: the gradient of a product there is the product of the others
+    "prod rows, zeros": (lambda x: (np.prod(x + 0.5 * (x > 1), axis=1) ** 2).sum(),
+                         lambda t: lambda x: (t.prod(x + 0.5 * (x > 1), 1) ** 2).sum()),
+    "prod of everything, odd length": (lambda x: np.prod(x[:, :3] + 1.0),
+                                       lambda t: lambda x: t.prod(x[:, :3] + 1.0)),
+    "prod keepdims": (lambda x: (x.prod(axis=0, keepdims=True) * x).sum(),
+                      lambda t: lambda x: (x.prod(0, keepdim=True) * x).sum()),
 }
 
 
 @pytest.mark.parametrize("name", list(REORDERINGS))
-def test_flip_roll_and_cumsum_are_array_level_and_match_torch(name):
+def test_flip_roll_cumsum_and_prod_are_array_level_and_match_torch(name):
     torch = require("torch")
     numpy_fn, torch_fn = REORDERINGS[name][0], REORDERINGS[name][1](torch)
     expected = torch.func.grad(torch_fn)(torch.tensor(NORM_X)).numpy()

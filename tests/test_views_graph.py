@@ -459,15 +459,15 @@ def test_array_graph_svg_shows_shapes_and_escapes_labels():
 
 def test_functions_the_array_level_cannot_trace_keep_the_element_graph():
     x = np.array([0.5, 1.5, 2.0])
-    doc = wb.graph(lambda x: np.prod(x) * x[0], x).to_json()  # prod: element level only
+    doc = wb.graph(lambda x: np.vdot(x, x) * x[0], x).to_json()  # vdot: element level only
     _validate(doc)
     assert "level" not in doc
     assert [n["label"] for n in doc["nodes"] if n["op"] == "input"] == ["x_0", "x_1", "x_2"]
-    # d/dx_j (x_0 * prod_i x_i) = x_0 * prod / x_j, plus prod for j = 0
-    expected = x[0] * np.prod(x) / x + np.array([np.prod(x), 0.0, 0.0])
+    # d/dx_j (x_0 * sum_i x_i^2) = 2 x_0 x_j, plus sum_i x_i^2 for j = 0
+    expected = 2 * x[0] * x + np.array([np.sum(x * x), 0.0, 0.0])
     assert [n["adjoint"] for n in doc["nodes"] if n["op"] == "input"] == pytest.approx(expected)
     with pytest.raises(wb.UnsupportedOperationError, match="level='arrays'"):
-        wb.graph(lambda x: np.prod(x) * x[0], x, level="arrays")
+        wb.graph(lambda x: np.vdot(x, x) * x[0], x, level="arrays")
     with pytest.raises(wb.InputTypeError, match="level must be one of"):
         wb.graph(np.sin, 0.5, level="array")
     # scalars stay at element level, and level="arrays" draws them as 0-d arrays

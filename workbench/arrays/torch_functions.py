@@ -583,6 +583,8 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "flip": lambda x, *dims: T.flip(_traced_arg(x), _sizes(dims)),
     "roll": lambda x, shifts, dims=None: T.roll(_traced_arg(x), shifts, dims),
     "cumsum": lambda x, dim, *, dtype=None, out=None: T.cumsum(_traced_arg(x), dim, dtype, out),
+    "prod": lambda x, dim=None, keepdim=False, *, dtype=None, out=None: T.prod(
+        _traced_arg(x), dim, keepdim, dtype, out),
     "norm": _norm_handler(norms.torch_norm), "linalg_norm": _norm_handler(norms.torch_linalg_norm),
     "linalg_vector_norm": _norm_handler(norms.torch_vector_norm),
 }

@@ -356,6 +356,10 @@ class ArrayTraced:
         return cumsum(self, axis, dtype, out)
 
     @_torch_meaning_for_torch_inputs
+    def prod(self, axis=None, keepdims=False, dtype=None, out=None, **other):
+        return prod(self, axis, keepdims, dtype, out, **other)
+
+    @_torch_meaning_for_torch_inputs
     def mean(self, axis=None, keepdims=False, dtype=None, **other):
         return _mean(self, axis, keepdims, dtype, other)
 
@@ -578,6 +582,32 @@ def cumsum(x, axis=None, dtype=None, out=None):
     dtype = np.zeros(0, x.dtype).cumsum().dtype if x.dtype.kind in "biu" else x.dtype
     source = rules.cast(x.graph, x.node, "float64") if x.dtype == np.bool_ else x.node
     return _wrap(x.graph, rules.cumsum(x.graph, source, axis), dtype)
+
+
+def prod(x, axis=None, keepdims=False, dtype=None, out=None, **other):
+    """``np.prod``: the reduced axes moved last and flattened, then halved by multiplying the
+    even and odd entries, log2(n) times. Only multiplications: the gradient is the product of
+    the other entries, exact at zeros (torch's), where prod/x would give nan."""
+    if dtype is not None or out is not None or other:
+        raise NotArrayLevel("prod with dtype=, out= or other options")
+    x = _traced(x)
+    axes = rules.normalize_axes(axis, x.ndim)
+    kept = [i for i in range(x.ndim) if i not in axes]
+    result_dtype = np.zeros(0, x.dtype).prod().dtype if x.dtype.kind in "biu" else x.dtype
+    out_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape)) if keepdims else \
+        tuple(x.shape[i] for i in kept)
+    n = math.prod(x.shape[i] for i in axes)
+    if n == 0:
+        return _wrap(x.graph, x.graph.const(np.ones(out_shape)), result_dtype)
+    if x.dtype == np.bool_:
+        x = astype(x, np.float64)
+    rows = reshape(transpose(x, tuple(kept) + tuple(axes)), tuple(x.shape[i] for i in kept) + (n,))
+    while rows.shape[-1] > 1:
+        if rows.shape[-1] % 2:  # an odd length: a trailing 1 leaves the product as it is
+            rows = concatenate([rows, np.ones(rows.shape[:-1] + (1,))], axis=-1)
+        rows = rows[..., ::2] * rows[..., 1::2]
+    result = reshape(rows, out_shape)
+    return _wrap(result.graph, result.node, result_dtype)
 
 
 def flip(x, axis=None):
@@ -878,7 +908,7 @@ _FUNCTIONS = {
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
     np.var: _var, np.std: _std, np.take_along_axis: take_along_axis,
-    np.flip: flip, np.roll: roll, np.cumsum: cumsum,
+    np.flip: flip, np.roll: roll, np.cumsum: cumsum, np.prod: prod,
     np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: norms.linalg_norm(
         _traced(x), ord, axis, keepdims),
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),
