@@ -154,10 +154,16 @@ def test_float32_is_computed_in_float64_and_rounded_once():
     np.testing.assert_array_equal(g, (np.sin(x64) + x64 * np.cos(x64)).astype(np.float32))
 
 
+def _scaled_copy(x):
+    y = x.copy()
+    y[0] = y[0] * 3.0
+    return (y * x).sum()
+
+
 @pytest.mark.parametrize("program", [
-    lambda x: np.vdot(x, x) * x.sum(),             # vdot: element level only, for now
-    lambda x: np.trace(np.outer(x, x)) * x.sum(),  # a function the array level does not trace
-    lambda x: np.tile(x, 2) @ np.repeat(x, 2),
+    _scaled_copy,                                  # a write into an array: element level only
+    lambda x: (x * x).sum() * np.all(x < 3.0),     # np.all: element level only, for now
+    lambda x: x @ x * np.any(x > 1.0),
 ])
 def test_what_the_array_level_cannot_trace_runs_element_by_element(program):
     x = np.array([0.3, -0.7, 1.1])
@@ -264,3 +270,27 @@ def test_flip_roll_cumsum_and_prod_are_array_level_and_match_torch(name):
         grad = wb.grad(fn)
         np.testing.assert_allclose(np.asarray(grad(x)), expected, rtol=1e-12, atol=1e-15)
         assert the_entry(grad).array_level, grad.__wb_staged__.element_only
+
+
+COMPOSED = {  # numpy functions the array level writes with its other ops (arrays/compositions.py)
+    "hstack vstack column_stack": lambda xp, x: (xp.hstack([x, x]) ** 2).sum()
+    + (xp.vstack([x[0], x[1] ** 2]) * 2.0).sum() + xp.column_stack([x[0], xp.sin(x[1])]).sum(),
+    "tile repeat": lambda xp, x: (xp.tile(x, (2, 1)) * xp.repeat(x, 2, axis=0)).sum()
+    + (xp.repeat(x, 3) ** 2).sum(),
+    "split array_split": lambda xp, x: sum((p ** 2).sum() * (k + 1) for k, p in enumerate(
+        xp.split(x, 2, axis=1) + xp.array_split(x, 3, axis=1))),
+    "diagonal trace vdot": lambda xp, x: xp.trace(x @ x.T, offset=1) + (xp.diagonal(x, 1) ** 3).sum()
+    + xp.vdot(x, xp.cos(x)),
+    "atleast copy": lambda xp, x: (xp.atleast_2d(x[0]) * xp.copy(x)).sum() + xp.atleast_1d(x[0, 0]).sum(),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSED))
+def test_composed_numpy_functions_are_array_level_and_match_jax(name):
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    fn = COMPOSED[name]
+    expected = np.asarray(jax.grad(lambda x: fn(jax.numpy, x))(NORM_X))
+    grad = wb.grad(lambda x: fn(np, x))
+    np.testing.assert_allclose(grad(NORM_X), expected, rtol=1e-12, atol=1e-14)
+    assert the_entry(grad).array_level, grad.__wb_staged__.element_only

@@ -12,6 +12,8 @@ one node per *array* operation (``v7 = v3 @ v5.T``):
 * ``batching``  -- ``vmap`` by rule: a traced per-example subgraph re-emitted with a batch axis;
 * ``codegen``   -- one numpy statement per op;
 * ``traced``    -- :class:`ArrayTraced`, the value user code sees (numpy protocols, methods);
+* ``compositions`` -- numpy functions written with the ops above (flip, roll, tile, repeat,
+  stacking and splitting, prod, diagonal...): no op of their own;
 * ``staging``   -- the top-level trace of a transform body and its compiled entry.
 
 A program that uses something this level does not handle raises :class:`NotArrayLevel` inside

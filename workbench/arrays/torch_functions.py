@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import norms
 from ..ops import OPS, TORCH_FUNCTIONS
+from . import compositions as C
 from . import traced as T
 from .graph import NotArrayLevel
 from .torch_tensor import unwrap
@@ -580,10 +581,10 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "numel": lambda x: _traced_arg(x).size, "size": _size,
     "__len__": lambda x: len(_traced_arg(x)),
     "zeros_like": _like(0.0), "ones_like": _like(1.0), "full_like": _like(None),
-    "flip": lambda x, *dims: T.flip(_traced_arg(x), _sizes(dims)),
-    "roll": lambda x, shifts, dims=None: T.roll(_traced_arg(x), shifts, dims),
+    "flip": lambda x, *dims: C.flip(_traced_arg(x), _sizes(dims)),
+    "roll": lambda x, shifts, dims=None: C.roll(_traced_arg(x), shifts, dims),
     "cumsum": lambda x, dim, *, dtype=None, out=None: T.cumsum(_traced_arg(x), dim, dtype, out),
-    "prod": lambda x, dim=None, keepdim=False, *, dtype=None, out=None: T.prod(
+    "prod": lambda x, dim=None, keepdim=False, *, dtype=None, out=None: C.prod(
         _traced_arg(x), dim, keepdim, dtype, out),
     "norm": _norm_handler(norms.torch_norm), "linalg_norm": _norm_handler(norms.torch_linalg_norm),
     "linalg_vector_norm": _norm_handler(norms.torch_vector_norm),

@@ -357,6 +357,8 @@ class ArrayTraced:
 
     @_torch_meaning_for_torch_inputs
     def prod(self, axis=None, keepdims=False, dtype=None, out=None, **other):
+        from .compositions import prod
+
         return prod(self, axis, keepdims, dtype, out, **other)
 
     @_torch_meaning_for_torch_inputs
@@ -582,61 +584,6 @@ def cumsum(x, axis=None, dtype=None, out=None):
     dtype = np.zeros(0, x.dtype).cumsum().dtype if x.dtype.kind in "biu" else x.dtype
     source = rules.cast(x.graph, x.node, "float64") if x.dtype == np.bool_ else x.node
     return _wrap(x.graph, rules.cumsum(x.graph, source, axis), dtype)
-
-
-def prod(x, axis=None, keepdims=False, dtype=None, out=None, **other):
-    """``np.prod``: the reduced axes moved last and flattened, then halved by multiplying the
-    even and odd entries, log2(n) times. Only multiplications: the gradient is the product of
-    the other entries, exact at zeros (torch's), where prod/x would give nan."""
-    if dtype is not None or out is not None or other:
-        raise NotArrayLevel("prod with dtype=, out= or other options")
-    x = _traced(x)
-    axes = rules.normalize_axes(axis, x.ndim)
-    kept = [i for i in range(x.ndim) if i not in axes]
-    result_dtype = np.zeros(0, x.dtype).prod().dtype if x.dtype.kind in "biu" else x.dtype
-    out_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape)) if keepdims else \
-        tuple(x.shape[i] for i in kept)
-    n = math.prod(x.shape[i] for i in axes)
-    if n == 0:
-        return _wrap(x.graph, x.graph.const(np.ones(out_shape)), result_dtype)
-    if x.dtype == np.bool_:
-        x = astype(x, np.float64)
-    rows = reshape(transpose(x, tuple(kept) + tuple(axes)), tuple(x.shape[i] for i in kept) + (n,))
-    while rows.shape[-1] > 1:
-        if rows.shape[-1] % 2:  # an odd length: a trailing 1 leaves the product as it is
-            rows = concatenate([rows, np.ones(rows.shape[:-1] + (1,))], axis=-1)
-        rows = rows[..., ::2] * rows[..., 1::2]
-    result = reshape(rows, out_shape)
-    return _wrap(result.graph, result.node, result_dtype)
-
-
-def flip(x, axis=None):
-    """``np.flip``: a reversing slice on each axis (an index op; its adjoint scatters back)."""
-    x = _traced(x)
-    axes = rules.normalize_axes(axis, x.ndim)
-    return x[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(x.ndim))]
-
-
-def roll(x, shift, axis=None):
-    """``np.roll``: a gather by the rotated positions along each axis (flattened for None)."""
-    x = _traced(x)
-    if axis is None:
-        return reshape(roll(reshape(x, (-1,)), shift, 0), x.shape)
-    shifts = (shift,) if np.ndim(shift) == 0 else tuple(shift)
-    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
-    if len(shifts) == 1:
-        shifts = shifts * len(axes)
-    if len(axes) == 1 and len(shifts) > 1:
-        axes = axes * len(shifts)
-    if len(shifts) != len(axes) or any(isinstance(s, bool) or not isinstance(s, (int, np.integer))
-                                       for s in shifts):
-        raise NotArrayLevel("np.roll shifts")
-    for s, a in zip(shifts, axes):
-        (a,) = rules.normalize_axes(a, x.ndim)
-        n = x.shape[a]
-        if n and int(s) % n:
-            x = x[(slice(None),) * a + ((np.arange(n) - int(s)) % n,)]
-    return x
 
 
 def swapaxes(x, a, b):
@@ -908,10 +855,20 @@ _FUNCTIONS = {
     np.broadcast_to: broadcast_to, np.concatenate: concatenate, np.stack: stack,
     np.where: where, np.clip: clip, np.ravel: lambda x, order="C": reshape(x, (-1,), order),
     np.var: _var, np.std: _std, np.take_along_axis: take_along_axis,
-    np.flip: flip, np.roll: roll, np.cumsum: cumsum, np.prod: prod,
+    np.cumsum: cumsum, np.copy: lambda a, order="K", subok=False: _traced(a),
     np.linalg.norm: lambda x, ord=None, axis=None, keepdims=False: norms.linalg_norm(
         _traced(x), ord, axis, keepdims),
     np.zeros_like: _like(0.0), np.ones_like: _like(1.0),
     np.shape: lambda x: _traced(x).shape, np.ndim: lambda x: _traced(x).ndim,
     np.size: lambda x, axis=None: _traced(x).size if axis is None else _traced(x).shape[axis],
 }
+
+
+def _register_compositions() -> None:
+    """The numpy functions written with the ops above (``compositions``), in the same table."""
+    from .compositions import FUNCTIONS
+
+    _FUNCTIONS.update(FUNCTIONS)
+
+
+_register_compositions()
