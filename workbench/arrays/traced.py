@@ -141,15 +141,25 @@ def elementwise(name: str, *operands: Any) -> ArrayTraced:
     g = _graph_of(operands)
     nodes = [node_of(g, o) for o in operands]
     boolean = OPS[name].boolean if name in OPS else False
-    dtype = np.bool_ if boolean else result_dtype(*operands)
-    if name in _INTEGER_CLOSED:
-        dtypes = [_dtype_of(o) for o in operands]
-        typed = [d for d in dtypes if d is not None]
-        if typed and all(d.kind in "iu" for d in typed) and all(
-                d is not None or (isinstance(o, (int, np.integer)) and not isinstance(o, bool))
-                for d, o in zip(dtypes, operands)):
-            dtype = np.result_type(*typed)
+    dtype = np.bool_ if boolean else \
+        (name in _INTEGER_CLOSED and _integer_result(operands)) or result_dtype(*operands)
     return _wrap(g, g.apply(name, *nodes), dtype)
+
+
+def _integer_result(operands: tuple) -> np.dtype | None:
+    """numpy's integer result dtype when every operand is an integer (array or Python int),
+    else None (decided at the first operand that is not)."""
+    dtypes = []
+    for o in operands:
+        d = _dtype_of(o)
+        if d is None:
+            if isinstance(o, bool) or not isinstance(o, (int, np.integer)):
+                return None
+        elif d.kind not in "iu":
+            return None
+        else:
+            dtypes.append(d)
+    return np.result_type(*dtypes) if dtypes else None
 
 
 def _torch_meaning_for_torch_inputs(numpy_method):

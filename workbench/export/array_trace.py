@@ -35,6 +35,7 @@ from ..arrays.graph import ArrayGraph, NotArrayLevel
 from ..arrays.staging import ArrayEntry, dynamic_integers, out_of_memory, trace_arrays, wants_arrays
 from ..arrays.transforms import gradient_body
 from ..errors import BudgetExceededError
+from ..transforms.staging import _leaf_kind
 from .program import identifier
 
 
@@ -71,22 +72,6 @@ class ArrayTrace:
 def _is_torch(x: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _kind(leaf: Any) -> str:
-    """'f': a float input; 'i': integer or bool data (an input where the check allows); 's':
-    anything else, fixed at its example value."""
-    if isinstance(leaf, bool):
-        return "s"
-    if isinstance(leaf, (float, np.floating)):
-        return "f"
-    if _is_torch(leaf):
-        kind = "f" if leaf.is_floating_point() else "i"
-        return kind if kind == "f" or leaf.dim() else "s"
-    if isinstance(leaf, np.ndarray) and leaf.dtype.kind in "fiub":
-        kind = "f" if leaf.dtype.kind == "f" else "i"
-        return kind if kind == "f" or leaf.ndim else "s"
-    return "s"
 
 
 def _numeric(leaf: Any) -> Any:
@@ -147,12 +132,13 @@ def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | t
     except (NotArrayLevel, Exception) as error:
         return _refused(why, str(error))
     labels = [_access(n, p) for n, ps in zip(names, paths) for p in ps]  # p['0.weight']
-    kinds = [_kind(leaf) for leaf in leaves]
+    # float inputs as staging.trace_arrays decides them, so the input nodes line up with them
+    floats = [_leaf_kind(leaf) == "f" for leaf in leaves]
     numeric = [_numeric(leaf) for leaf in leaves]
     if not wants_arrays(numeric):
         return _refused(why, "no argument holds a float array: it exports functions of arrays")
     for j in _leaf_range(per_arg, positions):
-        if kinds[j] != "f":
+        if not floats[j]:
             return _refused(why, f"{labels[j]} is of type {type(leaves[j]).__name__}, not a "
                                  "float or a float array")
     several = isinstance(argnums, tuple)
@@ -178,7 +164,7 @@ def trace_gradient(func: Callable, example_args: Sequence[Any], argnums: int | t
         raise out_of_memory("while tracing for export") from None
     except (NotArrayLevel, Exception) as error:  # the element export traces it (or words
         return _refused(why, f"{type(error).__name__}: {error}")  # the error)
-    return _array_trace(display_name(func), names, per_arg, labels, kinds, entry, integers,
+    return _array_trace(display_name(func), names, per_arg, labels, floats, entry, integers,
                         positions, several, taken)
 
 
@@ -217,7 +203,7 @@ def _leaf_range(per_arg: list, positions: Sequence[int]) -> list[int]:
     return [j for k in positions for j in range(starts[k], starts[k + 1])]
 
 
-def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], kinds: list[str],
+def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], floats: list[bool],
                  entry: ArrayEntry, integers: frozenset[int], positions: Sequence[int],
                  several: bool, taken: set[str]) -> ArrayTrace:
     params, arguments, static = [], [], []
@@ -226,16 +212,16 @@ def _array_trace(name: str, names: list[str], per_arg: list, labels: list[str], 
     for k, (leaves, _tree) in enumerate(per_arg):
         used = False
         for _leaf in leaves:
-            kind, label, is_input = kinds[j], labels[j], kinds[j] == "f" or j in integers
+            label, is_float = labels[j], floats[j]
             j += 1
-            if not is_input:
+            if not is_float and j - 1 not in integers:
                 continue
             node = next(nodes)
             local = names[k]
             if label != local:  # a leaf of a container: p['0.weight'] is read into p_0_weight
                 local = identifier(re.sub(r"\W+", "_", label).strip("_"), taken)
                 taken.add(local)
-            params.append(Param(local, label, node, integer=kind != "f"))
+            params.append(Param(local, label, node, integer=not is_float))
             used = True
         (arguments if used else static).append(names[k])
     outputs = iter(entry.outputs)
